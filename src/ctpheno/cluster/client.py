@@ -1,0 +1,90 @@
+"""Create the Dask client described by :class:`~ctpheno.config.ClusterConfig`.
+
+``local`` starts a LocalCluster; ``address`` connects to a running
+``dask scheduler``; ``slurm|pbs|sge|lsf`` build a dask-jobqueue cluster and
+``kubernetes`` a dask-kubernetes KubeCluster (optional extra ``[cluster]``);
+``synchronous`` runs everything in this process with no Dask at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import dask
+
+from ..config.common import ClusterConfig
+from ..errors import ConfigError, MissingExtraError
+
+log = logging.getLogger(__name__)
+
+JOBQUEUE_CLASSES = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster"}
+
+
+def make_jobqueue_cluster(cfg: ClusterConfig) -> Any:
+    """Build (but do not scale) the dask-jobqueue cluster for ``cfg.kind``."""
+    try:
+        import dask_jobqueue
+    except ImportError as err:  # pragma: no cover - extra missing
+        raise MissingExtraError("dask-jobqueue", "cluster", f"cluster kind {cfg.kind!r}") from err
+    cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[cfg.kind])
+    kwargs = {"cores": cfg.threads_per_worker, "processes": 1, "memory": cfg.memory_limit, **cfg.jobqueue}
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"cluster.jobqueue: {err}; see the dask-jobqueue docs for {cls.__name__}") from None
+
+
+def jobqueue_script(cfg: ClusterConfig) -> str:
+    """The batch script the scheduler would submit for one worker job (for review and tests)."""
+    cluster = make_jobqueue_cluster(cfg)
+    try:
+        return cluster.job_script()
+    finally:
+        cluster.close()
+
+
+@contextmanager
+def open_client(cfg: ClusterConfig) -> Iterator[Any]:
+    """Yield a ``distributed.Client`` (or ``None`` for ``kind: synchronous``) and clean up after."""
+    if cfg.kind == "synchronous":
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    overrides = {"distributed.scheduler.allowed-failures": max(cfg.retries, 0),
+                 "distributed.worker.memory.terminate": 0.95}
+    with dask.config.set(overrides):
+        cluster = None
+        if cfg.kind == "local":
+            cluster = LocalCluster(n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker,
+                                   memory_limit=cfg.memory_limit, processes=cfg.processes,
+                                   dashboard_address=":0" if cfg.dashboard else None,
+                                   host="127.0.0.1")
+            client = Client(cluster)
+        elif cfg.kind == "address":
+            if not cfg.address:
+                raise ConfigError("cluster.kind is 'address' but cluster.address is empty; "
+                                  "give the scheduler address, e.g. tcp://127.0.0.1:8786")
+            client = Client(cfg.address, timeout="30s")
+        elif cfg.kind in JOBQUEUE_CLASSES:
+            cluster = make_jobqueue_cluster(cfg)
+            cluster.scale(jobs=cfg.n_workers)
+            client = Client(cluster)
+        elif cfg.kind == "kubernetes":
+            try:
+                from dask_kubernetes.operator import KubeCluster
+            except ImportError as err:  # pragma: no cover - extra missing
+                raise MissingExtraError("dask-kubernetes", "cluster", "cluster kind 'kubernetes'") from err
+            cluster = KubeCluster(**{"n_workers": cfg.n_workers, **cfg.kubernetes})
+            client = Client(cluster)
+        else:  # pragma: no cover - Literal prevents this
+            raise ConfigError(f"unknown cluster.kind {cfg.kind!r}")
+        log.info("Dask client: %s", client)
+        try:
+            yield client
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()

@@ -1,0 +1,135 @@
+"""Typed configuration: strict pydantic models loaded from YAML.
+
+Every model derives from :class:`StrictModel` (frozen, ``extra="forbid"``), so
+an unknown key, a wrong type or an out-of-range value fails *before any work
+starts* with a :class:`~ctpheno.errors.ConfigError` that names the file, the
+key path and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: immutable, unknown keys rejected, docstrings as field docs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True,
+                              validate_default=True)
+
+
+def _loc(loc: tuple[Any, ...], prefix: str) -> str:
+    parts = [prefix] if prefix else []
+    parts += [str(p) for p in loc if not (isinstance(p, str) and p.startswith(("function-", "literal[")))]
+    return ".".join(parts) or "<top level>"
+
+
+def format_validation_error(err: ValidationError, *, source: str, prefix: str = "") -> str:
+    """Turn a pydantic error into lines naming file, key path, problem and allowed values."""
+    lines = [f"invalid configuration in {source}:"]
+    for e in err.errors():
+        where = _loc(tuple(e["loc"]), prefix)
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            lines.append(f"  - {where}: unknown key {str(e['loc'][-1])!r} (check the spelling; "
+                         f"allowed keys are listed in the documentation of this section)")
+            continue
+        msg = e["msg"]
+        ctx = e.get("ctx") or {}
+        if "expected" in ctx:
+            msg += f" (allowed: {ctx['expected']})"
+        lines.append(f"  - {where}: {msg}; got {e.get('input')!r}")
+    return "\n".join(lines)
+
+
+def _allowed_keys_hint(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    cur: Any = model
+    for part in loc[:-1]:
+        if not (isinstance(cur, type) and issubclass(cur, BaseModel)) or part not in cur.model_fields:
+            return None
+        ann = cur.model_fields[part].annotation
+        cur = ann
+    if isinstance(cur, type) and issubclass(cur, BaseModel):
+        return sorted(cur.model_fields)
+    return None
+
+
+def validate_model(model: type[M], data: Any, *, source: str, prefix: str = "") -> M:
+    """Validate ``data`` into ``model`` or raise :class:`ConfigError` with a readable message."""
+    if data is None:
+        data = {}
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        msg = format_validation_error(err, source=source, prefix=prefix)
+        hints = []
+        for e in err.errors():
+            if e["type"] == "extra_forbidden":
+                allowed = _allowed_keys_hint(model, tuple(e["loc"]))
+                if allowed:
+                    hints.append(f"    allowed keys at {_loc(tuple(e['loc'][:-1]), prefix)}: {', '.join(allowed)}")
+        raise ConfigError("\n".join([msg, *hints])) from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or non-mapping gives a ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"configuration file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"configuration file {path} must hold a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def load_model(model: type[M], path: str | Path, *, prefix: str = "") -> M:
+    """Load one YAML file into ``model``."""
+    return validate_model(model, read_yaml(path), source=str(path), prefix=prefix)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``section.key=value`` (value as YAML) into a key path and value."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, _, raw = text.partition("=")
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({err})") from None
+    return path, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Return a copy of ``data`` with ``--set a.b=c`` overrides applied (validated later)."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        cur = out
+        for p in path[:-1]:
+            nxt = cur.get(p)
+            if nxt is None:
+                nxt = {}
+                cur[p] = nxt
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {text!r}: {p!r} is not a section")
+            cur = nxt
+        cur[path[-1]] = value
+    return out

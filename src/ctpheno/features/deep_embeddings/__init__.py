@@ -1,0 +1,1 @@
+"""3D CNN embeddings: self-supervised encoder, pretrained I3ResNet, user checkpoints."""

@@ -1,0 +1,108 @@
+"""Layout of a ctpheno work directory — a public contract.
+
+Users' scripts read these paths; every stage reads and writes through
+:class:`WorkDir` rather than building paths by hand::
+
+    <workdir>/
+      manifest.parquet            ingest: one row per discovered series (schema MANIFEST)
+      clinical.parquet            ingest: validated clinical table, pseudonymised ids
+      failures.parquet            every stage: per-scan failures (schema FAILURES)
+      volumes/<scan_id>.zarr      preprocess: image / labels / zones arrays + geometry attrs
+      qc/<scan_id>.png            preprocess: QC montage
+      qc/qc.parquet               preprocess: QC numbers (schema QC)
+      features/qct.parquet        features: QCT metrics, long by region (schema QCT)
+      features/radiomics.parquet  features: PyRadiomics, wide (scan_id, region, original_*...)
+      features/embeddings.parquet embed: CNN embeddings (scan_id, region, model, emb_000...)
+      models/                     train: fitted models, CV tables, cluster assignments
+      report/index.html           eval: self-contained HTML report
+      runs/<run_id>/              config.resolved.yaml, versions.json, run.log
+      parts/<stage>/<scan_id>.parquet   per-scan partial tables (consolidated into the above)
+      state/<stage>/<scan_id>.json      completion markers (input+config hash) for resume
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class WorkDir:
+    """Paths inside one work directory (nothing is created until asked)."""
+
+    root: Path
+
+    def __init__(self, root: str | Path) -> None:
+        object.__setattr__(self, "root", Path(root))
+
+    # tables
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.parquet"
+
+    @property
+    def clinical(self) -> Path:
+        return self.root / "clinical.parquet"
+
+    @property
+    def failures(self) -> Path:
+        return self.root / "failures.parquet"
+
+    @property
+    def qc_table(self) -> Path:
+        return self.root / "qc" / "qc.parquet"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.root / "features"
+
+    @property
+    def qct(self) -> Path:
+        return self.features_dir / "qct.parquet"
+
+    @property
+    def radiomics(self) -> Path:
+        return self.features_dir / "radiomics.parquet"
+
+    @property
+    def embeddings(self) -> Path:
+        return self.features_dir / "embeddings.parquet"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    @property
+    def report(self) -> Path:
+        return self.report_dir / "index.html"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    # per-scan artifacts
+    def volume(self, scan_id: str) -> Path:
+        return self.root / "volumes" / f"{scan_id}.zarr"
+
+    def qc_png(self, scan_id: str) -> Path:
+        return self.root / "qc" / f"{scan_id}.png"
+
+    def part(self, stage: str, scan_id: str) -> Path:
+        return self.root / "parts" / stage / f"{scan_id}.parquet"
+
+    def parts_dir(self, stage: str) -> Path:
+        return self.root / "parts" / stage
+
+    def marker(self, stage: str, scan_id: str) -> Path:
+        return self.root / "state" / stage / f"{scan_id}.json"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    def ensure(self) -> "WorkDir":
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self

@@ -1,0 +1,192 @@
+"""Schemas of every Parquet table ctpheno writes — the one place they live.
+
+Each :class:`TableSchema` lists required columns with dtype, unit and meaning.
+Wide tables (radiomics, embeddings) also allow extra columns matching a
+prefix. Stages call :func:`TableSchema.validate` before writing, so a table on
+disk always matches what is documented here (and in ``docs/methodology.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Column:
+    dtype: str
+    """pandas dtype family: 'string', 'int', 'float', 'bool', 'datetime'."""
+    doc: str
+    unit: str = ""
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    name: str
+    columns: dict[str, Column]
+    key: tuple[str, ...] = ()
+    extra_prefixes: tuple[str, ...] = ()
+    """Extra columns are allowed only if they start with one of these (empty: any extra allowed if None)."""
+    allow_any_extra: bool = False
+    doc: str = ""
+
+    def validate(self, df: pd.DataFrame, *, where: str = "") -> pd.DataFrame:
+        """Check required columns, dtypes and key uniqueness; return ``df`` unchanged."""
+        ctx = f" in {where}" if where else ""
+        missing = [c for c in self.columns if c not in df.columns]
+        if missing:
+            raise ValueError(f"table {self.name!r}{ctx} is missing columns {missing}")
+        if not self.allow_any_extra:
+            extra = [c for c in df.columns if c not in self.columns
+                     and not any(str(c).startswith(p) for p in self.extra_prefixes)]
+            if extra:
+                raise ValueError(f"table {self.name!r}{ctx} has undocumented columns {extra}; "
+                                 f"add them to ctpheno.io.schemas.{self.name.upper()}")
+        for name, col in self.columns.items():
+            s = df[name]
+            if not col.nullable and s.isna().any():
+                raise ValueError(f"column {name!r} of table {self.name!r}{ctx} has missing values")
+            if s.isna().all():
+                continue
+            ok = {
+                "string": lambda x: pd.api.types.is_string_dtype(x) or pd.api.types.is_object_dtype(x),
+                "int": pd.api.types.is_integer_dtype,
+                "float": lambda x: pd.api.types.is_float_dtype(x) or pd.api.types.is_integer_dtype(x),
+                "bool": pd.api.types.is_bool_dtype,
+                "datetime": pd.api.types.is_datetime64_any_dtype,
+                "any": lambda x: True,
+            }[col.dtype](s)
+            if not ok:
+                raise ValueError(f"column {name!r} of table {self.name!r}{ctx} should be {col.dtype}, "
+                                 f"got {s.dtype}")
+        if self.key and len(df) and df.duplicated(list(self.key)).any():
+            dup = df[df.duplicated(list(self.key), keep=False)][list(self.key)].head(5)
+            raise ValueError(f"table {self.name!r}{ctx} has duplicate keys {self.key}: "
+                             f"{dup.to_dict('records')}")
+        return df
+
+    def empty(self) -> pd.DataFrame:
+        conv = {"string": "string", "int": "Int64", "float": "float64", "bool": "boolean",
+                "datetime": "datetime64[ns]", "any": "object"}
+        return pd.DataFrame({n: pd.Series(dtype=conv[c.dtype]) for n, c in self.columns.items()})
+
+    def markdown(self) -> str:
+        rows = [f"### `{self.name}`\n", self.doc + "\n" if self.doc else "",
+                "| column | dtype | unit | meaning |", "|---|---|---|---|"]
+        rows += [f"| `{n}` | {c.dtype} | {c.unit} | {c.doc} |" for n, c in self.columns.items()]
+        if self.extra_prefixes:
+            rows.append(f"| `{'`, `'.join(p + '*' for p in self.extra_prefixes)}` | float | | feature columns |")
+        return "\n".join(rows) + "\n"
+
+
+S, I, F, B = "string", "int", "float", "bool"
+
+FAILURES = TableSchema(
+    "failures",
+    {
+        "scan_id": Column(S, "pseudonymous scan id (or the input path's hash when no id exists yet)", nullable=False),
+        "stage": Column(S, "pipeline stage that failed", nullable=False),
+        "error_type": Column(S, "exception class name", nullable=False),
+        "message": Column(S, "error message (names the file/problem; PHI-free)"),
+        "source": Column(S, "input file or folder the failure concerns (relative, PHI-free)"),
+        "attempts": Column(I, "number of attempts made"),
+        "timestamp": Column(S, "ISO-8601 UTC time of the failure"),
+    },
+    key=("scan_id", "stage"),
+    doc="One row per (scan, stage) that failed in the latest run of that stage.",
+)
+
+MANIFEST = TableSchema(
+    "manifest",
+    {
+        "scan_id": Column(S, "pseudonymous series id (HMAC of the SeriesInstanceUID or file path)", nullable=False),
+        "subject_id": Column(S, "pseudonymous subject id (HMAC of PatientID)", nullable=False),
+        "study_id": Column(S, "pseudonymous study id"),
+        "series_id": Column(S, "pseudonymous series id within the study"),
+        "format": Column(S, "dicom | nifti | nrrd | mha"),
+        "modality": Column(S, "DICOM Modality (CT, MR, ...)"),
+        "image_type": Column(S, "DICOM ImageType joined with '\\'"),
+        "body_part": Column(S, "BodyPartExamined"),
+        "kernel": Column(S, "ConvolutionKernel"),
+        "manufacturer": Column(S, "Manufacturer"),
+        "slice_thickness_mm": Column(F, "SliceThickness", "mm"),
+        "spacing_z_mm": Column(F, "slice spacing from ImagePositionPatient", "mm"),
+        "spacing_y_mm": Column(F, "row spacing", "mm"),
+        "spacing_x_mm": Column(F, "column spacing", "mm"),
+        "size_z": Column(I, "number of slices"),
+        "size_y": Column(I, "rows"),
+        "size_x": Column(I, "columns"),
+        "n_files": Column(I, "number of files in the series"),
+        "orientation": Column(S, "axial | coronal | sagittal | oblique"),
+        "contrast": Column(B, "ContrastBolusAgent present"),
+        "acquisition_offset_days": Column(F, "days from the subject's first study (dates are never stored)", "days"),
+        "source": Column(S, "input paths (folder or file), relative to the ingest root"),
+        "usable": Column(B, "passes every validation rule", nullable=False),
+        "selected": Column(B, "the series chosen for analysis in its study"),
+        "reasons": Column(S, "semicolon-separated reason codes (see ctpheno.ingest.reasons)"),
+    },
+    key=("scan_id",),
+    doc="One row per discovered series or volume file.",
+    allow_any_extra=True,
+)
+
+QC = TableSchema(
+    "qc",
+    {
+        "scan_id": Column(S, "scan id", nullable=False),
+        "lung_volume_ml": Column(F, "total lung volume (labels 1+2)", "mL"),
+        "right_volume_ml": Column(F, "right lung volume", "mL"),
+        "left_volume_ml": Column(F, "left lung volume", "mL"),
+        "left_right_ratio": Column(F, "left / right lung volume"),
+        "frac_above_minus500": Column(F, "fraction of lung-mask voxels above -500 HU"),
+        "both_lungs_found": Column(B, "both lungs present"),
+        "covers_apex": Column(B, "lung mask does not touch the top slice"),
+        "covers_base": Column(B, "lung mask does not touch the bottom slice"),
+        "flags": Column(S, "semicolon-separated QC flags (empty = plausible)"),
+    },
+    key=("scan_id",),
+    allow_any_extra=True,
+)
+
+QCT = TableSchema(
+    "qct",
+    {
+        "scan_id": Column(S, "scan id", nullable=False),
+        "region": Column(S, "whole | right | left | upper | middle | lower (zones of both lungs)", nullable=False),
+        "lung_volume_ml": Column(F, "region volume", "mL"),
+        "mld_hu": Column(F, "mean lung density", "HU"),
+        "laa950_pct": Column(F, "% voxels <= -950 HU", "%"),
+        "laa910_pct": Column(F, "% voxels <= -910 HU", "%"),
+        "laa856_pct": Column(F, "% voxels <= -856 HU (expiratory threshold)", "%"),
+        "perc15_hu": Column(F, "15th percentile of the HU histogram", "HU"),
+        "perc10_hu": Column(F, "10th percentile of the HU histogram", "HU"),
+    },
+    key=("scan_id", "region"),
+    allow_any_extra=True,
+    doc="QCT metrics per scan and region (COPDGene/CIP definitions); more metric columns may follow.",
+)
+
+RADIOMICS = TableSchema(
+    "radiomics",
+    {"scan_id": Column(S, "scan id", nullable=False), "region": Column(S, "region name", nullable=False)},
+    key=("scan_id", "region"),
+    extra_prefixes=("original_", "wavelet", "log-sigma", "square", "squareroot", "logarithm",
+                    "exponential", "gradient", "lbp-"),
+    doc="PyRadiomics features, wide; column names are PyRadiomics' own.",
+)
+
+EMBEDDINGS = TableSchema(
+    "embeddings",
+    {
+        "scan_id": Column(S, "scan id", nullable=False),
+        "region": Column(S, "whole | upper | middle | lower", nullable=False),
+        "model": Column(S, "encoder name", nullable=False),
+    },
+    key=("scan_id", "region", "model"),
+    extra_prefixes=("emb_",),
+    doc="CNN embeddings, wide (emb_000 ...).",
+)
+
+ALL_SCHEMAS = {s.name: s for s in (FAILURES, MANIFEST, QC, QCT, RADIOMICS, EMBEDDINGS)}
