@@ -1,0 +1,33 @@
+"""Ingest configuration (owned by ctpheno.ingest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import Field, PositiveFloat, PositiveInt, confloat, conint
+
+from .base import StrictModel
+
+
+class IngestConfig(StrictModel):
+    """Discovery, validation and selection of series (``ctpheno ingest``)."""
+
+    min_slices: PositiveInt = 30
+    """Series with fewer slices are rejected (reason ``too_few_slices``)."""
+    spacing_tolerance: confloat(gt=0, lt=1) = 0.1
+    """Relative tolerance on slice spacing before a series is flagged non-uniform / missing slices."""
+    max_tilt_deg: confloat(ge=0, le=45) = 1.0
+    """Gantry tilt / obliquity above this (degrees) is rejected."""
+    selection: Literal["thinnest_lung_kernel", "thinnest", "most_slices", "all"] = "thinnest_lung_kernel"
+    """Rule picking the series to analyse in each study."""
+    lung_kernels: list[str] = Field(default_factory=lambda: [
+        "B45", "B46", "B50", "B60", "B70", "I50", "I70", "BR60", "BL57", "LUNG", "BONE", "D", "YA", "YB",
+        "FC51", "FC52", "FC53", "FC55", "FC56", "L", "SHARP"])
+    """Kernel names (prefix match, case-insensitive) counted as lung/sharp kernels."""
+    clinical_id_column: str = "subject_id"
+    """Column of the clinical table holding the subject identifier (raw; pseudonymised on ingest)."""
+    write_pseudonym_map: bool = False
+    """Write ``pseudonym_map.csv`` (raw id -> pseudonym) with 0600 permissions, outside the artifacts."""
+    dataset: Literal["generic", "nlst", "copdgene", "lidc-idri", "synthetic"] = "generic"
+    """Dataset preset (folder layout / id conventions)."""
