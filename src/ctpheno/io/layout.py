@@ -5,6 +5,7 @@ Users' scripts read these paths; every stage reads and writes through
 
     <workdir>/
       manifest.parquet            ingest: one row per discovered series (schema MANIFEST)
+      ingest/sources.parquet      ingest: scan_id -> file list (the only place raw paths live; mode 0600)
       clinical.parquet            ingest: validated clinical table, pseudonymised ids
       failures.parquet            every stage: per-scan failures (schema FAILURES)
       volumes/<scan_id>.zarr      preprocess: image / labels / zones arrays + geometry attrs
@@ -39,6 +40,11 @@ class WorkDir:
     @property
     def manifest(self) -> Path:
         return self.root / "manifest.parquet"
+
+    @property
+    def sources(self) -> Path:
+        """Ingest's private index of input files per scan (raw paths may contain identifiers)."""
+        return self.root / "ingest" / "sources.parquet"
 
     @property
     def clinical(self) -> Path:

@@ -132,6 +132,18 @@ MANIFEST = TableSchema(
     allow_any_extra=True,
 )
 
+SOURCES = TableSchema(
+    "sources",
+    {
+        "scan_id": Column(S, "scan id (as in the manifest)", nullable=False),
+        "format": Column(S, "dicom | nifti | nrrd | mha", nullable=False),
+        "paths": Column("any", "list of absolute file paths or URLs making up the scan (DICOM: one per slice)"),
+    },
+    key=("scan_id",),
+    doc="Ingest's private index of where each scan's files are; written with 0600 permissions because "
+        "archive paths often contain patient identifiers. Readers take `paths` and `format`.",
+)
+
 QC = TableSchema(
     "qc",
     {
@@ -189,4 +201,4 @@ EMBEDDINGS = TableSchema(
     doc="CNN embeddings, wide (emb_000 ...).",
 )
 
-ALL_SCHEMAS = {s.name: s for s in (FAILURES, MANIFEST, QC, QCT, RADIOMICS, EMBEDDINGS)}
+ALL_SCHEMAS = {s.name: s for s in (FAILURES, MANIFEST, SOURCES, QC, QCT, RADIOMICS, EMBEDDINGS)}
