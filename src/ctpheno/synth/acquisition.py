@@ -60,6 +60,9 @@ def sample_acquisition(rng: np.random.Generator, *, size: str, kernel: str, fram
         mz = int(math.ceil(nz / kz))
         model_shape = (mz, 128, 128)
         model_sp = (nz * dz / mz, sxy * n_xy / 128, sxy * n_xy / 128)
+    # pixel sizes on a 1/512 mm grid and positions on a 1/64 mm grid: exact in float32 (NIfTI)
+    # and in the decimal strings of DICOM, so volumes agree to the last bit across formats
+    sxy = round(sxy * 512.0) / 512.0
     x_c = float(rng.uniform(-10.0, 10.0))
     y_c = 0.5 * (y_lo + y_hi)
     # physical centre of voxel 0 of the output grid, in phantom coordinates
@@ -75,10 +78,11 @@ def sample_acquisition(rng: np.random.Generator, *, size: str, kernel: str, fram
     noise_hu = sigma_ref * (0.49 / (sxy * sxy * dz)) ** 0.4
     # scanner position of the phantom frame: isocentre at the FOV centre, table at some z
     shift = (-x_c, -y_c, float(np.round(rng.uniform(-450.0, -150.0), 1)))
+    origin = tuple(round((o + d) * 64.0) / 64.0 for o, d in zip((o_x, o_y, o_z), shift))
     fov_padding = manufacturer.startswith("GE") and bool(rng.random() < 0.5)
     return {
         "shape": (nz, n_xy, n_xy), "spacing_mm": spacing,
-        "origin_mm": (o_x + shift[0], o_y + shift[1], o_z + shift[2]),
+        "origin_mm": origin,
         "phantom_to_physical_mm": shift,
         "model_shape": model_shape, "model_spacing_mm": model_sp, "model_origin_mm": m_org,
         "slice_thickness_mm": dz, "manufacturer": manufacturer, "scanner_model": model,
@@ -86,7 +90,6 @@ def sample_acquisition(rng: np.random.Generator, *, size: str, kernel: str, fram
         "noise_sigma_ref_hu": sigma_ref, "noise_hu": float(noise_hu),
         "psf_fwhm_mm": max(1.2 if kernel == "smooth" else 0.8, sxy),
         "noise_corr_vox": 0.9 if kernel == "smooth" else 0.45,
-        "rescale_intercept": int(rng.choice([-1024, 0])),
         "fov_padding": fov_padding,
     }
 

@@ -43,15 +43,15 @@ def sample_anatomy(rng: np.random.Generator) -> dict[str, float]:
         "lung_height_mm": u(225.0, 285.0),
         "recess_depth_mm": u(45.0, 70.0),
         "left_dome_drop_mm": u(8.0, 25.0),
-        "apex_curvature_mm": u(95.0, 140.0),
-        "mediastinum_post_mm": u(22.0, 30.0),
+        "apex_curvature_mm": u(90.0, 125.0),
+        "mediastinum_post_mm": u(18.0, 26.0),
         "mediastinum_ant_mm": float(rng.choice([0.0, 0.0, u(3.0, 8.0), u(8.0, 16.0)])),
         "hilum_bulge_mm": u(10.0, 22.0),
         "heart_x_mm": u(18.0, 35.0),
-        "heart_rx_mm": u(55.0, 70.0),
+        "heart_rx_mm": u(60.0, 75.0),
         "heart_ry_mm": u(45.0, 58.0),
         "heart_rz_mm": u(50.0, 62.0),
-        "heart_z_mm": u(25.0, 45.0),
+        "heart_z_mm": u(18.0, 30.0),
         "trachea_r_mm": u(7.0, 10.0),
         "carina_below_apex_mm": u(70.0, 95.0),
         "stomach_gas_frac": u(0.25, 0.65),
@@ -114,9 +114,9 @@ def diaphragm_z(X: FloatArray, Y: FloatArray, p: dict[str, Any], f: Frame) -> Fl
 
 def apex_z(X: FloatArray, Y: FloatArray, p: dict[str, Any], f: Frame) -> FloatArray:
     """Upper lung surface: a dome over each hemithorax (narrow apex, wide base)."""
-    xa = 0.42 * f.ac
-    r2 = ((np.abs(X) - xa) / (0.55 * f.ac)) ** 2 + ((Y - (f.yc + 0.15 * f.bc)) / (0.75 * f.bc)) ** 2
-    return (f.z_apex - p["apex_curvature_mm"] * r2).astype(np.float32)
+    xa = 0.40 * f.ac
+    r2 = ((np.abs(X) - xa) / (0.64 * f.ac)) ** 2 + ((Y - (f.yc + 0.2 * f.bc)) / (0.95 * f.bc)) ** 2
+    return (f.z_apex - p["apex_curvature_mm"] * r2 ** 1.2).astype(np.float32)
 
 
 def mediastinum_half_width(Y: FloatArray, Z: FloatArray, p: dict[str, Any], f: Frame) -> FloatArray:

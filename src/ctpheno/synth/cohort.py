@@ -129,13 +129,15 @@ def render_subject(task: ScanTask) -> pd.DataFrame:
                       emphysema_fraction=float(inp["emphysema_fraction"]),
                       airway_wall_mm=float(inp["airway_wall_mm"]), kernel=inp["kernel"])
     prm = ph.params
+    # both storage conventions in every cohort: even subjects -1024/1, odd subjects 0/1
+    intercept = -1024 if int(inp["index"]) % 2 == 0 else 0
     token = opaque_name(inp["seed"], inp["index"], inp["subject_id"])
     if inp["fmt"] == "dicom":
         rel = Path("images") / token
         tmp = out / "images" / f".{token}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         write_dicom_series(ph.image, tmp, patient=inp["patient"], uid_entropy=f"ctpheno-synth/{inp['seed']}/{inp['index']}",
-                           rescale_intercept=int(prm["rescale_intercept"]), manufacturer=prm["manufacturer"],
+                           rescale_intercept=intercept, manufacturer=prm["manufacturer"],
                            scanner_model=prm["scanner_model"], kernel_name=prm["kernel_name"],
                            slice_thickness_mm=float(prm["slice_thickness_mm"]),
                            study_date=date.fromisoformat(inp["study_date"]),
@@ -154,7 +156,7 @@ def render_subject(task: ScanTask) -> pd.DataFrame:
            "airway_wall_mm": float(inp["airway_wall_mm"]), **m,
            "emphysema_fraction_realised": float(prm["emphysema_fraction_realised"]), "kernel": inp["kernel"],
            "phantom_seed": int(inp["phantom_seed"]), "image_path": rel.as_posix(),
-           "rescale_intercept": int(prm["rescale_intercept"]), "slice_thickness_mm": float(prm["slice_thickness_mm"]),
+           "rescale_intercept": intercept, "slice_thickness_mm": float(prm["slice_thickness_mm"]),
            "noise_hu": float(prm["noise_hu"]), "manufacturer": prm["manufacturer"]}
     return pd.DataFrame([row], columns=TRUTH_COLUMNS)
 

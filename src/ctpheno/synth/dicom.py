@@ -106,7 +106,7 @@ def write_dicom_series(image: Volume, folder: Path, *, patient: dict[str, str], 
         ds.KVP = 120
         ds.SliceThickness = f"{slice_thickness_mm:g}"
         ds.SpacingBetweenSlices = f"{dz:g}"
-        ds.PixelSpacing = [f"{dy:.6g}", f"{dx:.6g}"]
+        ds.PixelSpacing = [f"{dy:.10g}", f"{dx:.10g}"]
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
         ds.ImagePositionPatient = [f"{ox:.6f}", f"{oy:.6f}", f"{oz + k * dz:.6f}"]
         ds.SliceLocation = f"{oz + k * dz:.6f}"

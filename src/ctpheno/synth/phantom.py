@@ -133,7 +133,9 @@ def make_phantom(*, seed: int, size: Size = "demo", subtype: Subtype = "centrilo
     sp_zyx = tuple(float(s) for s in msp)
     tex = (0.7 * smooth_noise(mshape, 1.5 / np.asarray(sp_zyx), rng)
            + 0.7 * smooth_noise(mshape, 5.0 / np.asarray(sp_zyx), rng)) * p["texture_hu"]
-    paren = p["parenchyma_hu"] + p["gravity_hu"] * (Y - frame.yc) / frame.bc + tex
+    # sub-resolution vessels: sparse bright dots (the peaks of a fine random field)
+    dots = np.clip(smooth_noise(mshape, 0.7 * 2.5 / np.asarray(sp_zyx), rng) - 2.0, 0.0, 1.5) * 260.0
+    paren = p["parenchyma_hu"] + p["gravity_hu"] * (Y - frame.yc) / frame.bc + tex + dots
     f = float(emphysema_fraction)
     if subtype == "panlobular":
         paren = paren - 60.0 * f * (1.0 - zone)
@@ -217,15 +219,15 @@ def _trees(p: dict[str, Any], fr: A.Frame, wall_mm: float,
         for direction, k in lobar:
             r0 = r_main * k
             airways += grow_tree(end, direction, radius_mm=r0, length_mm=r0 * 4.0, rng=rng, inside=in_lung,
-                                 min_radius_mm=0.9, max_generation=9, generation=2, length_per_radius=5.5,
+                                 min_radius_mm=1.2, max_generation=7, generation=2, length_per_radius=5.5,
                                  toward=toward)
             # the companion pulmonary artery, and a vein from the lower hilum
             a_start = end + np.array([side * 3.0, -6.0, 4.0])
             vessels += grow_tree(a_start, direction, radius_mm=r0 * 1.1, length_mm=r0 * 4.0, rng=rng,
-                                 inside=in_lung, min_radius_mm=0.55, max_generation=12, generation=2,
-                                 length_per_radius=7.5, toward=toward)
+                                 inside=in_lung, min_radius_mm=0.45, max_generation=13, generation=2,
+                                 length_per_radius=8.0, toward=toward)
             v_start = end + np.array([side * 6.0, 8.0, -22.0])
             vessels += grow_tree(v_start, direction + np.array([0.0, 0.3, -0.2]), radius_mm=r0 * 1.05,
-                                 length_mm=r0 * 4.0, rng=rng, inside=in_lung, min_radius_mm=0.55,
-                                 max_generation=12, generation=2, length_per_radius=7.5, toward=toward)
+                                 length_mm=r0 * 4.0, rng=rng, inside=in_lung, min_radius_mm=0.45,
+                                 max_generation=13, generation=2, length_per_radius=8.0, toward=toward)
     return airways, vessels

@@ -92,7 +92,7 @@ def rasterize(segments: list[Segment], cover: npt.NDArray[np.float32], *, origin
 
     ``cover`` is (nz, ny, nx); ``origin_mm`` and ``spacing_mm`` are in physical (X, Y, Z) order
     for an identity direction. Coverage ramps linearly over one voxel across the wall:
-    ``c = clip((r - d) / h + 0.5, 0, 1)`` with ``d`` the distance to the segment axis and
+    ``c = clip((r - d) / h + 0.5, 0, 1) * min(1, 2 r / h)`` with ``d`` the distance to the segment axis and
     ``h`` the mean voxel size.
     """
     org = np.asarray(origin_mm, float)
@@ -118,6 +118,7 @@ def rasterize(segments: list[Segment], cover: npt.NDArray[np.float32], *, origin
         dx, dy, dz = xs[None, None, :] - s.p0[0], ys[None, :, None] - s.p0[1], zs[:, None, None] - s.p0[2]
         t = np.clip((dx * v[0] + dy * v[1] + dz * v[2]) / vv, 0.0, 1.0)
         d2 = (dx - t * v[0]) ** 2 + (dy - t * v[1]) ** 2 + (dz - t * v[2]) ** 2
-        c = np.clip((r - np.sqrt(d2)) / h + 0.5, 0.0, 1.0).astype(np.float32)
+        # linear ramp across the wall; a sub-voxel tube fills only ~2r/h of the voxel
+        c = (np.clip((r - np.sqrt(d2)) / h + 0.5, 0.0, 1.0) * min(1.0, 2.0 * r / h)).astype(np.float32)
         view = cover[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]]
         np.maximum(view, c, out=view)

@@ -1,0 +1,24 @@
+"""A small synthetic cohort written once per test session (DICOM, seed 7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ctpheno.synth import write_cohort
+
+N_SUBJECTS = 5
+SEED = 7
+
+
+@pytest.fixture(scope="session")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "cohort"
+    return write_cohort(out, n=N_SUBJECTS, seed=SEED, size="demo", fmt="dicom")
+
+
+@pytest.fixture(scope="session")
+def truth(cohort: Path) -> pd.DataFrame:
+    return pd.read_parquet(cohort / "truth.parquet")
