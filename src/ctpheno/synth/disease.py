@@ -23,8 +23,8 @@ from scipy import ndimage as ndi
 SUBTYPES = ("none", "centrilobular", "panlobular", "paraseptal", "airway")
 
 # HU of emphysematous lung (before blur and noise) per subtype
-EMPHYSEMA_HU = {"none": -985.0, "centrilobular": -990.0, "panlobular": -972.0,
-                "paraseptal": -1000.0, "airway": -985.0}
+EMPHYSEMA_HU = {"none": -1000.0, "centrilobular": -1000.0, "panlobular": -992.0,
+                "paraseptal": -1008.0, "airway": -1000.0}
 
 
 def smooth_noise(shape: tuple[int, ...], sigma_vox: npt.ArrayLike, rng: np.random.Generator) -> npt.NDArray[np.float32]:

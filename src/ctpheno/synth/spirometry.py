@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 MODEL: dict[str, Any] = {
-    "fev1_pct_pred": {"beta0": 102.0, "beta_E_per_pct": 1.6, "beta_W_per_mm": 30.0, "sigma": 9.0,
+    "fev1_pct_pred": {"beta0": 102.0, "beta_E_per_pct": 1.6, "beta_W_per_mm": 30.0, "sigma": 12.0,
                       "clip": [12.0, 130.0]},
-    "fev1_fvc": {"gamma0": 0.79, "gamma_A_per_year": 0.002, "gamma_E": 0.95, "gamma_W_per_mm": 0.09,
+    "fev1_fvc": {"gamma0": 0.79, "gamma_A_per_year": 0.002, "gamma_E": 0.95, "gamma_W_per_mm": 0.05,
                  "sigma": 0.035, "clip": [0.25, 0.95]},
     "fev1_decline_ml_per_year": {"delta0": 22.0, "delta_E_per_pct": 0.9, "delta_W_per_mm": 25.0,
                                  "delta_P_per_pack_year": 0.3, "sigma": 12.0},

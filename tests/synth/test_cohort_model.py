@@ -1,0 +1,84 @@
+"""Cohort design and the spirometry generative model (documented in docs/synthetic_cohort.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import pearsonr
+
+from ctpheno.synth.cohort import plan_cohort, population_oracle_r2
+from ctpheno.synth.disease import SUBTYPES
+from ctpheno.synth.spirometry import MODEL, gold_stage, oracle_r2
+
+# population correlations documented in docs/synthetic_cohort.md (3000-subject plan, seed 1)
+DOCUMENTED_R = {("fev1_pct_pred", "emphysema_fraction"): -0.69, ("fev1_fvc", "emphysema_fraction"): -0.92,
+                ("fev1_pct_pred", "airway_wall_mm"): -0.38, ("fev1_decline_ml_per_year", "emphysema_fraction"): 0.58}
+
+
+@pytest.fixture(scope="module")
+def demo_plan() -> pd.DataFrame:
+    return plan_cohort(n=24, seed=7)  # what `make demo` generates
+
+
+def test_demo_cohort_covers_subtypes_and_gold(demo_plan: pd.DataFrame) -> None:
+    assert set(demo_plan.subtype) == set(SUBTYPES)
+    assert set(demo_plan.gold_stage) == {0, 1, 2, 3, 4}
+    assert demo_plan.subject_id.is_unique
+    assert demo_plan.emphysema_fraction.max() > 0.3 and demo_plan.emphysema_fraction.min() < 0.02
+    assert (demo_plan.loc[demo_plan.subtype == "airway", "airway_wall_mm"] >= 1.6).all()
+
+
+def test_gold_rules() -> None:
+    gold, prism = gold_stage(np.array([90, 85, 60, 40, 20, 70, 95]), np.array([0.75, 0.65, 0.6, 0.5, 0.3, 0.72, 0.69]))
+    assert gold.tolist() == [0, 1, 2, 3, 4, 0, 1]
+    assert prism.tolist() == [False, False, False, False, False, True, False]
+
+
+@pytest.mark.parametrize(("cols", "r_doc"), list(DOCUMENTED_R.items()))
+def test_documented_correlations(demo_plan: pd.DataFrame, cols: tuple[str, str], r_doc: float) -> None:
+    big = plan_cohort(n=3000, seed=1)
+    assert pearsonr(big[cols[0]], big[cols[1]])[0] == pytest.approx(r_doc, abs=0.03)
+    assert pearsonr(demo_plan[cols[0]], demo_plan[cols[1]])[0] == pytest.approx(r_doc, abs=0.25)
+
+
+def test_spirometry_coefficients_recovered() -> None:
+    """Least squares on a large plan recovers the documented FEV1 %pred coefficients."""
+    big = plan_cohort(n=3000, seed=3)
+    w = big.subtype.map(MODEL["subtype_weight_fev1"]).to_numpy()
+    keep = big.fev1_pct_pred.between(13, 129)  # away from the clip
+    X = np.column_stack([np.ones(len(big)), -w * 100 * big.emphysema_fraction, -(big.airway_wall_mm - 1.0)])[keep]
+    coef, *_ = np.linalg.lstsq(X, big.fev1_pct_pred[keep], rcond=None)
+    m = MODEL["fev1_pct_pred"]
+    assert coef[0] == pytest.approx(m["beta0"], abs=2.0)
+    assert coef[1] == pytest.approx(m["beta_E_per_pct"], rel=0.08)
+    assert coef[2] == pytest.approx(m["beta_W_per_mm"], rel=0.2)
+    resid = big.fev1_pct_pred[keep] - X @ coef
+    assert resid.std() == pytest.approx(m["sigma"], rel=0.1)
+
+
+def test_cohort_json_oracle_r2(cohort: Path) -> None:
+    meta = json.loads((cohort / "cohort.json").read_text())
+    clin = pd.read_csv(cohort / "clinical.csv", dtype={"subject_id": str})
+    truth = pd.read_parquet(cohort / "truth.parquet")
+    df = clin.merge(truth, on="subject_id")
+    r2 = oracle_r2(df.fev1_pct_pred.to_numpy(), df.emphysema_fraction.to_numpy(), df.airway_wall_mm.to_numpy(),
+                   df.subtype.to_numpy())
+    assert meta["oracle_r2_fev1_pct_pred"] == pytest.approx(r2, abs=0.01)  # clinical.csv rounds to 0.1
+    assert 0.6 < meta["oracle_r2_fev1_pct_pred_population"] < 0.9
+    assert meta["oracle_r2_fev1_pct_pred_population"] == pytest.approx(population_oracle_r2(m=20000, seed=7))
+    assert meta["seed"] == 7 and meta["n"] == len(df) and sum(meta["subtype_counts"].values()) == len(df)
+    assert meta["spirometry_model"] == json.loads(json.dumps(MODEL))
+
+
+def test_measured_laa_tracks_emphysema(cohort: Path, truth: pd.DataFrame) -> None:
+    """LAA-950 measured on the noisy image follows the latent emphysema fraction."""
+    smooth = truth[truth.kernel == "smooth"]
+    for row in truth.itertuples():
+        # partial volume at hole edges lowers LAA, noise (sharp kernels) raises it
+        assert 0.6 * 100 * row.emphysema_fraction - 1.0 < row.laa950_pct < 1.3 * 100 * row.emphysema_fraction + 8.0
+    if len(smooth) >= 3:
+        assert np.corrcoef(smooth.laa950_pct, smooth.emphysema_fraction)[0, 1] > 0.8
