@@ -219,7 +219,7 @@ def _trees(p: dict[str, Any], fr: A.Frame, wall_mm: float,
         for direction, k in lobar:
             r0 = r_main * k
             airways += grow_tree(end, direction, radius_mm=r0, length_mm=r0 * 4.0, rng=rng, inside=in_lung,
-                                 min_radius_mm=1.2, max_generation=7, generation=2, length_per_radius=5.5,
+                                 min_radius_mm=1.7, max_generation=6, generation=2, length_per_radius=5.5,
                                  toward=toward)
             # the companion pulmonary artery, and a vein from the lower hilum
             a_start = end + np.array([side * 3.0, -6.0, 4.0])
