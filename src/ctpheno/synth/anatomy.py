@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage as ndi
 
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
@@ -43,7 +44,12 @@ def sample_anatomy(rng: np.random.Generator) -> dict[str, float]:
         "lung_height_mm": u(225.0, 285.0),
         "recess_depth_mm": u(45.0, 70.0),
         "left_dome_drop_mm": u(8.0, 25.0),
-        "apex_curvature_mm": u(90.0, 125.0),
+        "apex_curvature_mm": u(60.0, 90.0),
+        "upper_taper": u(0.12, 0.25),
+        "body_wobble2": u(0.0, 0.04), "body_phase2": u(0.0, 2 * np.pi),
+        "body_wobble3": u(0.0, 0.025), "body_phase3": u(0.0, 2 * np.pi),
+        "atelectasis_hu": float(rng.choice([0.0, u(150.0, 450.0)])),
+        "atelectasis_mm": u(4.0, 12.0),
         "mediastinum_post_mm": u(18.0, 26.0),
         "mediastinum_ant_mm": float(rng.choice([0.0, 0.0, u(3.0, 8.0), u(8.0, 16.0)])),
         "hilum_bulge_mm": u(10.0, 22.0),
@@ -96,10 +102,19 @@ def make_frame(p: dict[str, Any]) -> Frame:
                  z_min=z_min, z_max=z_max, table_y=p["body_half_depth_mm"] + p["table_gap_mm"])
 
 
-def _body_level(X: FloatArray, Y: FloatArray, a: float, b: float) -> FloatArray:
-    """Super-ellipse level (< 1 inside): rounder front, flatter back (supine)."""
+def _body_level(X: FloatArray, Y: FloatArray, a: float, b: float, p: dict[str, Any]) -> FloatArray:
+    """Super-ellipse level (< 1 inside): rounder front, flatter back (supine), with a low-order
+    angular wobble so the outline is not a perfect geometric curve."""
     n = np.where(Y > 0, 3.2, 2.2)
-    return (np.abs(X / a) ** n + np.abs(Y / b) ** n).astype(np.float32)
+    th = np.arctan2(Y, X)
+    wob = 1.0 + p["body_wobble2"] * np.cos(2 * th + p["body_phase2"]) + p["body_wobble3"] * np.cos(3 * th + p["body_phase3"])
+    return ((np.abs(X / a) ** n + np.abs(Y / b) ** n) / wob ** 2).astype(np.float32)
+
+
+def cavity_scale(Z: FloatArray, p: dict[str, Any], f: "Frame") -> tuple[FloatArray, FloatArray]:
+    """Lateral and AP scale of the thoracic cavity with height: the upper thorax is narrower."""
+    t = np.clip((Z - 0.35 * f.z_apex) / (0.65 * f.z_apex + 22.0), 0.0, 1.0) ** 1.5
+    return (1.0 - p["upper_taper"] * t).astype(np.float32), (1.0 - 0.4 * p["upper_taper"] * t).astype(np.float32)
 
 
 def diaphragm_z(X: FloatArray, Y: FloatArray, p: dict[str, Any], f: Frame) -> FloatArray:
@@ -116,7 +131,7 @@ def apex_z(X: FloatArray, Y: FloatArray, p: dict[str, Any], f: Frame) -> FloatAr
     """Upper lung surface: a dome over each hemithorax (narrow apex, wide base)."""
     xa = 0.40 * f.ac
     r2 = ((np.abs(X) - xa) / (0.64 * f.ac)) ** 2 + ((Y - (f.yc + 0.2 * f.bc)) / (0.95 * f.bc)) ** 2
-    return (f.z_apex - p["apex_curvature_mm"] * r2 ** 1.2).astype(np.float32)
+    return (f.z_apex - p["apex_curvature_mm"] * r2).astype(np.float32)
 
 
 def mediastinum_half_width(Y: FloatArray, Z: FloatArray, p: dict[str, Any], f: Frame) -> FloatArray:
@@ -146,7 +161,8 @@ def lung_envelopes(X: FloatArray, Y: FloatArray, Z: FloatArray, p: dict[str, Any
 
     Shapes broadcast: ``X`` (1,1,nx), ``Y`` (1,ny,1), ``Z`` (nz,1,1) or equal-shape point arrays.
     """
-    cav = ((X / f.ac) ** 2 + ((Y - f.yc) / f.bc) ** 2) < 1.0
+    sx, sy = cavity_scale(Z, p, f)
+    cav = ((X / (f.ac * sx)) ** 2 + ((Y - f.yc) / (f.bc * sy)) ** 2) < 1.0
     above = Z > diaphragm_z(X, Y, p, f)
     below = Z < apex_z(X, Y, p, f)
     m = mediastinum_half_width(Y, Z, p, f)
@@ -180,15 +196,16 @@ def body_and_organs(X: FloatArray, Y: FloatArray, Z: FloatArray, p: dict[str, An
     nz, ny, nx = Z.shape[0], Y.shape[1], X.shape[2]
     X2, Y2 = np.broadcast_to(X[0], (ny, nx)), np.broadcast_to(Y[0], (ny, nx))
     a, b = p["body_half_width_mm"], p["body_half_depth_mm"]
-    lvl_body = _body_level(X2, Y2, a, b)
+    lvl_body = _body_level(X2, Y2, a, b, p)
     wall_fat = p["fat_mm"]
-    lvl_muscle = _body_level(X2, Y2, a - wall_fat, b - wall_fat * 0.8)
+    lvl_muscle = _body_level(X2, Y2, a - 1.25 * wall_fat, b - wall_fat * 0.7, p)
     body2 = lvl_body < 1.0
     muscle2 = lvl_muscle < 1.0
-    cav_lvl = (X2 / f.ac) ** 2 + ((Y2 - f.yc) / f.bc) ** 2
-    rib_lvl = (X2 / (f.ac + p["rib_mm"])) ** 2 + ((Y2 - f.yc) / (f.bc + p["rib_mm"])) ** 2
-    cavity2 = cav_lvl < 1.0
-    ribring2 = (rib_lvl < 1.0) & ~cavity2 & ((np.abs(X2) > 28.0) | (Y2 > f.yc))
+    sx, sy = cavity_scale(Z, p, f)
+    acz, bcz = f.ac * sx, f.bc * sy
+    cavity = ((X / acz) ** 2 + ((Y - f.yc) / bcz) ** 2) < 1.0
+    rib_lvl = (X / (acz + p["rib_mm"])) ** 2 + ((Y - f.yc) / (bcz + p["rib_mm"])) ** 2
+    ribring = (rib_lvl < 1.0) & ~cavity & ((np.abs(X) > 28.0) | (Y > f.yc))
 
     hu = np.full((nz, ny, nx), HU_AIR, np.float32)
     body = np.broadcast_to(body2, (nz, ny, nx)).copy()
@@ -200,14 +217,21 @@ def body_and_organs(X: FloatArray, Y: FloatArray, Z: FloatArray, p: dict[str, An
     # ribs: a sloped periodic pattern on the ring around the cavity (posterior ends higher)
     Zc = Z[:, 0, 0][:, None, None]
     phase = np.mod(Zc + 28.0 * (1.0 - (Y2 - f.yc) / f.bc)[None] + 7.0 * np.abs(X2 / f.ac)[None], 27.0)
-    rib = (phase < 10.0) & ribring2[None] & (Zc < f.z_apex + 10.0)
+    rib = (phase < 10.0) & ribring & (Zc < f.z_apex + 10.0)
     hu[rib] = p["hu_bone"]
     # scapulae: posterolateral plates in the muscle layer, upper half of the thorax
     scap2 = (np.abs(np.abs(X2) - 0.62 * a) < 0.2 * a) & (np.abs(lvl_muscle - 0.97) < 0.05) & (Y2 > 0.35 * b)
     hu[(Zc > 0.45 * f.z_apex) & scap2[None]] = p["hu_bone"] * 0.9
 
     # mediastinum / abdomen filling of the cavity (fat, then organs)
-    hu[:, cavity2] = p["hu_fat"] + 20.0
+    hu[cavity] = p["hu_fat"] + 20.0
+    # above the lung apices the cavity is neck/shoulder-girdle muscle with fat planes
+    ap = (Zc > apex_z(X2, Y2, p, f)[None]) & cavity
+    pix = float(X2[0, 1] - X2[0, 0])
+    planes = ndi.gaussian_filter(rng.standard_normal((ny, nx)), 7.0 / pix)
+    planes /= max(float(planes.std()), 1e-6)
+    neck = np.where(np.abs(planes) < 0.18, p["hu_fat"], p["hu_muscle"]).astype(np.float32)
+    hu[ap] = np.broadcast_to(neck, hu.shape)[ap]
     # sternum (anterior midline bone), above the xiphoid
     stern2 = (np.abs(X2) < 16.0) & (np.abs(Y2 - (f.yc - f.bc - 6.0)) < 6.5)
     hu[(Zc > -20.0) & stern2[None]] = p["hu_bone"]
@@ -225,13 +249,17 @@ def body_and_organs(X: FloatArray, Y: FloatArray, Z: FloatArray, p: dict[str, An
     hu[disc & (rv < rs)[None]] = 80.0
     # descending aorta (left of the spine), ascending aorta, oesophagus
     aorta_d = (X2 - 24.0) ** 2 + (Y2 - (ys - 18.0)) ** 2 < 13.0 ** 2
-    hu[:, aorta_d & cavity2] = p["hu_blood"]
+    hu[aorta_d[None] & cavity] = p["hu_blood"]
     asc = (X2 + 12.0) ** 2 + (Y2 - (f.yc - 0.35 * f.bc)) ** 2 < 15.0 ** 2
     hu[(Zc > p["heart_z_mm"] + 0.6 * p["heart_rz_mm"]) & (Zc < f.z_carina + 15.0) & asc[None]] = p["hu_blood"]
     arch_z = f.z_carina + 22.0
     arch = (np.abs(Zc - arch_z) < 13.0) & ((X2 + 12.0) * (X2 - 24.0) < 0)[None] \
         & (np.abs(Y2 - (ys - 18.0 + f.yc - 0.35 * f.bc) / 2.0) < 0.5 * (ys - 18.0 - f.yc + 0.35 * f.bc) + 13.0)[None]
-    hu[arch & cavity2[None]] = p["hu_blood"]
+    hu[arch & cavity] = p["hu_blood"]
+    # great vessels of the upper mediastinum (brachiocephalic, carotid, subclavian arteries, veins)
+    for gx, gy, gr in ((-14.0, -30.0, 8.0), (8.0, -26.0, 5.5), (20.0, -16.0, 6.0), (-30.0, -38.0, 8.5), (26.0, -40.0, 7.0)):
+        gv = (X2 - gx) ** 2 + (Y2 - (ys - rs - 24.0 + gy)) ** 2 < gr ** 2
+        hu[(Zc > arch_z + 8.0) & gv[None] & cavity] = p["hu_blood"]
     eso = (X2 - 6.0) ** 2 + (Y2 - (ys - rs - 9.0)) ** 2 < 8.0 ** 2
     hu[:, eso] = p["hu_muscle"] - 5.0
 
@@ -242,7 +270,7 @@ def body_and_organs(X: FloatArray, Y: FloatArray, Z: FloatArray, p: dict[str, An
 
     # below the diaphragm: muscle sheet, liver (right), stomach with gas cap and spleen (left)
     zd = diaphragm_z(X2, Y2, p, f)[None]
-    sub = (Zc < zd) & cavity2[None]
+    sub = (Zc < zd) & cavity
     hu[sub & (Zc > zd - 5.0)] = p["hu_muscle"]
     deep = sub & (Zc <= zd - 5.0)
     hu[deep] = p["hu_fat"] + 70.0

@@ -143,6 +143,11 @@ def make_phantom(*, seed: int, size: Size = "demo", subtype: Subtype = "centrilo
     candidates = envelope & (vess < 0.5) & (wall < 0.5) & ~central
     emph = emphysema_mask(subtype, f, envelope & ~central, candidates, zone, sp_zyx, rng)
     emph_tex = EMPHYSEMA_HU[subtype] + 6.0 * smooth_noise(mshape, 1.0, rng)
+    if p["atelectasis_hu"] > 0:  # dependent (posterior, basal) subpleural density: still lung
+        depth = ndi.distance_transform_edt(envelope, sampling=sp_zyx)
+        band = np.clip(1.0 - depth / p["atelectasis_mm"], 0.0, 1.0) * (Y > frame.yc + 0.25 * frame.bc) \
+            * np.clip(1.0 - 2.5 * zone, 0.0, 1.0)
+        paren = paren + p["atelectasis_hu"] * band.astype(np.float32)
     lung_hu = np.where(emph, emph_tex, paren).astype(np.float32)
     hu = np.where(envelope, lung_hu, hu)
     # vessels inside the lungs, airway walls and lumens everywhere
