@@ -94,13 +94,37 @@ def sample_acquisition(rng: np.random.Generator, *, size: str, kernel: str, fram
     }
 
 
-def _upsample(arr: npt.NDArray[Any], shape: tuple[int, int, int], order: int) -> npt.NDArray[Any]:
-    zoom = [t / s for t, s in zip(shape, arr.shape)]
-    out = ndi.zoom(arr, zoom, order=order, mode="nearest", grid_mode=True, output=arr.dtype)
-    if out.shape != tuple(shape):  # rounding of zoom: pad/crop the last row
-        pad = [(0, max(0, t - s)) for t, s in zip(shape, out.shape)]
-        out = np.pad(out, pad, mode="edge")[: shape[0], : shape[1], : shape[2]]
-    return out
+def _source_coords(n_in: int, n_out: int) -> npt.NDArray[np.float64]:
+    """Input-index coordinates of output voxel centres when both grids span the same extent."""
+    return np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0, n_in - 1.0)
+
+
+def _upsample_linear(arr: npt.NDArray[np.float32], shape: tuple[int, int, int]) -> npt.NDArray[np.float32]:
+    """Separable trilinear resize (pixel edges aligned); cheaper than ``ndi.zoom`` on 10^8 voxels."""
+    out = arr
+    for axis in (2, 1):
+        u = _source_coords(out.shape[axis], shape[axis])
+        i0 = np.floor(u).astype(np.intp)
+        i1 = np.minimum(i0 + 1, out.shape[axis] - 1)
+        w = (u - i0).astype(np.float32)
+        wshape = [1, 1, 1]
+        wshape[axis] = -1
+        w = w.reshape(wshape)
+        out = np.take(out, i0, axis=axis) * (1 - w) + np.take(out, i1, axis=axis) * w
+    u = _source_coords(out.shape[0], shape[0])
+    i0 = np.floor(u).astype(np.intp)
+    i1 = np.minimum(i0 + 1, out.shape[0] - 1)
+    w = (u - i0).astype(np.float32)
+    res = np.empty(shape, np.float32)
+    for k in range(shape[0]):
+        np.add(out[i0[k]] * (1 - w[k]), out[i1[k]] * w[k], out=res[k])
+    return res
+
+
+def _upsample_nearest(arr: npt.NDArray[Any], shape: tuple[int, int, int]) -> npt.NDArray[Any]:
+    idx = [np.minimum(np.floor((np.arange(t) + 0.5) * (s / t)).astype(np.intp), s - 1)
+           for s, t in zip(arr.shape, shape)]
+    return arr[np.ix_(*idx)]
 
 
 def acquire(hu: npt.NDArray[np.float32], lungs: npt.NDArray[np.uint8], labels: npt.NDArray[np.uint8],
@@ -112,17 +136,19 @@ def acquire(hu: npt.NDArray[np.float32], lungs: npt.NDArray[np.uint8], labels: n
     shape = tuple(acq["shape"])
     dz, sy, sx = acq["spacing_mm"]
     if tuple(hu.shape) != shape:
-        hu = _upsample(hu, shape, 1)
-        lungs = _upsample(lungs, shape, 0)
-        labels = _upsample(labels, shape, 0)
-        sig = (acq["slice_thickness_mm"] * FWHM_TO_SIGMA / dz * 0.5, 0.0, 0.0)
+        # the ~2.5 mm model grid is coarser than the PSF and the slice profile: the trilinear
+        # upsampling is the blur, no further filtering is needed
+        hu = _upsample_linear(ndi.gaussian_filter(hu, 0.6, mode="nearest"), shape)  # anti-aliased
+        lungs = _upsample_nearest(lungs, shape)
+        labels = _upsample_nearest(labels, shape)
+        sig = (0.0, 0.0, 0.0)
     else:
         s_xy = acq["psf_fwhm_mm"] * FWHM_TO_SIGMA / sx
         sig = (acq["slice_thickness_mm"] * FWHM_TO_SIGMA / dz, s_xy, s_xy)
     if any(s > 0 for s in sig):
         hu = ndi.gaussian_filter(hu, sig, mode="nearest", output=np.float32)
     c = acq["noise_corr_vox"]
-    noise = ndi.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), (0.3, c, c), mode="wrap")
+    noise = ndi.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), (0.0, c, c), mode="wrap")
     noise *= np.float32(acq["noise_hu"] / max(float(noise[:: max(1, shape[0] // 16)].std()), 1e-6))
     hu += noise
     np.rint(hu, out=hu)

@@ -5,8 +5,7 @@ Every structure is a closed-form function of the physical position
 superior; ``X = 0`` is the midline, ``Z = 0`` the top of the right
 hemidiaphragm dome). Most boundaries are 2-D in-plane fields compared with
 the slice height, so the whole volume is built by broadcasting, without
-Python loops over voxels. The same functions are evaluated at single points
-by :mod:`ctpheno.synth.trees` to keep airway and vessel trees inside the lungs.
+Python loops over voxels.
 """
 
 from __future__ import annotations
@@ -171,17 +170,6 @@ def lung_envelopes(X: FloatArray, Y: FloatArray, Z: FloatArray, p: dict[str, Any
     spine = (X ** 2 + (Y - ys) ** 2) < (rs + 6.0) ** 2
     lung = cav & above & below & ~heart & ~spine
     return lung & (X < -m), lung & (X > m)
-
-
-def inside_lungs(pt: npt.ArrayLike, p: dict[str, Any], f: Frame, *, margin_mm: float = 0.0) -> bool:
-    """True when the physical point (X, Y, Z) is inside a lung (optionally ``margin_mm`` deep)."""
-    x, y, z = (np.asarray([v], dtype=np.float32) for v in np.asarray(pt, dtype=float))
-    if margin_mm > 0:
-        offs = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
-                        dtype=np.float32) * margin_mm
-        x, y, z = x + offs[:, 0], y + offs[:, 1], z + offs[:, 2]
-    r, l = lung_envelopes(x, y, z, p, f)
-    return bool(np.all(r) or np.all(l))
 
 
 def body_and_organs(X: FloatArray, Y: FloatArray, Z: FloatArray, p: dict[str, Any], f: Frame,

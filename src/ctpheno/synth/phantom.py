@@ -18,7 +18,7 @@ Pipeline of one phantom (all randomness from ``numpy.random.default_rng(seed)``)
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +28,7 @@ from ..io.volume import IDENTITY_DIRECTION, Volume
 from . import anatomy as A
 from .acquisition import acquire, sample_acquisition
 from .disease import EMPHYSEMA_HU, SUBTYPES, emphysema_mask, smooth_noise
-from .trees import Segment, grow_tree, rasterize
+from .trees import Segment, grid_lookup, grow_tree, rasterize
 
 Size = Literal["demo", "full"]
 Subtype = Literal["none", "centrilobular", "panlobular", "paraseptal", "airway"]
@@ -114,8 +114,9 @@ def make_phantom(*, seed: int, size: Size = "demo", subtype: Subtype = "centrilo
     envelope = right | left
 
     # --- airway and vessel trees (physical mm) -------------------------------------------------
-    airways, vessels = _trees(p, frame, airway_wall_mm, rng)
     org_xyz, sp_xyz = (morg[0], morg[1], morg[2]), (msp[2], msp[1], msp[0])
+    deep = ndi.binary_erosion(envelope, iterations=1)  # ~2.5 mm inside the pleura
+    airways, vessels = _trees(p, frame, grid_lookup(deep, origin_mm=org_xyz, spacing_mm=sp_xyz), rng)
     lumen_central = np.zeros(mshape, np.float32)
     lumen = np.zeros(mshape, np.float32)
     wall = np.zeros(mshape, np.float32)
@@ -198,7 +199,7 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _trees(p: dict[str, Any], fr: A.Frame, wall_mm: float,
+def _trees(p: dict[str, Any], fr: A.Frame, in_lung: Callable[[npt.NDArray[np.float64]], bool],
            rng: np.random.Generator) -> tuple[list[Segment], list[Segment]]:
     """Airway tree (trachea to ~8 generations) and pulmonary vessel trees, in physical mm."""
     ys, rs = A.spine_centre(fr)
@@ -206,7 +207,6 @@ def _trees(p: dict[str, Any], fr: A.Frame, wall_mm: float,
     r_tr = p["trachea_r_mm"]
     carina = np.array([0.0, y_tr + 4.0, fr.z_carina])
     airways = [Segment(np.array([-2.0, y_tr - 6.0, fr.z_max + 10.0]), carina, r_tr, 0)]
-    in_lung = lambda q: A.inside_lungs(q, p, fr, margin_mm=2.5)  # noqa: E731
     vessels: list[Segment] = []
     for side in (-1.0, 1.0):  # right (X<0), left
         ang = np.deg2rad(25.0 if side < 0 else 45.0)

@@ -28,13 +28,19 @@ class Segment:
 
 
 def _unit(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return v / max(float(np.linalg.norm(v)), 1e-9)
+    return v / max(float(np.sqrt(v @ v)), 1e-9)
+
+
+def _cross(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """3-vector cross product (np.cross has a large per-call overhead)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
 
 
 def _rotate(v: npt.NDArray[np.float64], axis: npt.NDArray[np.float64], angle: float) -> npt.NDArray[np.float64]:
     """Rodrigues rotation of ``v`` about the unit ``axis``."""
     k = _unit(axis)
-    return v * np.cos(angle) + np.cross(k, v) * np.sin(angle) + k * np.dot(k, v) * (1 - np.cos(angle))
+    c, s = np.cos(angle), np.sin(angle)
+    return v * c + _cross(k, v) * s + k * float(k @ v) * (1 - c)
 
 
 def grow_tree(start: npt.ArrayLike, direction: npt.ArrayLike, *, radius_mm: float, length_mm: float,
@@ -68,7 +74,7 @@ def grow_tree(start: npt.ArrayLike, direction: npt.ArrayLike, *, radius_mm: floa
         r_child = r * MURRAY_RATIO * rng.uniform(0.93, 1.05)
         if gen + 1 > max_generation or r_child < min_radius_mm:
             continue
-        perp = _unit(np.cross(d, rng.normal(size=3)))
+        perp = _unit(_cross(d, rng.normal(size=3)))
         base = rng.uniform(0.0, 2 * np.pi)
         perp = _rotate(perp, d, base)
         for sgn in (1.0, -1.0):
@@ -122,3 +128,20 @@ def rasterize(segments: list[Segment], cover: npt.NDArray[np.float32], *, origin
         c = (np.clip((r - np.sqrt(d2)) / h + 0.5, 0.0, 1.0) * min(1.0, 2.0 * r / h)).astype(np.float32)
         view = cover[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]]
         np.maximum(view, c, out=view)
+
+
+def grid_lookup(mask: npt.NDArray[np.bool_], *, origin_mm: npt.ArrayLike,
+                spacing_mm: npt.ArrayLike) -> Callable[[npt.NDArray[np.float64]], bool]:
+    """Point predicate ``(X, Y, Z) -> mask[nearest voxel]`` (False outside the grid); identity direction,
+    ``origin_mm``/``spacing_mm`` in physical (X, Y, Z) order."""
+    org = np.asarray(origin_mm, float)
+    sp = np.asarray(spacing_mm, float)
+    hi = np.array(mask.shape[::-1]) - 1
+
+    def inside(pt: npt.NDArray[np.float64]) -> bool:
+        i = np.rint((np.asarray(pt, float) - org) / sp).astype(int)
+        if np.any(i < 0) or np.any(i > hi):
+            return False
+        return bool(mask[i[2], i[1], i[0]])
+
+    return inside
