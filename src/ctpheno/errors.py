@@ -54,3 +54,7 @@ class MissingExtraError(CTPhenoError, ImportError):
         )
         self.package = package
         self.extra = extra
+
+
+class ClinicalTableError(CTPhenoError, ValueError):
+    """The clinical table fails its schema (missing id column, duplicate ids, out-of-range values)."""
