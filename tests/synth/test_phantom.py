@@ -125,6 +125,10 @@ def test_nifti_cohort_and_resume(tmp_path: Path) -> None:
     mtimes = {f: f.stat().st_mtime_ns for f in files}
     write_cohort(out, n=2, seed=21, fmt="nifti")  # resume: nothing re-rendered
     assert {f: f.stat().st_mtime_ns for f in files} == mtimes
+    write_cohort(out, n=1, seed=22, fmt="nifti")  # another cohort in the same folder: no stale images
+    new = pd.read_parquet(out / "truth.parquet")
+    assert sorted(p.name for p in (out / "images").iterdir()) == [Path(new.image_path[0]).name]
+    assert len(list((out / "truth").glob("*.nii.gz"))) == 2
 
 
 def test_stage_and_cli(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ parallelism of rendering.
 
 from __future__ import annotations
 
-import json
+import re
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -218,12 +218,26 @@ def write_cohort(out: Path, *, n: int, seed: int, size: str = "demo", fmt: str =
         raise SynthCohortError(f"{len(res.failed)} of {n} synthetic subjects failed ({res.failed[:3]}...); "
                                f"see {wd.failures}")
     truth = plan[["subject_id"]].merge(res.table, on="subject_id", how="left", validate="1:1")
+    _remove_stale(out, keep_images=set(truth.image_path), keep_subjects=set(truth.subject_id))
     write_table(truth[TRUTH_COLUMNS], out / "truth.parquet")
     clinical = plan[CLINICAL_COLUMNS].copy()
     clinical["prism"] = clinical["prism"].astype(bool)
     clinical.to_csv(out / "clinical.csv", index=False)
     write_json(_cohort_meta(plan, seed=seed, n=n, size=size, fmt=fmt), out / "cohort.json")
     return out
+
+
+def _remove_stale(out: Path, *, keep_images: set[str], keep_subjects: set[str]) -> None:
+    """Delete series/label files of an earlier cohort written to the same folder (our names only),
+    so that ingest never picks up images that the new clinical table does not describe."""
+    token = re.compile(r"^[0-9a-f]{16}(\.nii\.gz)?$")
+    for p in (out / "images").iterdir() if (out / "images").exists() else []:
+        if token.match(p.name) and f"images/{p.name}" not in keep_images:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    for p in (out / "truth").glob("*.nii.gz") if (out / "truth").exists() else []:
+        sid = p.name[: -len(".nii.gz")].removesuffix("_lungs")
+        if sid.isdigit() and sid not in keep_subjects:
+            p.unlink()
 
 
 def _est_bytes(size: str) -> int:

@@ -31,7 +31,10 @@ def cohort_is_complete(out: Path, *, n: int, seed: int, size: str, fmt: str) -> 
         meta = read_json(meta_path)
     except (OSError, ValueError):
         return False
-    return (meta.get("n"), meta.get("seed"), meta.get("size"), meta.get("format")) == (n, seed, size, fmt)
+    if (meta.get("n"), meta.get("seed"), meta.get("size"), meta.get("format")) != (n, seed, size, fmt):
+        return False
+    images = [p for p in (out / "images").iterdir() if not p.name.startswith(".")] if (out / "images").exists() else []
+    return len(images) == n
 
 
 def run_synth(cfg: PipelineConfig, wd: WorkDir, client: Any, *, force: bool = False) -> StageResult:
