@@ -121,7 +121,9 @@ def test_nifti_cohort_and_resume(tmp_path: Path) -> None:
         assert row.laa950_pct == 100.0 * np.count_nonzero(hu[mask] <= -950) / mask.sum()
         assert row.perc15_hu == float(np.percentile(hu[mask], 15))
         assert row.lung_volume_ml == pytest.approx(mask.sum() * np.prod(img.GetSpacing()) / 1000, rel=1e-6)
-        assert row.subject_id not in row.image_path
+        assert row.image_path == f"images/{row.subject_id}.nii.gz"  # ingest's NIfTI id = file stem
+    clin = pd.read_csv(out / "clinical.csv", dtype={"subject_id": str})
+    assert list(clin.subject_id) == list(truth.subject_id)
     mtimes = {f: f.stat().st_mtime_ns for f in files}
     write_cohort(out, n=2, seed=21, fmt="nifti")  # resume: nothing re-rendered
     assert {f: f.stat().st_mtime_ns for f in files} == mtimes

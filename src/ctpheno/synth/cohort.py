@@ -131,7 +131,7 @@ def render_subject(task: ScanTask) -> pd.DataFrame:
     prm = ph.params
     # both storage conventions in every cohort: even subjects -1024/1, odd subjects 0/1
     intercept = -1024 if int(inp["index"]) % 2 == 0 else 0
-    token = opaque_name(inp["seed"], inp["index"], inp["subject_id"])
+    token = inp["token"]
     if inp["fmt"] == "dicom":
         rel = Path("images") / token
         tmp = out / "images" / f".{token}.tmp"
@@ -203,9 +203,12 @@ def write_cohort(out: Path, *, n: int, seed: int, size: str = "demo", fmt: str =
     out.mkdir(parents=True, exist_ok=True)
     wd = workdir if workdir is not None else WorkDir(out / ".state")
     plan = plan_cohort(n=n, seed=seed)
+    plan["token"] = [opaque_name(seed, i, sid) for i, sid in zip(plan["index"], plan["subject_id"])]
+    if fmt == "nifti":  # ingest identifies a NIfTI subject by its file name: the (opaque) token
+        plan["subject_id"] = plan["token"]
     tasks = [ScanTask(scan_id=f"subject-{int(r['index']):05d}",
                       inputs={"out": str(out.resolve()), "seed": int(seed), "index": int(r["index"]), "size": size,
-                              "fmt": fmt, "subject_id": r["subject_id"], "subtype": r["subtype"],
+                              "fmt": fmt, "subject_id": r["subject_id"], "token": r["token"], "subtype": r["subtype"],
                               "emphysema_fraction": r["emphysema_fraction"], "airway_wall_mm": r["airway_wall_mm"],
                               "kernel": r["kernel"], "phantom_seed": int(r["phantom_seed"]),
                               "study_date": r["study_date"], "patient": r["patient"]},
@@ -236,7 +239,7 @@ def _remove_stale(out: Path, *, keep_images: set[str], keep_subjects: set[str]) 
             shutil.rmtree(p) if p.is_dir() else p.unlink()
     for p in (out / "truth").glob("*.nii.gz") if (out / "truth").exists() else []:
         sid = p.name[: -len(".nii.gz")].removesuffix("_lungs")
-        if sid.isdigit() and sid not in keep_subjects:
+        if (sid.isdigit() or token.match(sid)) and sid not in keep_subjects:
             p.unlink()
 
 
