@@ -31,3 +31,8 @@ class IngestConfig(StrictModel):
     """Write ``pseudonym_map.csv`` (raw id -> pseudonym) with 0600 permissions, outside the artifacts."""
     dataset: Literal["generic", "nlst", "copdgene", "lidc-idri", "synthetic"] = "generic"
     """Dataset preset (folder layout / id conventions)."""
+    reject_derived: bool = True
+    """Reject ImageType DERIVED series (reformats, MIPs); set False for archives that mark every
+    reconstruction as derived."""
+    batch_size: PositiveInt = 256
+    """Files per header-reading task (discovery runs one Dask task per batch of files from the same folders)."""

@@ -35,7 +35,12 @@ def open_binary(path: str) -> IO[bytes]:
 
 
 def list_files(root: str) -> list[str]:
-    """Every file under ``root`` (any depth), or ``[root]`` when it is a file; sorted.
+    """Every file under ``root`` (any depth), or ``[root]`` when it is a file; sorted."""
+    return walk(root)[0]
+
+
+def walk(root: str) -> tuple[list[str], list[str]]:
+    """``(files, empty_folders)`` under ``root`` (any depth); files sorted.
 
     Hidden files and folders (names starting with ``.``) are skipped. URLs keep
     their protocol prefix so that each entry can be opened again with fsspec.
@@ -44,27 +49,29 @@ def list_files(root: str) -> list[str]:
         import fsspec
 
         fs, base = fsspec.core.url_to_fs(root)
-        proto = root.split("://", 1)[0]
         if fs.isfile(base):
-            return [root]
+            return [root], []
         found = fs.find(base)
         out = []
         for p in found:
             rel = p[len(base.rstrip("/")) + 1:] if p.startswith(base.rstrip("/")) else p
             if any(part.startswith(".") for part in rel.split("/")):
                 continue
-            out.append(p if "://" in p else f"{proto}://{p.lstrip('/') if proto != 'memory' else p}")
-        return sorted(out)
+            out.append(p if "://" in p else fs.unstrip_protocol(p))
+        return sorted(out), []
     local = Path(strip_file_scheme(root))
     if local.is_file():
-        return [str(local)]
+        return [str(local)], []
     if not local.is_dir():
         raise FileNotFoundError(f"input {root!r} does not exist; check paths.inputs")
-    out = []
+    out, empty = [], []
     for dirpath, dirnames, filenames in os.walk(local):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        out.extend(os.path.join(dirpath, f) for f in filenames if not f.startswith("."))
-    return sorted(out)
+        visible = [f for f in filenames if not f.startswith(".")]
+        if not visible and not dirnames:
+            empty.append(dirpath)
+        out.extend(os.path.join(dirpath, f) for f in visible)
+    return sorted(out), sorted(empty)
 
 
 def _companions(path: str) -> list[str]:

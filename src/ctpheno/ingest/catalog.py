@@ -1,0 +1,206 @@
+"""Group header records into series, validate them and build the manifest, sources and failures rows.
+
+Grouping (no reliance on file names or folders): DICOM files group by
+SeriesInstanceUID, a localizer sharing its series' UID being split off as its
+own row; files without a SeriesInstanceUID group by (folder, StudyInstanceUID,
+SeriesNumber, rows x columns, orientation). Each NIfTI / NRRD / MHA file is one
+scan. Files that are not images, whose header is damaged, and empty folders
+cannot be grouped; they become rows of ``failures.parquet`` (stage ``ingest``).
+
+Everything written is pseudonymous: ids are salted HMACs
+(:mod:`ctpheno.ingest.pseudonym`), dates become ``acquisition_offset_days``
+from the subject's first study and ``source`` names the input by its index
+and a pseudonymous folder token (``input0/d-1a2b3c4d5e6f``). Raw paths go only
+to ``ingest/sources.parquet``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any, Sequence
+
+import pandas as pd
+
+from ..config.ingest import IngestConfig
+from ..io.readers import volume_format
+from ..io.schemas import FAILURES, MANIFEST
+from .discover import Inventory, folder_of
+from .pseudonym import Pseudonymizer
+from .reasons import is_rejection, join_reasons
+from .validate import is_localizer, is_lung_kernel, summarize_dicom_series, summarize_volume_file
+
+
+def _rel(path: str, root: str) -> str:
+    root = root.replace("\\", "/").rstrip("/")
+    path = path.replace("\\", "/")
+    if path == root:
+        return path.rsplit("/", 1)[-1]
+    return path[len(root) + 1:] if path.startswith(root + "/") else path
+
+
+def _strip_ext(name: str) -> str:
+    low = name.lower()
+    for ext in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
+        if low.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def _date(text: str) -> date | None:
+    try:
+        return datetime.strptime(text[:8], "%Y%m%d").date() if text else None
+    except ValueError:
+        return None
+
+
+def group_key(rec: dict[str, Any], rel_folder: str) -> str:
+    """The series a DICOM record belongs to (raw; hashed into the scan id)."""
+    suffix = "#localizer" if is_localizer(rec["image_type"]) else ""
+    if rec["series_uid"]:
+        return f"uid:{rec['series_uid']}{suffix}"
+    iop = ",".join(f"{v:.3f}" for v in rec["iop"]) if rec["iop"] else "-"
+    return (f"folder:{rel_folder}|{rec['study_uid']}|{rec['series_number']}|{rec['rows']}x{rec['columns']}"
+            f"|{iop}{suffix}")
+
+
+def _failure(scan_id: str, error_type: str, code: str, message: str, source: str) -> dict[str, Any]:
+    return {"scan_id": scan_id, "stage": "ingest", "error_type": error_type, "message": f"{code}: {message}",
+            "source": source, "attempts": 1,
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def build_catalog(records: Sequence[dict[str, Any]], inv: Inventory, pseudo: Pseudonymizer, *,
+                  cfg: IngestConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """``(manifest, sources, failures, subject_map)`` from header records.
+
+    ``subject_map`` maps raw subject identifiers to their pseudonyms (for the optional
+    mapping file); nothing else returned holds a raw identifier except ``sources.paths``.
+    """
+    root_of = {p: i for i, p in inv.files}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    volumes: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    for rec in records:
+        i = root_of.get(rec["path"], 0)
+        rel = _rel(rec["path"], inv.roots[i])
+        src = f"input{i}/{pseudo('file', rel)}"
+        if rec["kind"] == "dicom":
+            groups.setdefault(group_key(rec, _rel(folder_of(rec["path"]), inv.roots[i])), []).append(rec)
+        elif rec["kind"] == "volume":
+            volumes.append(rec)
+        elif rec["kind"] == "other":
+            failures.append(_failure(pseudo("file", rel), "NonImageFile", "non_image_file",
+                                     "neither DICOM nor a NIfTI/NRRD/MHA file; ignored", src))
+        elif rec["kind"] == "error":
+            failures.append(_failure(pseudo("file", rel), "UnreadableSeriesError", "unreadable_header",
+                                     f"cannot read the file header ({rec['error']})", src))
+    for i, folder in inv.empty_folders:
+        rel = _rel(folder, inv.roots[i])
+        failures.append(_failure(pseudo("folder", rel), "EmptyFolder", "empty_folder", "folder holds no files",
+                                 f"input{i}/{pseudo('folder', rel)}"))
+    rows, sources, subject_map = [], [], {}
+    for key, recs in groups.items():
+        first = recs[0]
+        i = root_of.get(first["path"], 0)
+        rel_folder = _rel(folder_of(first["path"]), inv.roots[i])
+        summary = summarize_dicom_series(recs, cfg=cfg)
+        raw_subject = first["patient_id"] or (f"study:{first['study_uid']}" if first["study_uid"]
+                                               else f"folder:{rel_folder}")
+        raw_study = first["study_uid"] or f"{raw_subject}|{first['date']}|{rel_folder}"
+        folders = {folder_of(r["path"]) for r in recs}
+        source = f"input{i}/{pseudo('folder', rel_folder)}"
+        if len(folders) > 1:
+            source += f" (+{len(folders) - 1} folders)"
+        dates = [d for d in (_date(r["date"]) for r in recs) if d is not None]
+        rows.append(_row(pseudo("scan", key), pseudo, raw_subject, raw_study, key.split("#")[0], "dicom",
+                         summary, source, min(dates) if dates else None))
+        subject_map[raw_subject] = pseudo.subject(raw_subject)
+        sources.append({"scan_id": rows[-1]["scan_id"], "format": "dicom", "paths": summary["paths"]})
+    for rec in volumes:
+        i = root_of.get(rec["path"], 0)
+        rel = _rel(rec["path"], inv.roots[i])
+        summary = summarize_volume_file(rec, cfg=cfg)
+        raw_subject = _strip_ext(rel.rsplit("/", 1)[-1])
+        ext = rel[len(_strip_ext(rel)):]
+        rows.append(_row(pseudo("scan", f"file:{i}:{rel}"), pseudo, raw_subject, f"file:{i}:{rel}",
+                         f"file:{i}:{rel}", volume_format(rel) or "unknown", summary,
+                         f"input{i}/{pseudo('file', rel)}{ext}", None))
+        subject_map[raw_subject] = pseudo.subject(raw_subject)
+        sources.append({"scan_id": rows[-1]["scan_id"], "format": rows[-1]["format"], "paths": summary["paths"]})
+    manifest = pd.DataFrame(rows, columns=[*MANIFEST.columns, "_date"]) if rows else None
+    if manifest is None:
+        manifest = MANIFEST.empty()
+    else:
+        manifest = _offsets(manifest)
+        manifest["selected"] = select_series(manifest, rule=cfg.selection, lung_kernels=cfg.lung_kernels)
+        manifest = _types(manifest).sort_values("scan_id", kind="stable").reset_index(drop=True)
+    src_df = pd.DataFrame(sources, columns=["scan_id", "format", "paths"])
+    fail_df = pd.DataFrame(failures, columns=list(FAILURES.columns))
+    fail_df = fail_df.drop_duplicates("scan_id").reset_index(drop=True)
+    fail_df["attempts"] = fail_df["attempts"].astype("Int64")
+    return manifest, src_df.sort_values("scan_id").reset_index(drop=True), fail_df, subject_map
+
+
+def _row(scan_id: str, pseudo: Pseudonymizer, raw_subject: str, raw_study: str, raw_series: str, fmt: str,
+         summary: dict[str, Any], source: str, first_date: date | None) -> dict[str, Any]:
+    reasons = summary["reasons"]
+    row = {k: summary.get(k) for k in MANIFEST.columns if k in summary}
+    row.update(scan_id=scan_id, subject_id=pseudo.subject(raw_subject), study_id=pseudo("study", raw_study),
+               series_id=pseudo("series", raw_series), format=fmt, source=source,
+               usable=not any(is_rejection(c) for c in reasons), reasons=join_reasons(reasons),
+               selected=False, acquisition_offset_days=None, _date=first_date)
+    return row
+
+
+def _offsets(df: pd.DataFrame) -> pd.DataFrame:
+    """Dates -> days since the subject's first dated series; the dates themselves are dropped."""
+    dates = pd.to_datetime(df["_date"])
+    first = dates.groupby(df["subject_id"]).transform("min")
+    df["acquisition_offset_days"] = (dates - first).dt.days.astype("float64")
+    return df.drop(columns="_date")
+
+
+def select_series(df: pd.DataFrame, *, rule: str, lung_kernels: Sequence[str]) -> pd.Series:
+    """Boolean ``selected``: the series to analyse in each study among the usable ones.
+
+    ``thinnest_lung_kernel`` prefers, in order: inspiratory (no ``expiratory`` reason), a lung kernel,
+    the thinnest slices (SliceThickness, else slice spacing), then the most slices. ``thinnest`` and
+    ``most_slices`` use only thickness / slice count; ``all`` selects every usable series.
+    """
+    sel = pd.Series(False, index=df.index)
+    usable = df[df["usable"].astype(bool)]
+    if rule == "all":
+        sel[usable.index] = True
+        return sel
+    thick = usable["slice_thickness_mm"].fillna(usable["spacing_z_mm"]).fillna(1e9).astype(float)
+    nz = -usable["size_z"].fillna(0).astype(float)
+    if rule == "thinnest_lung_kernel":
+        exp = usable["reasons"].str.contains("expiratory", regex=False).astype(int)
+        kern = usable["kernel"].fillna("").map(lambda k: 0 if (not k or is_lung_kernel(k, lung_kernels)) else 1)
+        keys = pd.DataFrame({"a": exp, "b": kern, "c": thick, "d": nz, "id": usable["scan_id"]})
+    elif rule == "thinnest":
+        keys = pd.DataFrame({"c": thick, "d": nz, "id": usable["scan_id"]})
+    elif rule == "most_slices":
+        keys = pd.DataFrame({"d": nz, "c": thick, "id": usable["scan_id"]})
+    else:
+        raise ValueError(f"unknown selection rule {rule!r}; use thinnest_lung_kernel, thinnest, most_slices or all")
+    keys["study"] = usable["study_id"]
+    best = keys.sort_values([c for c in keys.columns if c != "study"], kind="stable").groupby("study").head(1)
+    sel[best.index] = True
+    return sel
+
+
+def _types(df: pd.DataFrame) -> pd.DataFrame:
+    for c, col in MANIFEST.columns.items():
+        if c not in df:
+            continue
+        if col.dtype == "int":
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
+        elif col.dtype == "float":
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+        elif col.dtype == "bool":
+            df[c] = df[c].astype("boolean")
+        elif col.dtype == "string":
+            df[c] = df[c].astype("string")
+    df["usable"] = df["usable"].astype(bool)
+    return df

@@ -1,0 +1,163 @@
+"""Header records: what discovery learns about each file without decoding pixels.
+
+:func:`read_file_record` runs on Dask workers (one call per file, batched per
+folder by :func:`read_records`); it returns a plain dict so it pickles cheaply.
+Records still hold raw identifiers (PatientID, UIDs, dates, the path): they
+live only in ingest's memory and are pseudonymised before anything is written.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Sequence
+
+from ..io.readers import join_multi, volume_format
+from .remote import open_binary
+
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+_SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+
+
+def _floats(value: Any, n: int) -> list[float] | None:
+    try:
+        out = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n else None
+
+
+def _pixel_data_check(fh: Any, ds: Any, pos: int, size: int) -> str | None:
+    """Problem with the pixel data element that starts at ``pos``, or None when it looks complete."""
+    if pos >= size:
+        return "no_pixel_data"
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    implicit = bool(ts.is_implicit_VR) if ts is not None else True
+    little = bool(ts.is_little_endian) if ts is not None else True
+    fh.seek(pos)
+    head = fh.read(12)
+    if len(head) < 8:
+        return "truncated_file"
+    fmt = "<I" if little else ">I"
+    length = struct.unpack(fmt, head[4:8])[0] if implicit else struct.unpack(fmt, head[8:12])[0]
+    hdr = 8 if implicit else 12
+    if length == 0xFFFFFFFF:  # encapsulated (compressed) frames end with a sequence delimiter
+        fh.seek(max(size - 8, 0))
+        return None if fh.read(8) == _SEQ_DELIMITER else "truncated_file"
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
+                    * int(ds.BitsAllocated) // 8 * frames)
+    except (AttributeError, TypeError, ValueError):
+        expected = 0
+    if size - pos - hdr < min(length, expected) or length < expected:
+        return "truncated_file"
+    return None
+
+
+def read_dicom_record(path: str) -> dict[str, Any]:
+    """Header record of one DICOM file (``kind``: dicom / skip / other / error)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        with open_binary(path) as fh:
+            try:
+                ds = pydicom.dcmread(fh, stop_before_pixels=True)
+            except InvalidDicomError:
+                return {"path": path, "kind": "other", "error": "not DICOM"}
+            pos = fh.tell()
+            fh.seek(0, 2)
+            size = fh.tell()
+            problem = _pixel_data_check(fh, ds, pos, size)
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, struct.error) as err:
+        return {"path": path, "kind": "error", "error": f"{type(err).__name__}: {err}"}
+    meta = getattr(ds, "file_meta", None)
+    sop_class = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else "") or "")
+    if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
+        return {"path": path, "kind": "skip", "error": "DICOMDIR"}
+    sop_uid = str(ds.get("SOPInstanceUID", "") or (meta.get("MediaStorageSOPInstanceUID", "") if meta else "") or "")
+    desc = " ".join(str(ds.get(k, "") or "") for k in ("SeriesDescription", "ProtocolName")).upper()
+    date = str(ds.get("AcquisitionDate", "") or ds.get("SeriesDate", "") or ds.get("StudyDate", "") or "")
+    try:
+        tilt = float(ds.get("GantryDetectorTilt", 0) or 0)
+    except (TypeError, ValueError):
+        tilt = 0.0
+
+    def _int(key: str) -> int | None:
+        try:
+            v = ds.get(key)
+            return int(v) if v not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    def _float(key: str) -> float | None:
+        try:
+            v = ds.get(key)
+            return float(v) if v not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    return {
+        "path": path, "kind": "dicom", "error": None, "problem": problem,
+        "patient_id": str(ds.get("PatientID", "") or ""),
+        "study_uid": str(ds.get("StudyInstanceUID", "") or ""),
+        "series_uid": str(ds.get("SeriesInstanceUID", "") or ""),
+        "series_number": _int("SeriesNumber"), "sop_uid": sop_uid, "sop_class": sop_class,
+        "modality": str(ds.get("Modality", "") or ""),
+        "image_type": join_multi(ds.get("ImageType")).upper(),
+        "body_part": str(ds.get("BodyPartExamined", "") or "").upper(),
+        "kernel": join_multi(ds.get("ConvolutionKernel")),
+        "manufacturer": str(ds.get("Manufacturer", "") or ""),
+        "slice_thickness_mm": _float("SliceThickness"),
+        "pixel_spacing": _floats(ds.get("PixelSpacing"), 2),
+        "rows": _int("Rows"), "columns": _int("Columns"), "n_frames": _int("NumberOfFrames") or 1,
+        "ipp": _floats(ds.get("ImagePositionPatient"), 3),
+        "iop": _floats(ds.get("ImageOrientationPatient"), 6),
+        "contrast": bool(str(ds.get("ContrastBolusAgent", "") or "").strip()),
+        "date": date[:8],
+        "expiratory": any(w in desc for w in ("EXPIR", " EXP ", "EXHAL")) or desc.startswith("EXP"),
+        "gantry_tilt_deg": tilt,
+    }
+
+
+def read_volume_record(path: str, fmt: str) -> dict[str, Any]:
+    """Header record of one NIfTI / NRRD / MHA file (SimpleITK ``ReadImageInformation``)."""
+    import SimpleITK as sitk
+
+    from .remote import local_copies
+
+    try:
+        with local_copies([path]) as (local,):
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(local)
+            reader.ReadImageInformation()
+            size = list(reader.GetSize())
+            spacing = list(reader.GetSpacing())
+            direction = list(reader.GetDirection())
+            comps = int(reader.GetNumberOfComponents())
+    except (RuntimeError, OSError) as err:
+        msg = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        return {"path": path, "kind": "volume", "fmt": fmt, "error": msg}
+    return {"path": path, "kind": "volume", "fmt": fmt, "error": None, "size_xyz": size,
+            "spacing_xyz": spacing, "direction": direction, "n_components": comps}
+
+
+SIDECAR_SUFFIXES = (".md", ".txt", ".csv", ".tsv", ".json", ".yaml", ".yml", ".pdf", ".xml", ".html", ".htm",
+                    ".log", ".py", ".sh", ".xls", ".xlsx", ".raw", ".zraw", ".md5", ".sha256")
+"""Documentation / sidecar files skipped silently (an ``.mhd``'s ``.raw`` is read through its header)."""
+
+
+def read_file_record(path: str) -> dict[str, Any]:
+    """Header record of any file: a volume file by extension, a sidecar skipped, else tried as DICOM."""
+    if path.lower().endswith(SIDECAR_SUFFIXES) or path.rsplit("/", 1)[-1].upper() in ("LICENSE", "README"):
+        return {"path": path, "kind": "skip", "error": "sidecar"}
+    fmt = volume_format(path)
+    if fmt is not None:
+        return read_volume_record(path, fmt)
+    return read_dicom_record(path)
+
+
+def read_records(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Header records of a batch of files (the unit of work sent to one Dask task)."""
+    return [read_file_record(p) for p in paths]
