@@ -204,7 +204,7 @@ def body_and_organs(X: FloatArray, Y: FloatArray, Z: FloatArray, p: dict[str, An
 
     # ribs: a sloped periodic pattern on the ring around the cavity (posterior ends higher)
     Zc = Z[:, 0, 0][:, None, None]
-    phase = np.mod(Zc + 28.0 * (1.0 - (Y2 - f.yc) / f.bc)[None] + 7.0 * np.abs(X2 / f.ac)[None], 27.0)
+    phase = np.mod(Zc + 45.0 * (1.0 - (Y2 - f.yc) / f.bc)[None] + 7.0 * np.abs(X2 / f.ac)[None], 27.0)
     rib = (phase < 10.0) & ribring & (Zc < f.z_apex + 10.0)
     hu[rib] = p["hu_bone"]
     # scapulae: posterolateral plates in the muscle layer, upper half of the thorax

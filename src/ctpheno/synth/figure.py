@@ -17,7 +17,6 @@ FRACTION = {"none": 0.0, "centrilobular": 0.2, "panlobular": 0.25, "paraseptal":
 def _slices(vol: Volume, *, z_frac: float) -> tuple[np.ndarray, np.ndarray, float]:
     """(axial, coronal with the head up, coronal aspect ratio) of an identity-direction volume."""
     a = vol.array
-    zs = np.flatnonzero((a > -500).any(axis=(1, 2)))
     axial = a[int(round(z_frac * (a.shape[0] - 1)))]
     coronal = a[:, int(a.shape[1] * 0.55), :][::-1]
     return axial, coronal, vol.spacing_mm[0] / vol.spacing_mm[2]

@@ -226,13 +226,31 @@ def _trees(p: dict[str, Any], fr: A.Frame, in_lung: Callable[[npt.NDArray[np.flo
             airways += grow_tree(end, direction, radius_mm=r0, length_mm=r0 * 4.0, rng=rng, inside=in_lung,
                                  min_radius_mm=1.7, max_generation=6, generation=2, length_per_radius=5.5,
                                  toward=toward)
-            # the companion pulmonary artery, and a vein from the lower hilum
-            a_start = end + np.array([side * 3.0, -6.0, 4.0])
-            vessels += grow_tree(a_start, direction, radius_mm=r0 * 1.1, length_mm=r0 * 4.0, rng=rng,
-                                 inside=in_lung, min_radius_mm=0.45, max_generation=13, generation=2,
-                                 length_per_radius=8.0, toward=toward)
-            v_start = end + np.array([side * 6.0, 8.0, -22.0])
-            vessels += grow_tree(v_start, direction + np.array([0.0, 0.3, -0.2]), radius_mm=r0 * 1.05,
-                                 length_mm=r0 * 4.0, rng=rng, inside=in_lung, min_radius_mm=0.45,
-                                 max_generation=13, generation=2, length_per_radius=8.0, toward=toward)
+            # pulmonary arteries alongside the bronchi and veins from the lower hilum: a trunk from
+            # the hilum to where the direction enters the lung, then a tree from there
+            for off, dvec, kr in (((side * 3.0, -6.0, 4.0), (0.0, 0.0, 0.0), 1.1),
+                                  ((side * 6.0, 8.0, -22.0), (0.0, 0.3, -0.2), 1.05),
+                                  ((side * 2.0, -2.0, -8.0), (side * 0.2, -0.25, 0.15), 0.95)):
+                start = end + np.asarray(off)
+                dv = direction / np.linalg.norm(direction) + np.asarray(dvec)
+                entry = _enter(start, dv, in_lung)
+                if entry is None:
+                    continue
+                if np.linalg.norm(entry - start) > 1.0:
+                    vessels.append(Segment(start, entry, r0 * kr, 2))
+                vessels += grow_tree(entry, dv, radius_mm=r0 * kr, length_mm=r0 * 4.0, rng=rng, inside=in_lung,
+                                     min_radius_mm=0.45, max_generation=13, generation=2, length_per_radius=8.0,
+                                     toward=toward)
     return airways, vessels
+
+
+def _enter(start: npt.NDArray[np.float64], direction: npt.NDArray[np.float64],
+           inside: Callable[[npt.NDArray[np.float64]], bool], *, step_mm: float = 2.0,
+           max_mm: float = 70.0) -> npt.NDArray[np.float64] | None:
+    """First point along ``direction`` from ``start`` that lies inside the lung (None if none)."""
+    d = np.asarray(direction, float) / max(float(np.linalg.norm(direction)), 1e-9)
+    for t in np.arange(0.0, max_mm, step_mm):
+        q = start + t * d
+        if inside(q):
+            return q
+    return None
