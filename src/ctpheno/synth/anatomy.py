@@ -43,7 +43,7 @@ def sample_anatomy(rng: np.random.Generator) -> dict[str, float]:
         "lung_height_mm": u(225.0, 285.0),
         "recess_depth_mm": u(45.0, 70.0),
         "left_dome_drop_mm": u(8.0, 25.0),
-        "apex_curvature_mm": u(60.0, 90.0),
+        "apex_curvature_mm": u(85.0, 120.0),
         "upper_taper": u(0.12, 0.25),
         "body_wobble2": u(0.0, 0.04), "body_phase2": u(0.0, 2 * np.pi),
         "body_wobble3": u(0.0, 0.025), "body_phase3": u(0.0, 2 * np.pi),
