@@ -1,0 +1,5 @@
+"""``python -m ctpheno.features.deep_embeddings --config config/features/embeddings.yaml``."""
+
+from .cli import main
+
+main()

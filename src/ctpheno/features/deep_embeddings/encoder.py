@@ -1,0 +1,78 @@
+"""The patch encoder: a small 3D CNN (plain PyTorch) and its contrastive projection head.
+
+Architecture (``width`` = w, input 1 x P^3, P = patch edge)::
+
+    stem    conv3^3(1 -> w)            BN ReLU     P^3
+    stage1  conv3^3(w -> 2w), stride 2 BN ReLU     (P/2)^3
+            conv3^3(2w -> 2w)          BN ReLU
+    stage2  conv3^3(2w -> 4w), stride 2 BN ReLU    (P/4)^3
+            conv3^3(4w -> 4w)          BN ReLU
+    stage3  conv3^3(4w -> 8w), stride 2 BN ReLU    (P/8)^3
+    pool    spatial mean -> 8w          (the patch embedding)
+    head    linear 8w -> 8w, ReLU, linear 8w -> 64  (training only; SimCLR projection [1]_)
+
+BatchNorm is used (not instance/group norm) so the absolute density of a patch survives
+normalisation in evaluation mode: density is the main emphysema cue.
+
+References
+----------
+.. [1] Chen T, Kornblith S, Norouzi M, Hinton G. A simple framework for contrastive learning of
+   visual representations (SimCLR). ICML 2020.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+PROJECTION_DIM = 64
+
+
+def _block(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm3d(cout),
+            nn.ReLU(inplace=True)]
+
+
+class PatchEncoder(nn.Module):
+    """3D CNN mapping ``(B, 1, P, P, P)`` patches in [0, 1] to ``(B, 8 * width)`` embeddings."""
+
+    def __init__(self, *, width: int = 16) -> None:
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"width must be >= 1; got {width}")
+        w = int(width)
+        self.width = w
+        self.embedding_dim = 8 * w
+        self.features = nn.Sequential(
+            *_block(1, w),
+            *_block(w, 2 * w, 2), *_block(2 * w, 2 * w),
+            *_block(2 * w, 4 * w, 2), *_block(4 * w, 4 * w),
+            *_block(4 * w, 8 * w, 2),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5 or x.shape[1] != 1:
+            raise ValueError(f"PatchEncoder expects (B, 1, P, P, P) patches; got {tuple(x.shape)}")
+        return self.features(x).mean(dim=(2, 3, 4))
+
+
+class ProjectionHead(nn.Module):
+    """Two-layer MLP used by the contrastive loss only (discarded after training)."""
+
+    def __init__(self, dim: int, out_dim: int = PROJECTION_DIM) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def make_encoder(*, width: int, seed: int) -> PatchEncoder:
+    """A freshly initialised encoder; the same ``seed`` gives the same weights (the ``random``
+    baseline is exactly this, in evaluation mode)."""
+    gen_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(int(seed))
+        return PatchEncoder(width=width)
+    finally:
+        torch.random.set_rng_state(gen_state)

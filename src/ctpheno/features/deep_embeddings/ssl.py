@@ -1,0 +1,251 @@
+"""Self-supervised training of the patch encoder (contrastive, InfoNCE / NT-Xent).
+
+Objective
+---------
+For each anchor patch (centre drawn uniformly among lung voxels of a random scan) the positive
+is a second patch from the *same scan*, centred up to ``positive_shift * P`` voxels away; both
+views get random flips, axis permutations (the grid is isotropic) and Gaussian noise. The other
+``2B - 2`` views of the batch are negatives. With projections :math:`z_i` (L2-normalised),
+
+.. math:: \\ell_{i} = -\\log \\frac{\\exp(z_i \\cdot z_{j(i)} / \\tau)}{\\sum_{k \\ne i} \\exp(z_i \\cdot z_k / \\tau)}
+
+averaged over the 2B views (SimCLR [1]_). Intensities are *not* jittered, so density is never
+made an invariance: two neighbouring patches share their density and texture statistics
+(emphysema extent and pattern) but not their exact anatomy, which is what the encoder must learn
+to keep and to ignore respectively.
+
+Determinism and resume
+----------------------
+Weights are initialised from ``seed``; epoch ``e`` draws its patches and augmentations from
+generators seeded with ``(seed, e)``; the learning rate is a pure function of the global step.
+``torch.use_deterministic_algorithms(True)`` is set on CPU. A checkpoint (model, head, optimiser,
+epoch, loss history) is written after every epoch, so a resumed run is identical to an
+uninterrupted one.
+
+References
+----------
+.. [1] Chen T, et al. A simple framework for contrastive learning of visual representations. ICML 2020.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+
+from ...config.embeddings import EmbeddingsConfig
+from ...io.tables import atomic_path
+from .encoder import PatchEncoder, ProjectionHead, make_encoder
+from .patches import LungGrid, candidate_centres, cut_patches
+
+log = logging.getLogger(__name__)
+
+ENCODER_FILE = "encoder.pt"
+#: config fields that change the trained weights (hashed into the checkpoints)
+TRAIN_FIELDS = ("hu_window", "spacing_mm", "patch_size", "min_lung_fraction", "width", "epochs",
+                "train_patches_per_scan", "max_train_scans", "batch_size", "learning_rate", "weight_decay",
+                "temperature", "positive_shift", "noise_sd", "seed")
+
+
+@dataclass(frozen=True)
+class TrainingScan:
+    """One scan prepared for training: its lung grid and the candidate anchor centres."""
+
+    scan_id: str
+    grid: LungGrid
+    centres: npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the trained encoder is and how training went."""
+
+    encoder_path: Path
+    losses: list[float]
+    epochs_run: int
+    seconds: float
+
+
+def training_scan(scan_id: str, grid: LungGrid, *, patch_size: int, min_lung_fraction: float) -> TrainingScan:
+    """Pair a :class:`LungGrid` with its candidate anchor centres."""
+    return TrainingScan(scan_id, grid, candidate_centres(grid.lung, patch_size=patch_size,
+                                                         min_lung_fraction=min_lung_fraction))
+
+
+def select_device(choice: str = "auto") -> torch.device:
+    """``cuda`` when requested or (``auto``) available, else ``cpu``."""
+    if choice not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda; got {choice!r}")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA device; use device: auto or cpu")
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def train_settings(cfg: EmbeddingsConfig) -> dict[str, Any]:
+    """The config fields that determine the trained weights (JSON-able)."""
+    data = json.loads(cfg.model_dump_json())
+    return {k: data[k] for k in TRAIN_FIELDS}
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, *, temperature: float) -> torch.Tensor:
+    """NT-Xent / InfoNCE loss of paired projections (B, D); see the module formula."""
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    n = z1.shape[0]
+    sim = z @ z.T / temperature
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, target)
+
+
+def _augment(x: npt.NDArray[np.float32], rng: np.random.Generator, noise_sd: float) -> npt.NDArray[np.float32]:
+    """Random flips and axis permutation per patch, then Gaussian noise; (N, P, P, P)."""
+    out = np.empty_like(x)
+    for n in range(len(x)):
+        p = x[n]
+        for ax in range(3):
+            if rng.random() < 0.5:
+                p = np.flip(p, axis=ax)
+        out[n] = np.transpose(p, rng.permutation(3))
+    if noise_sd > 0:
+        out += rng.normal(0.0, noise_sd, size=out.shape).astype(np.float32)
+    return out
+
+
+def sample_pairs(scans: Sequence[TrainingScan], *, n_per_scan: int, patch_size: int, positive_shift: float,
+                 noise_sd: float, rng: np.random.Generator) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Anchor and positive views for one epoch, shuffled across scans: two (N, 1, P, P, P) arrays."""
+    anchors, positives = [], []
+    max_shift = int(round(positive_shift * patch_size))
+    for s in scans:
+        c = s.centres[rng.integers(0, len(s.centres), size=n_per_scan)]
+        shift = rng.integers(-max_shift, max_shift + 1, size=c.shape) if max_shift else np.zeros_like(c)
+        c2 = np.clip(c + shift, 0, np.asarray(s.grid.image.shape) - 1)
+        anchors.append(cut_patches(s.grid.image, c, patch_size=patch_size))
+        positives.append(cut_patches(s.grid.image, c2, patch_size=patch_size))
+    a, p = np.concatenate(anchors), np.concatenate(positives)
+    order = rng.permutation(len(a))
+    a, p = _augment(a[order], rng, noise_sd), _augment(p[order], rng, noise_sd)
+    return a[:, None], p[:, None]
+
+
+def _lr(step: int, total: int, base: float) -> float:
+    warm = max(1, total // 20)
+    if step < warm:
+        return base * (step + 1) / warm
+    return 0.5 * base * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+def _checkpoints(ckpt_dir: Path) -> list[Path]:
+    return sorted(ckpt_dir.glob("epoch_*.pt"))
+
+
+def train_encoder(scans: Sequence[TrainingScan], *, cfg: EmbeddingsConfig, out_dir: str | Path,
+                  on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train the patch encoder on ``scans`` (see module docstring) and write it to ``out_dir``.
+
+    Writes ``out_dir/checkpoints/epoch_NNN.pt`` after every epoch, then ``encoder.pt``
+    (weights + settings), ``loss.csv``, ``loss.png`` and ``MODEL_CARD.md``. Resumes from the
+    newest checkpoint whose settings match ``cfg``; returns at once if ``encoder.pt`` with the
+    same settings exists.
+    """
+    if not scans:
+        raise ValueError("train_encoder got no scans; preprocess the cohort first")
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    settings = train_settings(cfg)
+    final = out_dir / ENCODER_FILE
+    if final.exists():
+        saved = torch.load(final, map_location="cpu", weights_only=True)
+        if saved.get("settings") == settings:
+            log.info("SSL encoder %s is up to date", final)
+            return TrainResult(final, list(saved.get("losses", [])), 0, 0.0)
+    device = select_device(cfg.device)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    model = make_encoder(width=cfg.width, seed=cfg.seed).to(device)
+    torch.manual_seed(cfg.seed + 1)
+    head = ProjectionHead(model.embedding_dim).to(device)
+    params = list(model.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    n_anchor = len(scans) * cfg.train_patches_per_scan
+    steps_per_epoch = max(1, n_anchor // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    for ck in reversed(_checkpoints(ckpt_dir)):
+        state = torch.load(ck, map_location="cpu", weights_only=False)
+        if state.get("settings") == settings and state.get("n_scans") == len(scans):
+            model.load_state_dict(state["model"])
+            head.load_state_dict(state["head"])
+            opt.load_state_dict(state["optimizer"])
+            history = state["history"]
+            start_epoch = state["epoch"] + 1
+            log.info("resuming SSL training from %s (epoch %d of %d)", ck.name, start_epoch, cfg.epochs)
+            break
+    t0 = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs):
+        rng = np.random.default_rng([cfg.seed, epoch])
+        a, p = sample_pairs(scans, n_per_scan=cfg.train_patches_per_scan, patch_size=cfg.patch_size,
+                            positive_shift=cfg.positive_shift, noise_sd=cfg.noise_sd, rng=rng)
+        model.train()
+        head.train()
+        losses = []
+        te = time.perf_counter()
+        for step in range(steps_per_epoch):
+            gstep = epoch * steps_per_epoch + step
+            lr = _lr(gstep, total, cfg.learning_rate)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            sl = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
+            xa = torch.from_numpy(a[sl]).to(device)
+            xp = torch.from_numpy(p[sl]).to(device)
+            loss = nt_xent(head(model(xa)), head(model(xp)), temperature=cfg.temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            history.append({"epoch": epoch, "step": gstep, "loss": losses[-1], "lr": lr})
+        mean_loss = float(np.mean(losses))
+        log.info("SSL epoch %d/%d: loss %.4f (%.1f s)", epoch + 1, cfg.epochs, mean_loss, time.perf_counter() - te)
+        state = {"settings": settings, "n_scans": len(scans), "epoch": epoch, "model": model.state_dict(),
+                 "head": head.state_dict(), "optimizer": opt.state_dict(), "history": history,
+                 "epoch_seconds": time.perf_counter() - te}
+        with atomic_path(ckpt_dir / f"epoch_{epoch:03d}.pt") as tmp:
+            torch.save(state, tmp)
+        if on_epoch is not None:
+            on_epoch(epoch, mean_loss)
+    seconds = time.perf_counter() - t0
+    model = model.cpu().eval()
+    epoch_losses = [float(np.mean([h["loss"] for h in history if h["epoch"] == e])) for e in range(cfg.epochs)]
+    with atomic_path(final) as tmp:
+        torch.save({"settings": settings, "state_dict": model.state_dict(), "width": cfg.width,
+                    "losses": epoch_losses, "scans": [s.scan_id for s in scans]}, tmp)
+    from .card import write_loss_curve, write_model_card
+
+    write_loss_curve(history, out_dir)
+    write_model_card(out_dir, settings=settings, scans=[s.scan_id for s in scans], history=history,
+                     seconds=seconds, device=str(device), steps_per_epoch=steps_per_epoch)
+    return TrainResult(final, epoch_losses, cfg.epochs - start_epoch, seconds)
+
+
+def load_trained_encoder(path: str | Path) -> PatchEncoder:
+    """The encoder saved by :func:`train_encoder`, in evaluation mode on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"trained SSL encoder {path} does not exist; run `ctpheno embed train` first")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model = PatchEncoder(width=int(saved["width"]))
+    model.load_state_dict(saved["state_dict"], strict=True)
+    return model.eval()
