@@ -10,7 +10,8 @@ for the stage's table. :func:`run_stage` then
 * submits the rest with a bounded number in flight and collects them with
   ``as_completed`` — each result is written to ``parts/<stage>/<scan_id>.parquet``
   *on the worker* as soon as that scan finishes, never gathered at the end;
-* re-submits a task whose worker died up to ``retries`` times, and records
+* re-runs a task whose worker died until it had ``retries + 1`` attempts in all
+  (the scheduler's own re-runs, ``allowed-failures``, count), and records
   every failure (scan id, stage, exception type, message) in
   ``failures.parquet`` while the run goes on;
 * shows a progress bar (done / failed / remaining / ETA);
@@ -187,19 +188,24 @@ class FailureLog:
 class Progress:
     """Progress bar: done / failed / remaining / ETA (rich on a terminal, log lines otherwise)."""
 
-    def __init__(self, stage: str, total: int, enabled: bool = True) -> None:
+    def __init__(self, stage: str, total: int, enabled: bool = True, *, stream: Any = None,
+                 log_every_s: float = 10.0) -> None:
         self.stage, self.total, self.enabled = stage, total, enabled and total > 0
         self.done = self.failed = 0
         self.t0 = time.perf_counter()
         self._bar = None
         self._last_log = 0.0
-        if self.enabled and sys.stderr.isatty():
+        self.log_every_s = log_every_s
+        stream = sys.stderr if stream is None else stream
+        if self.enabled and stream.isatty():
+            from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
                                        TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
             self._bar = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("failed {task.fields[failed]}"), TimeElapsedColumn(),
-                                     TextColumn("ETA"), TimeRemainingColumn(), transient=False)
+                                     TextColumn("ETA"), TimeRemainingColumn(), transient=False,
+                                     console=Console(file=stream, force_terminal=True))
             self._task = self._bar.add_task(stage, total=total, failed=0)
             self._bar.start()
 
@@ -213,7 +219,7 @@ class Progress:
         elif self.enabled:
             now = time.perf_counter()
             n = self.done + self.failed
-            if now - self._last_log > 10 or n == self.total:
+            if now - self._last_log > self.log_every_s or n == self.total:
                 self._last_log = now
                 rate = n / max(now - self.t0, 1e-9)
                 eta = (self.total - n) / rate if rate > 0 else float("nan")
@@ -289,13 +295,13 @@ def _run_distributed(func: ScanFunc, todo: list[ScanTask], client: Any, wd: Work
         nthreads = sum(client.nthreads().values()) or 1
         max_in_flight = max(4, 4 * nthreads)
     pending = iter(todo)
-    attempts: dict[str, int] = {}
+    used: dict[str, int] = {}
     by_future: dict[Any, ScanTask] = {}
 
     def submit(task: ScanTask) -> Any:
-        attempts[task.scan_id] = attempts.get(task.scan_id, 0) + 1
+        used.setdefault(task.scan_id, 0)
         fut = client.submit(execute_task, func, task, str(wd.root), stage, keys[task.scan_id],
-                            key=f"{stage}-{task.scan_id}-{attempts[task.scan_id]}-{os.urandom(3).hex()}",
+                            key=f"{stage}-{task.scan_id}-{used[task.scan_id]}-{os.urandom(3).hex()}",
                             pure=False)
         by_future[fut] = task
         return fut
@@ -305,22 +311,38 @@ def _run_distributed(func: ScanFunc, todo: list[ScanTask], client: Any, wd: Work
     for fut in ac:
         task = by_future.pop(fut)
         if fut.status == "finished":
-            record(task, fut.result(), attempts[task.scan_id])
+            record(task, fut.result(), used[task.scan_id] + 1)
         else:
-            exc = fut.exception()
-            n = attempts[task.scan_id]
+            error_type, msg, spent = _lost_task_reason(fut)
+            used[task.scan_id] += spent
+            n = used[task.scan_id]
             if n <= retries:
                 log.warning("%s: %s lost (%s); retrying (attempt %d of %d)", stage, task.scan_id,
-                            type(exc).__name__, n + 1, retries + 1)
-                ac.add(submit(task))
+                            error_type, n + 1, retries + 1)
                 fut.release()
+                ac.add(submit(task))
                 continue
-            msg = str(exc)
-            if type(exc).__name__ == "KilledWorker":
-                msg = (f"the worker died while processing this scan {n} time(s) (killed, or over "
-                       f"its memory limit); {exc}")
-            record(task, {"status": "failed", "error_type": type(exc).__name__, "message": msg}, n)
+            record(task, {"status": "failed", "error_type": error_type, "message": msg}, n)
         fut.release()
         nxt = next(pending, None)
         if nxt is not None:
             ac.add(submit(nxt))
+
+
+def _lost_task_reason(fut: Any) -> tuple[str, str, int]:
+    """Why a future did not finish: (exception type, message, attempts it consumed).
+
+    A ``KilledWorker`` means the scheduler already re-ran the task on other workers
+    ``allowed_failures`` times (``distributed.scheduler.allowed-failures``, set from
+    ``cluster.retries`` for clusters this process starts; a remote scheduler keeps its own),
+    so it counts as ``allowed_failures + 1`` attempts.
+    """
+    if fut.status == "cancelled":
+        return "CancelledError", "the task was cancelled (scheduler restarted or client reconnected)", 1
+    exc = fut.exception()
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        tries = int(getattr(exc, "allowed_failures", 0)) + 1
+        return name, (f"the worker died while processing this scan ({tries} attempt(s) on the "
+                      f"scheduler): killed, or over its memory limit (cluster.memory_limit); {exc}"), tries
+    return name, str(exc) or repr(exc), 1
