@@ -117,7 +117,7 @@ def corruption_suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
     """One tree holding good series and every corruption the issue lists."""
     root = tmp_path_factory.mktemp("archive")
     f = {k: root / k for k in ("good", "mixed", "truncated", "missing", "dup", "mr", "tilt", "empty", "short",
-                               "coronal")}
+                               "coronal", "dims", "derived")}
     f["deep"] = root / "site1" / "2020" / "x" / "y"
     uids = {}
     # good series A, a localizer with the SAME SeriesInstanceUID and a non-DICOM file in its folder
@@ -157,4 +157,11 @@ def corruption_suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
     write_series(f["short"], SeriesSpec("short", n=10, study="s7"))
     write_series(f["coronal"], SeriesSpec("cor", study="s8", iop=(1, 0, 0, 0, 0, -1)))
     write_series(f["deep"], SeriesSpec("deep", study="s9", date="20210301"))
+    # one slice with another matrix size
+    files = write_series(f["dims"], SeriesSpec("dims", study="s10"))
+    ds = pydicom.dcmread(files[7])
+    ds.Rows = ds.Columns = 16
+    ds.PixelData = np.zeros((16, 16), np.int16).tobytes()
+    ds.save_as(files[7])
+    write_series(f["derived"], SeriesSpec("derived", study="s11", image_type=("DERIVED", "SECONDARY", "MPR")))
     return Suite(root, f, uids)

@@ -50,6 +50,7 @@ def _row(manifest: pd.DataFrame, folder: str, *, localizer: bool = False) -> pd.
 @pytest.mark.parametrize("folder, reason", [
     ("truncated", "truncated_file"), ("missing", "missing_slices"), ("dup", "duplicate_slices"),
     ("mr", "not_ct"), ("tilt", "gantry_tilt"), ("short", "too_few_slices"), ("coronal", "non_axial"),
+    ("dims", "inconsistent_dimensions"), ("derived", "derived"),
 ])
 def test_each_corruption_gets_its_reason(ingested, folder, reason):
     manifest = ingested[2]
@@ -74,8 +75,8 @@ def test_good_series_all_catalogued_and_usable(ingested):
     manifest = ingested[2]
     usable = manifest[manifest["usable"]]
     assert sorted(usable["folder"]) == ["good", "mixed", "mixed", "site1/2020/x/y"]
-    # every DICOM series is one row: 10 series folders + localizer + the 2nd series in 'mixed'
-    assert len(manifest) == 12
+    # every DICOM series is one row: 12 series folders + localizer + the 2nd series in 'mixed'
+    assert len(manifest) == 14
     assert manifest["scan_id"].str.fullmatch(r"s-[0-9a-f]{12}").all()
 
 

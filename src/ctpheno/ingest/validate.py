@@ -110,6 +110,14 @@ def summarize_dicom_series(records: Sequence[dict[str, Any]], *, cfg: IngestConf
     if "no_pixel_data" in reasons:
         out.update(size_y=None, size_x=None, size_z=None)
         return {**out, "reasons": reasons, "paths": paths}
+    if len(recs) == 1 and (first.get("n_frames") or 1) > 1:
+        # enhanced (multi-frame) CT: per-frame geometry lives in functional groups, read by SimpleITK
+        out["size_z"] = int(first["n_frames"])
+        if first["pixel_spacing"]:
+            out["spacing_y_mm"], out["spacing_x_mm"] = map(float, first["pixel_spacing"])
+        if out["size_z"] < cfg.min_slices:
+            reasons.add("too_few_slices")
+        return {**out, "reasons": reasons, "paths": paths}
     if len({(r["rows"], r["columns"]) for r in recs}) > 1:
         reasons.add("inconsistent_dimensions")
     geo = [r for r in recs if r["ipp"] is not None and r["iop"] is not None and r["pixel_spacing"] is not None]

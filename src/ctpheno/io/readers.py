@@ -65,6 +65,13 @@ def _name(path: str) -> str:
     return str(path).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 
+def _err(err: BaseException, path: str) -> str:
+    """``Type: message`` of an exception with the file's folder path removed (PHI in folder names)."""
+    text = f"{type(err).__name__}: {err}"
+    folder = str(path).replace("\\", "/").rsplit("/", 1)[0]
+    return text.replace(folder, "…") if folder else text
+
+
 def read_header(path: str | os.PathLike[str]) -> Any:
     """Read a DICOM file's header only (``stop_before_pixels``); raise if it is not DICOM.
 
@@ -82,8 +89,7 @@ def read_header(path: str | os.PathLike[str]) -> Any:
     except InvalidDicomError as err:
         raise UnreadableSeriesError(f"{_name(str(path))}: not a DICOM file ({err})") from None
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise UnreadableSeriesError(f"{_name(str(path))}: damaged DICOM header "
-                                    f"({type(err).__name__}: {err})") from None
+        raise UnreadableSeriesError(f"{_name(str(path))}: damaged DICOM header ({_err(err, str(path))})") from None
 
 
 def read_scan(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
@@ -147,8 +153,10 @@ def read_volume_file(path: str | os.PathLike[str]) -> Volume:
     try:
         image = sitk.ReadImage(path)
     except RuntimeError as err:
-        first = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown error"
-        raise UnreadableSeriesError(f"{_name(path)}: SimpleITK cannot read it ({first})") from None
+        last = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown error"
+        folder = path.replace("\\", "/").rsplit("/", 1)[0]
+        raise UnreadableSeriesError(f"{_name(path)}: SimpleITK cannot read it "
+                                    f"({last.replace(folder, '…') if folder else last})") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise UnreadableSeriesError(f"{_name(path)}: has {image.GetNumberOfComponentsPerPixel()} components "
                                     f"per voxel; a CT volume has 1")
@@ -242,7 +250,7 @@ def read_dicom_series(files: Sequence[str], *, skip_non_dicom: bool = False) -> 
                 continue
             raise UnreadableSeriesError(f"{_name(f)}: not a DICOM file") from None
         except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as err:
-            raise UnreadableSeriesError(f"{_name(f)}: damaged DICOM file ({type(err).__name__}: {err})") from None
+            raise UnreadableSeriesError(f"{_name(f)}: damaged DICOM file ({_err(err, f)})") from None
         if "PixelData" not in ds and "FloatPixelData" not in ds:
             if skip_non_dicom:
                 continue
@@ -313,7 +321,7 @@ def read_dicom_series(files: Sequence[str], *, skip_non_dicom: bool = False) -> 
         except Exception as err:  # decoder errors come in many types (missing plugin, corrupt stream)
             raise UnreadableSeriesError(f"{_name(f)}: pixel data cannot be decoded "
                                         f"(transfer syntax {ds.file_meta.get('TransferSyntaxUID', '?')}; "
-                                        f"{type(err).__name__}: {err})") from None
+                                        f"{_err(err, f)})") from None
         if raw.ndim != 2:
             raise UnreadableSeriesError(f"{_name(f)}: pixel array has shape {raw.shape}; expected one 2-D slice")
         slices.append(dicom_slice_hu(raw, slope=float(ds.get("RescaleSlope", 1) or 1),
@@ -335,7 +343,7 @@ def _read_multiframe(path: str) -> Volume:
     try:
         image = sitk.ReadImage(path)
     except RuntimeError as err:
-        raise UnreadableSeriesError(f"{_name(path)}: multi-frame DICOM cannot be read ({err})") from None
+        raise UnreadableSeriesError(f"{_name(path)}: multi-frame DICOM cannot be read ({_err(err, path)})") from None
     if image.GetDimension() != 3:
         raise UnreadableSeriesError(f"{_name(path)}: multi-frame file reads as {image.GetDimension()}-D")
     vol = Volume.from_sitk(image, format="dicom", n_files=1)

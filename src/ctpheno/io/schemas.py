@@ -101,8 +101,10 @@ FAILURES = TableSchema(
 MANIFEST = TableSchema(
     "manifest",
     {
-        "scan_id": Column(S, "pseudonymous series id (HMAC of the SeriesInstanceUID or file path)", nullable=False),
-        "subject_id": Column(S, "pseudonymous subject id (HMAC of PatientID)", nullable=False),
+        "scan_id": Column(S, "pseudonymous series id, file-name safe: s-<12 hex> (HMAC-SHA256 of the SeriesInstanceUID, "
+                                 "or of the root-relative file path for NIfTI/NRRD/MHA)", nullable=False),
+        "subject_id": Column(S, "pseudonymous subject id p-<12 hex> (HMAC of PatientID; of the file name without "
+                                    "extension for NIfTI/NRRD/MHA); equals clinical.parquet's subject_id", nullable=False),
         "study_id": Column(S, "pseudonymous study id"),
         "series_id": Column(S, "pseudonymous series id within the study"),
         "format": Column(S, "dicom | nifti | nrrd | mha"),
@@ -112,20 +114,22 @@ MANIFEST = TableSchema(
         "kernel": Column(S, "ConvolutionKernel"),
         "manufacturer": Column(S, "Manufacturer"),
         "slice_thickness_mm": Column(F, "SliceThickness", "mm"),
-        "spacing_z_mm": Column(F, "slice spacing from ImagePositionPatient", "mm"),
+        "spacing_z_mm": Column(F, "slice spacing: median gap between ImagePositionPatient along the slice normal", "mm"),
         "spacing_y_mm": Column(F, "row spacing", "mm"),
         "spacing_x_mm": Column(F, "column spacing", "mm"),
-        "size_z": Column(I, "number of slices"),
+        "size_z": Column(I, "number of slices (distinct positions)"),
         "size_y": Column(I, "rows"),
         "size_x": Column(I, "columns"),
         "n_files": Column(I, "number of files in the series"),
         "orientation": Column(S, "axial | coronal | sagittal | oblique"),
         "contrast": Column(B, "ContrastBolusAgent present"),
         "acquisition_offset_days": Column(F, "days from the subject's first study (dates are never stored)", "days"),
-        "source": Column(S, "input paths (folder or file), relative to the ingest root"),
+        "source": Column(S, "PHI-free origin: input<i>/d-<folder token> or input<i>/f-<file token><ext>; raw paths are "
+                            "only in ingest/sources.parquet"),
         "usable": Column(B, "passes every validation rule", nullable=False),
         "selected": Column(B, "the series chosen for analysis in its study"),
-        "reasons": Column(S, "semicolon-separated reason codes (see ctpheno.ingest.reasons)"),
+        "reasons": Column(S, "semicolon-separated reason codes, empty when none (documented in ctpheno.ingest.reasons "
+                             "and docs/ingest.md)"),
     },
     key=("scan_id",),
     doc="One row per discovered series or volume file.",
