@@ -22,27 +22,42 @@ log = logging.getLogger(__name__)
 JOBQUEUE_CLASSES = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster"}
 
 
-def make_jobqueue_cluster(cfg: ClusterConfig) -> Any:
-    """Build (but do not scale) the dask-jobqueue cluster for ``cfg.kind``."""
+def _jobqueue_class(cfg: ClusterConfig) -> Any:
     try:
         import dask_jobqueue
     except ImportError as err:  # pragma: no cover - extra missing
         raise MissingExtraError("dask-jobqueue", "cluster", f"cluster kind {cfg.kind!r}") from err
-    cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[cfg.kind])
-    kwargs = {"cores": cfg.threads_per_worker, "processes": 1, "memory": cfg.memory_limit, **cfg.jobqueue}
+    return getattr(dask_jobqueue, JOBQUEUE_CLASSES[cfg.kind])
+
+
+def _jobqueue_kwargs(cfg: ClusterConfig) -> dict[str, Any]:
+    return {"cores": cfg.threads_per_worker, "processes": 1, "memory": cfg.memory_limit, **cfg.jobqueue}
+
+
+def make_jobqueue_cluster(cfg: ClusterConfig) -> Any:
+    """Build (but do not scale) the dask-jobqueue cluster for ``cfg.kind`` (starts its scheduler here)."""
+    cls = _jobqueue_class(cfg)
     try:
-        return cls(**kwargs)
+        return cls(**_jobqueue_kwargs(cfg))
     except TypeError as err:
         raise ConfigError(f"cluster.jobqueue: {err}; see the dask-jobqueue docs for {cls.__name__}") from None
 
 
-def jobqueue_script(cfg: ClusterConfig) -> str:
-    """The batch script the scheduler would submit for one worker job (for review and tests)."""
-    cluster = make_jobqueue_cluster(cfg)
+def jobqueue_script(cfg: ClusterConfig, *, scheduler: str = "tcp://SCHEDULER:8786") -> str:
+    """The batch script one worker job would be submitted with (for review and tests).
+
+    Built from the job class alone, so no scheduler is started and no batch system is needed;
+    ``scheduler`` is the address written into the worker command line.
+    """
+    if cfg.kind not in JOBQUEUE_CLASSES:
+        raise ConfigError(f"cluster.kind is {cfg.kind!r}; a job script exists only for "
+                          f"{sorted(JOBQUEUE_CLASSES)}")
+    cls = _jobqueue_class(cfg)
     try:
-        return cluster.job_script()
-    finally:
-        cluster.close()
+        job = cls.job_cls(scheduler=scheduler, name="ctpheno-worker", **_jobqueue_kwargs(cfg))
+    except TypeError as err:
+        raise ConfigError(f"cluster.jobqueue: {err}; see the dask-jobqueue docs for {cls.__name__}") from None
+    return job.job_script()
 
 
 @contextmanager
@@ -58,10 +73,11 @@ def open_client(cfg: ClusterConfig) -> Iterator[Any]:
     with dask.config.set(overrides):
         cluster = None
         if cfg.kind == "local":
+            # worker processes talk over TCP on the loopback only; threads use the in-process comm
+            where = {"host": "127.0.0.1"} if cfg.processes else {}
             cluster = LocalCluster(n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker,
                                    memory_limit=cfg.memory_limit, processes=cfg.processes,
-                                   dashboard_address=":0" if cfg.dashboard else None,
-                                   host="127.0.0.1")
+                                   dashboard_address=":0" if cfg.dashboard else None, **where)
             client = Client(cluster)
         elif cfg.kind == "address":
             if not cfg.address:

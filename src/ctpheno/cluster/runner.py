@@ -231,6 +231,14 @@ class Progress:
             self._bar.stop()
 
 
+def _remove_stale_temporaries(wd: WorkDir, stage: str) -> None:
+    """Delete temporaries an interrupted run left in this stage's parts/markers (never trusted anyway)."""
+    for folder in (wd.parts_dir(stage), wd.marker(stage, "x").parent):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
 def run_stage(func: ScanFunc, tasks: Sequence[ScanTask], *, stage: str, workdir: WorkDir | str | Path,
               client: Any = None, cfg_hash: str = "", retries: int = 1, force: bool = False,
               output: Path | None = None, schema: TableSchema | None = None, progress: bool = True,
@@ -244,6 +252,7 @@ def run_stage(func: ScanFunc, tasks: Sequence[ScanTask], *, stage: str, workdir:
         dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
         raise ValueError(f"stage {stage!r}: duplicate scan ids {dup}")
     result = StageResult(stage)
+    _remove_stale_temporaries(wd, stage)
     failures = FailureLog(wd, stage)
     keys = {t.scan_id: task_key(stage, cfg_hash, t) for t in tasks}
     todo: list[ScanTask] = []

@@ -75,6 +75,16 @@ def _wait_for(path: Path, timeout_s: float, proc: subprocess.Popen) -> None:
         time.sleep(0.1)
 
 
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie awaiting its parent's ``wait`` counts as exited)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def stop_by_pid_file(pid_file: str | Path, *, timeout_s: float = 10.0) -> None:
     """SIGTERM the process named in ``pid_file``, then SIGKILL if it lingers."""
     pid_file = Path(pid_file)
@@ -87,9 +97,7 @@ def stop_by_pid_file(pid_file: str | Path, *, timeout_s: float = 10.0) -> None:
         return
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout_s:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return
         time.sleep(0.1)
     try:
