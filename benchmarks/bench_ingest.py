@@ -81,16 +81,28 @@ def main() -> None:
         root = Path(tmp)
         n = write_headers(root, n_files=args.n_files, n_series=args.n_series)
         serial_s, n_series = discover(root, None)
-        with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                          dashboard_address=":0") as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             discover(root, client)  # warm-up: imports on the workers
             dask_s, n_series_dask = discover(root, client)
     if n_series != args.n_series or n_series_dask != args.n_series:
         raise SystemExit(f"expected {args.n_series} series, catalogued {n_series} / {n_series_dask}")
-    result = {"benchmark": "ingest_discovery", "n_files": n, "n_series": n_series, "workers": args.workers,
-              "dask_seconds": round(dask_s, 3), "dask_files_per_s": round(n / dask_s, 1),
-              "in_process_seconds": round(serial_s, 3), "in_process_files_per_s": round(n / serial_s, 1),
-              "machine": platform.platform(), "python": platform.python_version()}
+    result = {
+        "benchmark": "ingest_discovery",
+        "n_files": n,
+        "n_series": n_series,
+        "workers": args.workers,
+        "dask_seconds": round(dask_s, 3),
+        "dask_files_per_s": round(n / dask_s, 1),
+        "in_process_seconds": round(serial_s, 3),
+        "in_process_files_per_s": round(n / serial_s, 1),
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

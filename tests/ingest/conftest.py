@@ -116,24 +116,50 @@ class Suite:
 def corruption_suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
     """One tree holding good series and every corruption the issue lists."""
     root = tmp_path_factory.mktemp("archive")
-    f = {k: root / k for k in ("good", "mixed", "truncated", "missing", "dup", "mr", "tilt", "empty", "short",
-                               "coronal", "dims", "derived")}
+    f = {
+        k: root / k
+        for k in (
+            "good",
+            "mixed",
+            "truncated",
+            "missing",
+            "dup",
+            "mr",
+            "tilt",
+            "empty",
+            "short",
+            "coronal",
+            "dims",
+            "derived",
+        )
+    }
     f["deep"] = root / "site1" / "2020" / "x" / "y"
     uids = {}
     # good series A, a localizer with the SAME SeriesInstanceUID and a non-DICOM file in its folder
     write_series(f["good"], SeriesSpec("good"))
     uids["good"] = str(pydicom.dcmread(next(f["good"].iterdir())).SeriesInstanceUID)
-    loc = SeriesSpec("loc", n=1, rows=32, cols=32, image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"),
-                     iop=(0, 1, 0, 0, 0, -1), series_uid=uids["good"])
+    loc = SeriesSpec(
+        "loc",
+        n=1,
+        rows=32,
+        cols=32,
+        image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"),
+        iop=(0, 1, 0, 0, 0, -1),
+        series_uid=uids["good"],
+    )
     for p in write_series(root / "_tmp_loc", loc):
         shutil.move(p, f["good"] / f"loc_{p.name}")
     shutil.rmtree(root / "_tmp_loc")
     (f["good"] / "junk").write_bytes(b"\x00\x01 not an image " * 50)
     # two series interleaved in one folder (different patient B, soft kernel + lung kernel)
-    write_series(f["mixed"] / "a", SeriesSpec("mixA", patient="B", kernel="B30f", thickness_mm=5.0, spacing_mm=5.0,
-                                              n=32))
-    write_series(f["mixed"] / "b", SeriesSpec("mixB", patient="B", kernel="B60f", thickness_mm=1.25,
-                                              spacing_mm=1.25, n=48))
+    write_series(
+        f["mixed"] / "a",
+        SeriesSpec("mixA", patient="B", kernel="B30f", thickness_mm=5.0, spacing_mm=5.0, n=32),
+    )
+    write_series(
+        f["mixed"] / "b",
+        SeriesSpec("mixB", patient="B", kernel="B60f", thickness_mm=1.25, spacing_mm=1.25, n=48),
+    )
     for sub in ("a", "b"):
         for p in (f["mixed"] / sub).iterdir():
             shutil.move(p, f["mixed"] / f"{sub}_{p.name}")
@@ -151,8 +177,12 @@ def corruption_suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=["dup-extra"])
     ds.save_as(f["dup"] / "extra", enforce_file_format=True)
     write_series(f["mr"], SeriesSpec("mr", modality="MR", study="s5"))
-    write_series(f["tilt"], SeriesSpec("tilt", study="s6", shear_y_per_slice_mm=2.5 * np.tan(np.radians(15)),
-                                       gantry_tilt_deg=15.0))
+    write_series(
+        f["tilt"],
+        SeriesSpec(
+            "tilt", study="s6", shear_y_per_slice_mm=2.5 * np.tan(np.radians(15)), gantry_tilt_deg=15.0
+        ),
+    )
     f["empty"].mkdir()
     write_series(f["short"], SeriesSpec("short", n=10, study="s7"))
     write_series(f["coronal"], SeriesSpec("cor", study="s8", iop=(1, 0, 0, 0, 0, -1)))

@@ -20,9 +20,13 @@ from .conftest import NAMES
 
 
 def _cfg(inputs: list[str], wd: Path, **ingest) -> PipelineConfig:
-    return PipelineConfig.model_validate({"paths": {"inputs": inputs, "workdir": str(wd),
-                                                    "pseudonym_salt": "test-salt"},
-                                          "cluster": {"kind": "synchronous"}, "ingest": ingest})
+    return PipelineConfig.model_validate(
+        {
+            "paths": {"inputs": inputs, "workdir": str(wd), "pseudonym_salt": "test-salt"},
+            "cluster": {"kind": "synchronous"},
+            "ingest": ingest,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +45,27 @@ def ingested(corruption_suite, tmp_path_factory):
 
 
 def _row(manifest: pd.DataFrame, folder: str, *, localizer: bool = False) -> pd.Series:
-    rows = manifest[(manifest["folder"] == folder)
-                    & (manifest["reasons"].str.contains("localizer") == localizer)]
+    rows = manifest[
+        (manifest["folder"] == folder) & (manifest["reasons"].str.contains("localizer") == localizer)
+    ]
     assert len(rows) == 1, rows
     return rows.iloc[0]
 
 
-@pytest.mark.parametrize("folder, reason", [
-    ("truncated", "truncated_file"), ("missing", "missing_slices"), ("dup", "duplicate_slices"),
-    ("mr", "not_ct"), ("tilt", "gantry_tilt"), ("short", "too_few_slices"), ("coronal", "non_axial"),
-    ("dims", "inconsistent_dimensions"), ("derived", "derived"),
-])
+@pytest.mark.parametrize(
+    "folder, reason",
+    [
+        ("truncated", "truncated_file"),
+        ("missing", "missing_slices"),
+        ("dup", "duplicate_slices"),
+        ("mr", "not_ct"),
+        ("tilt", "gantry_tilt"),
+        ("short", "too_few_slices"),
+        ("coronal", "non_axial"),
+        ("dims", "inconsistent_dimensions"),
+        ("derived", "derived"),
+    ],
+)
 def test_each_corruption_gets_its_reason(ingested, folder, reason):
     manifest = ingested[2]
     row = _row(manifest, folder)

@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pydicom
 import pytest
 import SimpleITK as sitk
@@ -44,7 +45,10 @@ def test_ibsi_ct_phantom_dicom_equals_simpleitk_and_nifti(shared_data):
 def test_jpeg2000_siemens_series_decodes_like_simpleitk(shared_data):
     folder = shared_data / "totalsegmentator_ct_dicom" / "dicom"
     files = sorted(str(p) for p in folder.iterdir())
-    assert pydicom.dcmread(files[0], stop_before_pixels=True).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.90"
+    assert (
+        pydicom.dcmread(files[0], stop_before_pixels=True).file_meta.TransferSyntaxUID
+        == "1.2.840.10008.1.2.4.90"
+    )
     random.Random(3).shuffle(files)  # order of the list must not matter
     vol = read_scan(files)
     assert vol.shape == (20, 512, 512)
@@ -108,3 +112,62 @@ def test_fsspec_url_is_copied_and_read(tmp_path):
         np.testing.assert_array_equal(vol.array, truth_hu(5, 8, 8))
     finally:
         fs.rm("/ctpheno-test", recursive=True)
+
+
+def test_discovery_of_real_series(shared_data, tmp_path):
+    """The UID-less JPEG 2000 series is one row; the IBSI folder gives the CT series and its RTSTRUCT."""
+    from ctpheno.config.pipeline import PipelineConfig
+    from ctpheno.ingest.stage import run_ingest
+    from ctpheno.io import WorkDir
+
+    inputs = [
+        str(shared_data / "totalsegmentator_ct_dicom" / "dicom"),
+        str(shared_data / "ibsi_1_ct_radiomics_phantom" / "dicom"),
+    ]
+    cfg = PipelineConfig.model_validate(
+        {
+            "paths": {"inputs": inputs, "workdir": str(tmp_path), "pseudonym_salt": "x"},
+            "ingest": {"min_slices": 16},
+        }
+    )
+    manifest = run_ingest(cfg, WorkDir(tmp_path), None).table.set_index("n_files")
+    assert sorted(manifest.index) == [1, 20, 60]
+    ts = manifest.loc[20]
+    assert (ts["size_z"], ts["spacing_z_mm"], ts["slice_thickness_mm"]) == (20, 2.0, 3.0)  # overlapping recon
+    assert ts["reasons"].split(";") == ["body_part_not_chest", "contrast_enhanced", "non_lung_kernel"]
+    assert ts["usable"] and ts["kernel"] == "Br38f\\3" and ts["manufacturer"] == "SIEMENS"
+    ibsi = manifest.loc[60]
+    assert ibsi["usable"] and (ibsi["size_y"], ibsi["size_x"]) == (201, 204)
+    assert ibsi["spacing_z_mm"] == pytest.approx(3.0) and ibsi["orientation"] == "axial"
+    assert manifest.loc[1, "reasons"] == "not_ct;no_pixel_data" and manifest.loc[1, "modality"] == "RTSTRUCT"
+    assert manifest.loc[1, "study_id"] == ibsi["study_id"]
+
+
+def test_discovery_over_fsspec_urls(tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+    from ctpheno.config.pipeline import PipelineConfig
+    from ctpheno.ingest.stage import run_ingest
+    from ctpheno.io import WorkDir
+
+    files = write_series(tmp_path / "s", SeriesSpec("url", n=31, rows=8, cols=8), hu=truth_hu(31, 8, 8))
+    fs = fsspec.filesystem("memory")
+    for f in files:
+        fs.pipe(f"/ctpheno-disc/a/b/{f.name}", f.read_bytes())
+    fs.pipe("/ctpheno-disc/a/notes.bin", b"xx" * 100)
+    try:
+        cfg = PipelineConfig.model_validate(
+            {
+                "paths": {
+                    "inputs": ["memory://ctpheno-disc"],
+                    "workdir": str(tmp_path / "w"),
+                    "pseudonym_salt": "x",
+                }
+            }
+        )
+        res = run_ingest(cfg, WorkDir(tmp_path / "w"), None)
+        assert len(res.table) == 1 and bool(res.table["usable"].iloc[0]) and len(res.failed) == 1
+        paths = list(pd.read_parquet(WorkDir(tmp_path / "w").sources)["paths"].iloc[0])
+        assert all(p.startswith("memory://") for p in paths)
+        np.testing.assert_array_equal(read_scan(paths).array, truth_hu(31, 8, 8))
+    finally:
+        fs.rm("/ctpheno-disc", recursive=True)

@@ -23,8 +23,18 @@ from ctpheno.ingest.stage import clinical_join_path, pseudonym_map_path, run_ing
 from ctpheno.io import MANIFEST, WorkDir, read_table
 from ctpheno.io.readers import read_scan
 
-SYNTH_CLINICAL = ["subject_id", "age_years", "sex", "height_cm", "pack_years", "fev1_pct_pred", "fev1_fvc",
-                  "gold_stage", "prism", "fev1_decline_ml_per_year"]
+SYNTH_CLINICAL = [
+    "subject_id",
+    "age_years",
+    "sex",
+    "height_cm",
+    "pack_years",
+    "fev1_pct_pred",
+    "fev1_fvc",
+    "gold_stage",
+    "prism",
+    "fev1_decline_ml_per_year",
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +49,27 @@ def phi_needles(cohort) -> list[str]:
     out = []
     for folder in sorted((cohort / "images").iterdir()):
         ds = pydicom.dcmread(next(folder.iterdir()), stop_before_pixels=True)
-        out += [str(ds.PatientID), str(ds.PatientBirthDate), str(ds.AccessionNumber),
-                *str(ds.PatientName).split("^"), str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)]
+        out += [
+            str(ds.PatientID),
+            str(ds.PatientBirthDate),
+            str(ds.AccessionNumber),
+            *str(ds.PatientName).split("^"),
+            str(ds.StudyInstanceUID),
+            str(ds.SeriesInstanceUID),
+        ]
     return out
 
 
 def _cfg(cohort: Path, wd: Path, *, clinical: Path | None = None, salt: str | None = "s3cret", **ingest):
-    paths = {"inputs": [str(cohort / "images")], "workdir": str(wd),
-             "clinical": str(clinical or cohort / "clinical.csv"), "pseudonym_salt": salt}
-    return PipelineConfig.model_validate({"paths": paths, "cluster": {"kind": "synchronous"}, "ingest": ingest})
+    paths = {
+        "inputs": [str(cohort / "images")],
+        "workdir": str(wd),
+        "clinical": str(clinical or cohort / "clinical.csv"),
+        "pseudonym_salt": salt,
+    }
+    return PipelineConfig.model_validate(
+        {"paths": paths, "cluster": {"kind": "synchronous"}, "ingest": ingest}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +161,10 @@ def test_dask_discovery_matches_in_process(cohort, ingested, tmp_path):
     from distributed import Client, LocalCluster
 
     wd = WorkDir(tmp_path / "w")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
         run_ingest(_cfg(cohort, wd.root, write_pseudonym_map=True, batch_size=7), wd, client)
     a = read_table(wd.manifest, MANIFEST)
     b = read_table(ingested.manifest, MANIFEST)
@@ -153,16 +177,41 @@ def test_cli_and_module_entry_points(cohort, tmp_path):
     from ctpheno.cli import app
 
     wd = tmp_path / "cli"
-    res = CliRunner().invoke(app, ["ingest", str(cohort / "images"), "--workdir", str(wd),
-                                   "--set", "cluster.kind=synchronous", "--set", "paths.pseudonym_salt=x"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "ingest",
+            str(cohort / "images"),
+            "--workdir",
+            str(wd),
+            "--set",
+            "cluster.kind=synchronous",
+            "--set",
+            "paths.pseudonym_salt=x",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert len(pd.read_parquet(wd / "manifest.parquet")) == 2
     cfg = tmp_path / "pipeline.yaml"
-    cfg.write_text(yaml.safe_dump({"paths": {"inputs": [str(cohort / "images")], "workdir": str(tmp_path / "mod"),
-                                             "clinical": str(cohort / "clinical.csv"), "pseudonym_salt": "x"},
-                                   "cluster": {"kind": "synchronous"}}))
-    proc = subprocess.run([sys.executable, "-m", "ctpheno.ingest", "--config", str(cfg)], capture_output=True,
-                          text=True, timeout=120)
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "paths": {
+                    "inputs": [str(cohort / "images")],
+                    "workdir": str(tmp_path / "mod"),
+                    "clinical": str(cohort / "clinical.csv"),
+                    "pseudonym_salt": "x",
+                },
+                "cluster": {"kind": "synchronous"},
+            }
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "ctpheno.ingest", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     a = pd.read_parquet(tmp_path / "mod" / "manifest.parquet")
     b = pd.read_parquet(wd / "manifest.parquet")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, confloat, conint
+from pydantic import Field, PositiveInt, confloat
 
 from .base import StrictModel
 
@@ -21,9 +20,31 @@ class IngestConfig(StrictModel):
     """Gantry tilt / obliquity above this (degrees) is rejected."""
     selection: Literal["thinnest_lung_kernel", "thinnest", "most_slices", "all"] = "thinnest_lung_kernel"
     """Rule picking the series to analyse in each study."""
-    lung_kernels: list[str] = Field(default_factory=lambda: [
-        "B45", "B46", "B50", "B60", "B70", "I50", "I70", "BR60", "BL57", "LUNG", "BONE", "D", "YA", "YB",
-        "FC51", "FC52", "FC53", "FC55", "FC56", "L", "SHARP"])
+    lung_kernels: list[str] = Field(
+        default_factory=lambda: [
+            "B45",
+            "B46",
+            "B50",
+            "B60",
+            "B70",
+            "I50",
+            "I70",
+            "BR60",
+            "BL57",
+            "LUNG",
+            "BONE",
+            "D",
+            "YA",
+            "YB",
+            "FC51",
+            "FC52",
+            "FC53",
+            "FC55",
+            "FC56",
+            "L",
+            "SHARP",
+        ]
+    )
     """Kernel names (prefix match, case-insensitive) counted as lung/sharp kernels."""
     clinical_id_column: str = "subject_id"
     """Column of the clinical table holding the subject identifier (raw; pseudonymised on ingest)."""
@@ -35,4 +56,5 @@ class IngestConfig(StrictModel):
     """Reject ImageType DERIVED series (reformats, MIPs); set False for archives that mark every
     reconstruction as derived."""
     batch_size: PositiveInt = 256
-    """Files per header-reading task (discovery runs one Dask task per batch of files from the same folders)."""
+    """Files per header-reading task (discovery runs one Dask task per batch of files from the same
+    folders)."""

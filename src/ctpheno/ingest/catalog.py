@@ -16,8 +16,9 @@ to ``ingest/sources.parquet``.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
 
 import pandas as pd
 
@@ -35,7 +36,7 @@ def _rel(path: str, root: str) -> str:
     path = path.replace("\\", "/")
     if path == root:
         return path.rsplit("/", 1)[-1]
-    return path[len(root) + 1:] if path.startswith(root + "/") else path
+    return path[len(root) + 1 :] if path.startswith(root + "/") else path
 
 
 def _strip_ext(name: str) -> str:
@@ -59,18 +60,27 @@ def group_key(rec: dict[str, Any], rel_folder: str) -> str:
     if rec["series_uid"]:
         return f"uid:{rec['series_uid']}{suffix}"
     iop = ",".join(f"{v:.3f}" for v in rec["iop"]) if rec["iop"] else "-"
-    return (f"folder:{rel_folder}|{rec['study_uid']}|{rec['series_number']}|{rec['rows']}x{rec['columns']}"
-            f"|{iop}{suffix}")
+    return (
+        f"folder:{rel_folder}|{rec['study_uid']}|{rec['series_number']}|{rec['rows']}x{rec['columns']}"
+        f"|{iop}{suffix}"
+    )
 
 
 def _failure(scan_id: str, error_type: str, code: str, message: str, source: str) -> dict[str, Any]:
-    return {"scan_id": scan_id, "stage": "ingest", "error_type": error_type, "message": f"{code}: {message}",
-            "source": source, "attempts": 1,
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "scan_id": scan_id,
+        "stage": "ingest",
+        "error_type": error_type,
+        "message": f"{code}: {message}",
+        "source": source,
+        "attempts": 1,
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
-def build_catalog(records: Sequence[dict[str, Any]], inv: Inventory, pseudo: Pseudonymizer, *,
-                  cfg: IngestConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, str]]:
+def build_catalog(
+    records: Sequence[dict[str, Any]], inv: Inventory, pseudo: Pseudonymizer, *, cfg: IngestConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, str]]:
     """``(manifest, sources, failures, subject_map)`` from header records.
 
     ``subject_map`` maps raw subject identifiers to their pseudonyms (for the optional
@@ -89,31 +99,64 @@ def build_catalog(records: Sequence[dict[str, Any]], inv: Inventory, pseudo: Pse
         elif rec["kind"] == "volume":
             volumes.append(rec)
         elif rec["kind"] == "other":
-            failures.append(_failure(pseudo("file", rel), "NonImageFile", "non_image_file",
-                                     "neither DICOM nor a NIfTI/NRRD/MHA file; ignored", src))
+            failures.append(
+                _failure(
+                    pseudo("file", rel),
+                    "NonImageFile",
+                    "non_image_file",
+                    "neither DICOM nor a NIfTI/NRRD/MHA file; ignored",
+                    src,
+                )
+            )
         elif rec["kind"] == "error":
-            failures.append(_failure(pseudo("file", rel), "UnreadableSeriesError", "unreadable_header",
-                                     f"cannot read the file header ({rec['error']})", src))
+            failures.append(
+                _failure(
+                    pseudo("file", rel),
+                    "UnreadableSeriesError",
+                    "unreadable_header",
+                    f"cannot read the file header ({rec['error']})",
+                    src,
+                )
+            )
     for i, folder in inv.empty_folders:
         rel = _rel(folder, inv.roots[i])
-        failures.append(_failure(pseudo("folder", rel), "EmptyFolder", "empty_folder", "folder holds no files",
-                                 f"input{i}/{pseudo('folder', rel)}"))
+        failures.append(
+            _failure(
+                pseudo("folder", rel),
+                "EmptyFolder",
+                "empty_folder",
+                "folder holds no files",
+                f"input{i}/{pseudo('folder', rel)}",
+            )
+        )
     rows, sources, subject_map = [], [], {}
     for key, recs in groups.items():
         first = recs[0]
         i = root_of.get(first["path"], 0)
         rel_folder = _rel(folder_of(first["path"]), inv.roots[i])
         summary = summarize_dicom_series(recs, cfg=cfg)
-        raw_subject = first["patient_id"] or (f"study:{first['study_uid']}" if first["study_uid"]
-                                               else f"folder:{rel_folder}")
+        raw_subject = first["patient_id"] or (
+            f"study:{first['study_uid']}" if first["study_uid"] else f"folder:{rel_folder}"
+        )
         raw_study = first["study_uid"] or f"{raw_subject}|{first['date']}|{rel_folder}"
         folders = {folder_of(r["path"]) for r in recs}
         source = f"input{i}/{pseudo('folder', rel_folder)}"
         if len(folders) > 1:
             source += f" (+{len(folders) - 1} folders)"
         dates = [d for d in (_date(r["date"]) for r in recs) if d is not None]
-        rows.append(_row(pseudo("scan", key), pseudo, raw_subject, raw_study, key.split("#")[0], "dicom",
-                         summary, source, min(dates) if dates else None))
+        rows.append(
+            _row(
+                pseudo("scan", key),
+                pseudo,
+                raw_subject,
+                raw_study,
+                key.split("#")[0],
+                "dicom",
+                summary,
+                source,
+                min(dates) if dates else None,
+            )
+        )
         subject_map[raw_subject] = pseudo.subject(raw_subject)
         sources.append({"scan_id": rows[-1]["scan_id"], "format": "dicom", "paths": summary["paths"]})
     for rec in volumes:
@@ -121,12 +164,24 @@ def build_catalog(records: Sequence[dict[str, Any]], inv: Inventory, pseudo: Pse
         rel = _rel(rec["path"], inv.roots[i])
         summary = summarize_volume_file(rec, cfg=cfg)
         raw_subject = _strip_ext(rel.rsplit("/", 1)[-1])
-        ext = rel[len(_strip_ext(rel)):]
-        rows.append(_row(pseudo("scan", f"file:{i}:{rel}"), pseudo, raw_subject, f"file:{i}:{rel}",
-                         f"file:{i}:{rel}", volume_format(rel) or "unknown", summary,
-                         f"input{i}/{pseudo('file', rel)}{ext}", None))
+        ext = rel[len(_strip_ext(rel)) :]
+        rows.append(
+            _row(
+                pseudo("scan", f"file:{i}:{rel}"),
+                pseudo,
+                raw_subject,
+                f"file:{i}:{rel}",
+                f"file:{i}:{rel}",
+                volume_format(rel) or "unknown",
+                summary,
+                f"input{i}/{pseudo('file', rel)}{ext}",
+                None,
+            )
+        )
         subject_map[raw_subject] = pseudo.subject(raw_subject)
-        sources.append({"scan_id": rows[-1]["scan_id"], "format": rows[-1]["format"], "paths": summary["paths"]})
+        sources.append(
+            {"scan_id": rows[-1]["scan_id"], "format": rows[-1]["format"], "paths": summary["paths"]}
+        )
     manifest = pd.DataFrame(rows, columns=[*MANIFEST.columns, "_date"]) if rows else None
     if manifest is None:
         manifest = MANIFEST.empty()
@@ -141,14 +196,32 @@ def build_catalog(records: Sequence[dict[str, Any]], inv: Inventory, pseudo: Pse
     return manifest, src_df.sort_values("scan_id").reset_index(drop=True), fail_df, subject_map
 
 
-def _row(scan_id: str, pseudo: Pseudonymizer, raw_subject: str, raw_study: str, raw_series: str, fmt: str,
-         summary: dict[str, Any], source: str, first_date: date | None) -> dict[str, Any]:
+def _row(
+    scan_id: str,
+    pseudo: Pseudonymizer,
+    raw_subject: str,
+    raw_study: str,
+    raw_series: str,
+    fmt: str,
+    summary: dict[str, Any],
+    source: str,
+    first_date: date | None,
+) -> dict[str, Any]:
     reasons = summary["reasons"]
     row = {k: summary.get(k) for k in MANIFEST.columns if k in summary}
-    row.update(scan_id=scan_id, subject_id=pseudo.subject(raw_subject), study_id=pseudo("study", raw_study),
-               series_id=pseudo("series", raw_series), format=fmt, source=source,
-               usable=not any(is_rejection(c) for c in reasons), reasons=join_reasons(reasons),
-               selected=False, acquisition_offset_days=None, _date=first_date)
+    row.update(
+        scan_id=scan_id,
+        subject_id=pseudo.subject(raw_subject),
+        study_id=pseudo("study", raw_study),
+        series_id=pseudo("series", raw_series),
+        format=fmt,
+        source=source,
+        usable=not any(is_rejection(c) for c in reasons),
+        reasons=join_reasons(reasons),
+        selected=False,
+        acquisition_offset_days=None,
+        _date=first_date,
+    )
     return row
 
 
@@ -176,14 +249,18 @@ def select_series(df: pd.DataFrame, *, rule: str, lung_kernels: Sequence[str]) -
     nz = -usable["size_z"].fillna(0).astype(float)
     if rule == "thinnest_lung_kernel":
         exp = usable["reasons"].str.contains("expiratory", regex=False).astype(int)
-        kern = usable["kernel"].fillna("").map(lambda k: 0 if (not k or is_lung_kernel(k, lung_kernels)) else 1)
+        kern = (
+            usable["kernel"].fillna("").map(lambda k: 0 if (not k or is_lung_kernel(k, lung_kernels)) else 1)
+        )
         keys = pd.DataFrame({"a": exp, "b": kern, "c": thick, "d": nz, "id": usable["scan_id"]})
     elif rule == "thinnest":
         keys = pd.DataFrame({"c": thick, "d": nz, "id": usable["scan_id"]})
     elif rule == "most_slices":
         keys = pd.DataFrame({"d": nz, "c": thick, "id": usable["scan_id"]})
     else:
-        raise ValueError(f"unknown selection rule {rule!r}; use thinnest_lung_kernel, thinnest, most_slices or all")
+        raise ValueError(
+            f"unknown selection rule {rule!r}; use thinnest_lung_kernel, thinnest, most_slices or all"
+        )
     keys["study"] = usable["study_id"]
     best = keys.sort_values([c for c in keys.columns if c != "study"], kind="stable").groupby("study").head(1)
     sel[best.index] = True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -14,16 +13,25 @@ def register(app: typer.Typer) -> None:
 
     @app.command("ingest")
     def ingest(
-        paths: Optional[List[str]] = typer.Argument(
-            None, help="Folders/files/URLs to ingest (override paths.inputs); or `idc` for the IDC query."),
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="Pipeline YAML (or an ingest YAML)."),
-        sets: Optional[List[str]] = typer.Option(None, "--set", help="Override a config value: section.key=value."),
-        workdir: Optional[Path] = typer.Option(None, "--workdir", help="Work directory (overrides paths.workdir)."),
-        clinical: Optional[str] = typer.Option(None, "--clinical", help="Clinical CSV/Parquet."),
-        force: bool = typer.Option(False, "--force", help="Accepted for symmetry; ingest always re-reads headers."),
-        collection: str = typer.Option("nlst", "--collection", help="idc: IDC collection id (nlst, lidc_idri ...)."),
-        limit: Optional[int] = typer.Option(None, "--limit", min=1, help="idc: at most this many patients."),
-        out: Optional[Path] = typer.Option(None, "--out", help="idc: folder for series.csv and s5cmd manifest."),
+        paths: list[str] | None = typer.Argument(
+            None, help="Folders/files/URLs to ingest (override paths.inputs); or `idc` for the IDC query."
+        ),
+        config: Path | None = typer.Option(None, "--config", "-c", help="Pipeline YAML (or an ingest YAML)."),
+        sets: list[str] | None = typer.Option(
+            None, "--set", help="Override a config value: section.key=value."
+        ),
+        workdir: Path | None = typer.Option(
+            None, "--workdir", help="Work directory (overrides paths.workdir)."
+        ),
+        clinical: str | None = typer.Option(None, "--clinical", help="Clinical CSV/Parquet."),
+        force: bool = typer.Option(
+            False, "--force", help="Accepted for symmetry; ingest always re-reads headers."
+        ),
+        collection: str = typer.Option(
+            "nlst", "--collection", help="idc: IDC collection id (nlst, lidc_idri ...)."
+        ),
+        limit: int | None = typer.Option(None, "--limit", min=1, help="idc: at most this many patients."),
+        out: Path | None = typer.Option(None, "--out", help="idc: folder for series.csv and s5cmd manifest."),
         modality: str = typer.Option("CT", "--modality", help="idc: modality of the series to list."),
     ) -> None:
         """Discover DICOM/NIfTI/NRRD/MHA series, validate them and write manifest.parquet.
@@ -46,13 +54,22 @@ def register(app: typer.Typer) -> None:
                 fail(str(err))
                 return
             files = write_idc_outputs(series, out)
-            typer.echo(f"{series['PatientID'].nunique()} patients, {len(series)} {modality} series from "
-                       f"{collection!r}; wrote {', '.join(str(f) for f in files)}")
+            typer.echo(
+                f"{series['PatientID'].nunique()} patients, {len(series)} {modality} series from "
+                f"{collection!r}; wrote {', '.join(str(f) for f in files)}"
+            )
             return
         try:
-            cfg = load_cli_config(config, sets, workdir=workdir, inputs=paths or None, clinical=clinical,
-                                  stage_file_for="ingest" if config is not None and config.name != "pipeline.yaml"
-                                  and _is_stage_file(config) else None)
+            cfg = load_cli_config(
+                config,
+                sets,
+                workdir=workdir,
+                inputs=paths or None,
+                clinical=clinical,
+                stage_file_for="ingest"
+                if config is not None and config.name != "pipeline.yaml" and _is_stage_file(config)
+                else None,
+            )
         except CTPhenoError as err:
             fail(str(err))
             return
@@ -72,4 +89,8 @@ def _is_stage_file(path: Path) -> bool:
         data = read_yaml(path)
     except Exception:  # the loader reports the problem with the file name
         return False
-    return bool(data) and set(data) <= set(IngestConfig.model_fields) | {"paths", "cluster"} and "ingest" not in data
+    return (
+        bool(data)
+        and set(data) <= set(IngestConfig.model_fields) | {"paths", "cluster"}
+        and "ingest" not in data
+    )

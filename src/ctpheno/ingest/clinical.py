@@ -37,8 +37,13 @@ from .pseudonym import Pseudonymizer
 log = logging.getLogger(__name__)
 
 RANGES: dict[str, tuple[float, float]] = {
-    "age_years": (0, 120), "height_cm": (50, 250), "pack_years": (0, 300), "fev1_pct_pred": (0, 200),
-    "fev1_fvc": (0, 1.2), "gold_stage": (0, 4), "fev1_decline_ml_per_year": (-1000, 1000),
+    "age_years": (0, 120),
+    "height_cm": (50, 250),
+    "pack_years": (0, 300),
+    "fev1_pct_pred": (0, 200),
+    "fev1_fvc": (0, 1.2),
+    "gold_stage": (0, 4),
+    "fev1_decline_ml_per_year": (-1000, 1000),
 }
 """Numeric columns and their plausible ranges (inclusive)."""
 SEX_VALUES = {"M", "F", "O", "U"}
@@ -56,10 +61,14 @@ def read_clinical(path: str | Path, *, id_column: str) -> pd.DataFrame:
     elif path.suffix.lower() in (".csv", ".txt", ".tsv"):
         df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype={id_column: str})
     else:
-        raise ClinicalTableError(f"clinical table {path.name}: unsupported type {path.suffix!r}; use CSV or Parquet")
+        raise ClinicalTableError(
+            f"clinical table {path.name}: unsupported type {path.suffix!r}; use CSV or Parquet"
+        )
     if id_column not in df.columns:
-        raise ClinicalTableError(f"clinical table {path.name} has no column {id_column!r} (columns: "
-                                 f"{list(df.columns)[:12]}); set ingest.clinical_id_column")
+        raise ClinicalTableError(
+            f"clinical table {path.name} has no column {id_column!r} (columns: "
+            f"{list(df.columns)[:12]}); set ingest.clinical_id_column"
+        )
     df[id_column] = df[id_column].astype("string").str.strip()
     return df
 
@@ -72,32 +81,38 @@ def check_clinical(df: pd.DataFrame, *, id_column: str, where: str = "clinical t
         raise ClinicalTableError(f"{where}: empty {id_column!r} in rows {rows}")
     dup = ids[ids.duplicated()]
     if len(dup):
-        raise ClinicalTableError(f"{where}: {len(dup)} duplicate subject ids in {id_column!r} "
-                                 f"(one row per subject is expected)")
+        raise ClinicalTableError(
+            f"{where}: {len(dup)} duplicate subject ids in {id_column!r} (one row per subject is expected)"
+        )
     for col, (lo, hi) in RANGES.items():
         if col not in df.columns:
             continue
         values = pd.to_numeric(df[col], errors="coerce")
         bad_type = values.isna() & df[col].notna()
         if bad_type.any():
-            raise ClinicalTableError(f"{where}: column {col!r} must be numeric; got "
-                                     f"{df.loc[bad_type, col].head(3).tolist()}")
+            raise ClinicalTableError(
+                f"{where}: column {col!r} must be numeric; got {df.loc[bad_type, col].head(3).tolist()}"
+            )
         out = values.notna() & ((values < lo) | (values > hi))
         if out.any():
             hint = " (give FEV1/FVC as a ratio, not %)" if col == "fev1_fvc" else ""
-            raise ClinicalTableError(f"{where}: column {col!r} has {int(out.sum())} value(s) outside "
-                                     f"[{lo}, {hi}], e.g. {values[out].head(3).tolist()}{hint}")
+            raise ClinicalTableError(
+                f"{where}: column {col!r} has {int(out.sum())} value(s) outside "
+                f"[{lo}, {hi}], e.g. {values[out].head(3).tolist()}{hint}"
+            )
         if col == "gold_stage":
             frac = values.notna() & (values != values.round())
             if frac.any():
-                raise ClinicalTableError(f"{where}: gold_stage must be an integer 0-4; got "
-                                         f"{values[frac].head(3).tolist()}")
+                raise ClinicalTableError(
+                    f"{where}: gold_stage must be an integer 0-4; got {values[frac].head(3).tolist()}"
+                )
     if "sex" in df.columns:
         sex = df["sex"].dropna().astype(str).str.upper()
         bad = sex[~sex.isin(SEX_VALUES)]
         if len(bad):
-            raise ClinicalTableError(f"{where}: column 'sex' must be one of {sorted(SEX_VALUES)}; got "
-                                     f"{sorted(set(bad))[:5]}")
+            raise ClinicalTableError(
+                f"{where}: column 'sex' must be one of {sorted(SEX_VALUES)}; got {sorted(set(bad))[:5]}"
+            )
     return df
 
 
@@ -126,9 +141,14 @@ def join_report(clinical: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
     no_img = int((~rep["has_images"]).sum())
     no_clin = int((~rep["has_clinical"]).sum())
     if no_img:
-        log.warning("clinical join: %d subject(s) with clinical data but no images (see ingest/clinical_join.parquet)",
-                    no_img)
+        log.warning(
+            "clinical join: %d subject(s) with clinical data but no images "
+            "(see ingest/clinical_join.parquet)",
+            no_img,
+        )
     if no_clin:
-        log.warning("clinical join: %d subject(s) with images but no clinical row (see ingest/clinical_join.parquet)",
-                    no_clin)
+        log.warning(
+            "clinical join: %d subject(s) with images but no clinical row (see ingest/clinical_join.parquet)",
+            no_clin,
+        )
     return rep

@@ -8,8 +8,9 @@ files from the same folder(s), when a client is given, else in this process.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from .headers import read_records
 from .remote import is_url, walk
@@ -36,8 +37,12 @@ def take_inventory(inputs: Sequence[str]) -> Inventory:
         files, empty = walk(root)
         inv.files += [(i, f) for f in files]
         inv.empty_folders += [(i, d) for d in empty]
-    log.info("ingest: %d files and %d empty folders under %d input(s)", len(inv.files),
-             len(inv.empty_folders), len(inv.roots))
+    log.info(
+        "ingest: %d files and %d empty folders under %d input(s)",
+        len(inv.files),
+        len(inv.empty_folders),
+        len(inv.roots),
+    )
     return inv
 
 
@@ -60,7 +65,7 @@ def batch_by_folder(paths: Sequence[str], *, batch_size: int = 256) -> list[list
             batches.append(cur)
             cur = []
         for k in range(0, len(files), batch_size):
-            chunk = files[k:k + batch_size]
+            chunk = files[k : k + batch_size]
             if len(chunk) == batch_size:
                 batches.append(chunk)
             else:
@@ -70,7 +75,9 @@ def batch_by_folder(paths: Sequence[str], *, batch_size: int = 256) -> list[list
     return batches
 
 
-def collect_records(paths: Sequence[str], *, client: Any = None, batch_size: int = 256) -> list[dict[str, Any]]:
+def collect_records(
+    paths: Sequence[str], *, client: Any = None, batch_size: int = 256
+) -> list[dict[str, Any]]:
     """Header records of ``paths`` (in input order), read through ``client`` when given.
 
     ``memory://`` URLs live in this process only, so they are always read here.
@@ -91,6 +98,10 @@ def collect_records(paths: Sequence[str], *, client: Any = None, batch_size: int
     order = {p: i for i, p in enumerate(paths)}
     records.sort(key=lambda r: order.get(r["path"], len(order)))
     n_remote = sum(is_url(p) for p in paths)
-    log.info("ingest: read %d headers in %d batches%s", len(records), len(batches),
-             f" ({n_remote} remote)" if n_remote else "")
+    log.info(
+        "ingest: read %d headers in %d batches%s",
+        len(records),
+        len(batches),
+        f" ({n_remote} remote)" if n_remote else "",
+    )
     return records

@@ -9,7 +9,8 @@ live only in ingest's memory and are pseudonymised before anything is written.
 from __future__ import annotations
 
 import struct
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..io.readers import join_multi, volume_format
 from .remote import open_binary
@@ -46,8 +47,14 @@ def _pixel_data_check(fh: Any, ds: Any, pos: int, size: int) -> str | None:
         return None if fh.read(8) == _SEQ_DELIMITER else "truncated_file"
     try:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
-        expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
-                    * int(ds.BitsAllocated) // 8 * frames)
+        expected = (
+            int(ds.Rows)
+            * int(ds.Columns)
+            * int(ds.get("SamplesPerPixel", 1))
+            * int(ds.BitsAllocated)
+            // 8
+            * frames
+        )
     except (AttributeError, TypeError, ValueError):
         expected = 0
     if size - pos - hdr < min(length, expected) or length < expected:
@@ -73,10 +80,14 @@ def read_dicom_record(path: str) -> dict[str, Any]:
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, struct.error) as err:
         return {"path": path, "kind": "error", "error": f"{type(err).__name__}: {err}"}
     meta = getattr(ds, "file_meta", None)
-    sop_class = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else "") or "")
+    sop_class = str(
+        ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else "") or ""
+    )
     if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
         return {"path": path, "kind": "skip", "error": "DICOMDIR"}
-    sop_uid = str(ds.get("SOPInstanceUID", "") or (meta.get("MediaStorageSOPInstanceUID", "") if meta else "") or "")
+    sop_uid = str(
+        ds.get("SOPInstanceUID", "") or (meta.get("MediaStorageSOPInstanceUID", "") if meta else "") or ""
+    )
     desc = " ".join(str(ds.get(k, "") or "") for k in ("SeriesDescription", "ProtocolName")).upper()
     date = str(ds.get("AcquisitionDate", "") or ds.get("SeriesDate", "") or ds.get("StudyDate", "") or "")
     try:
@@ -99,11 +110,16 @@ def read_dicom_record(path: str) -> dict[str, Any]:
             return None
 
     return {
-        "path": path, "kind": "dicom", "error": None, "problem": problem,
+        "path": path,
+        "kind": "dicom",
+        "error": None,
+        "problem": problem,
         "patient_id": str(ds.get("PatientID", "") or ""),
         "study_uid": str(ds.get("StudyInstanceUID", "") or ""),
         "series_uid": str(ds.get("SeriesInstanceUID", "") or ""),
-        "series_number": _int("SeriesNumber"), "sop_uid": sop_uid, "sop_class": sop_class,
+        "series_number": _int("SeriesNumber"),
+        "sop_uid": sop_uid,
+        "sop_class": sop_class,
         "modality": str(ds.get("Modality", "") or ""),
         "image_type": join_multi(ds.get("ImageType")).upper(),
         "body_part": str(ds.get("BodyPartExamined", "") or "").upper(),
@@ -111,7 +127,9 @@ def read_dicom_record(path: str) -> dict[str, Any]:
         "manufacturer": str(ds.get("Manufacturer", "") or ""),
         "slice_thickness_mm": _float("SliceThickness"),
         "pixel_spacing": _floats(ds.get("PixelSpacing"), 2),
-        "rows": _int("Rows"), "columns": _int("Columns"), "n_frames": _int("NumberOfFrames") or 1,
+        "rows": _int("Rows"),
+        "columns": _int("Columns"),
+        "n_frames": _int("NumberOfFrames") or 1,
         "ipp": _floats(ds.get("ImagePositionPatient"), 3),
         "iop": _floats(ds.get("ImageOrientationPatient"), 6),
         "contrast": bool(str(ds.get("ContrastBolusAgent", "") or "").strip()),
@@ -139,12 +157,40 @@ def read_volume_record(path: str, fmt: str) -> dict[str, Any]:
     except (RuntimeError, OSError) as err:
         msg = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         return {"path": path, "kind": "volume", "fmt": fmt, "error": msg}
-    return {"path": path, "kind": "volume", "fmt": fmt, "error": None, "size_xyz": size,
-            "spacing_xyz": spacing, "direction": direction, "n_components": comps}
+    return {
+        "path": path,
+        "kind": "volume",
+        "fmt": fmt,
+        "error": None,
+        "size_xyz": size,
+        "spacing_xyz": spacing,
+        "direction": direction,
+        "n_components": comps,
+    }
 
 
-SIDECAR_SUFFIXES = (".md", ".txt", ".csv", ".tsv", ".json", ".yaml", ".yml", ".pdf", ".xml", ".html", ".htm",
-                    ".log", ".py", ".sh", ".xls", ".xlsx", ".raw", ".zraw", ".md5", ".sha256")
+SIDECAR_SUFFIXES = (
+    ".md",
+    ".txt",
+    ".csv",
+    ".tsv",
+    ".json",
+    ".yaml",
+    ".yml",
+    ".pdf",
+    ".xml",
+    ".html",
+    ".htm",
+    ".log",
+    ".py",
+    ".sh",
+    ".xls",
+    ".xlsx",
+    ".raw",
+    ".zraw",
+    ".md5",
+    ".sha256",
+)
 """Documentation / sidecar files skipped silently (an ``.mhd``'s ``.raw`` is read through its header)."""
 
 

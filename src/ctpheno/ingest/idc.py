@@ -16,9 +16,22 @@ from pathlib import Path
 
 import pandas as pd
 
-SERIES_COLUMNS = ["collection_id", "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "Modality",
-                  "StudyDate", "SeriesDescription", "BodyPartExamined", "Manufacturer", "ManufacturerModelName",
-                  "instanceCount", "series_size_MB", "series_aws_url", "crdc_series_uuid"]
+SERIES_COLUMNS = [
+    "collection_id",
+    "PatientID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "Modality",
+    "StudyDate",
+    "SeriesDescription",
+    "BodyPartExamined",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "instanceCount",
+    "series_size_MB",
+    "series_aws_url",
+    "crdc_series_uuid",
+]
 """Columns of the series list (the index's own names)."""
 
 
@@ -39,7 +52,9 @@ def index_version() -> str:
     return str(getattr(idc_index_data, "__version__", "unknown"))
 
 
-def query_collection(collection: str, *, limit_patients: int | None = None, modality: str = "CT") -> pd.DataFrame:
+def query_collection(
+    collection: str, *, limit_patients: int | None = None, modality: str = "CT"
+) -> pd.DataFrame:
     """Series of ``modality`` in an IDC collection, optionally for the first ``limit_patients`` patients.
 
     Patients are taken in PatientID order, so a given limit always returns the same cohort
@@ -51,14 +66,17 @@ def query_collection(collection: str, *, limit_patients: int | None = None, moda
         raise ValueError(f"limit_patients must be >= 1; got {limit_patients}")
     coll = collection.strip().lower().replace("-", "_")
     path = index_path()
-    table = pq.read_table(path, columns=SERIES_COLUMNS,
-                          filters=[("collection_id", "==", coll), ("Modality", "==", modality)])
+    table = pq.read_table(
+        path, columns=SERIES_COLUMNS, filters=[("collection_id", "==", coll), ("Modality", "==", modality)]
+    )
     df = table.to_pandas()
     if df.empty:
         ids = pq.read_table(path, columns=["collection_id"]).column(0).unique().to_pylist()
         close = sorted(i for i in ids if coll[:3] in i)[:10]
-        raise ValueError(f"IDC collection {collection!r} has no {modality} series in the bundled index "
-                         f"(idc-index-data {index_version()}); similar ids: {close or sorted(ids)[:10]}")
+        raise ValueError(
+            f"IDC collection {collection!r} has no {modality} series in the bundled index "
+            f"(idc-index-data {index_version()}); similar ids: {close or sorted(ids)[:10]}"
+        )
     df = df.sort_values(["PatientID", "StudyInstanceUID", "SeriesInstanceUID"], kind="stable")
     if limit_patients is not None:
         keep = sorted(df["PatientID"].unique())[:limit_patients]
@@ -69,7 +87,10 @@ def query_collection(collection: str, *, limit_patients: int | None = None, moda
 def s5cmd_manifest(series: pd.DataFrame, *, dest: str | Path) -> str:
     """``s5cmd run`` lines copying each series into ``dest/<crdc_series_uuid>/``."""
     dest = str(dest).rstrip("/")
-    lines = [f'cp {url} "{dest}/{uuid}/"' for url, uuid in zip(series["series_aws_url"], series["crdc_series_uuid"])]
+    lines = [
+        f'cp {url} "{dest}/{uuid}/"'
+        for url, uuid in zip(series["series_aws_url"], series["crdc_series_uuid"])
+    ]
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -23,25 +23,48 @@ REASONS: dict[str, tuple[Severity, str]] = {
     "missing_geometry": ("reject", "ImagePositionPatient / ImageOrientationPatient / PixelSpacing missing"),
     "inconsistent_dimensions": ("reject", "slices differ in rows/columns, pixel spacing or orientation"),
     "duplicate_slices": ("reject", "two or more different slices at the same position"),
-    "no_pixel_data": ("reject", "DICOM objects without pixels (structure sets, reports, presentation states)"),
+    "no_pixel_data": (
+        "reject",
+        "DICOM objects without pixels (structure sets, reports, presentation states)",
+    ),
     "too_few_slices": ("reject", "fewer slices than ingest.min_slices"),
     "missing_slices": ("reject", "a gap between consecutive slices of about twice the slice spacing or more"),
     "nonuniform_spacing": ("reject", "slice spacing varies by more than ingest.spacing_tolerance"),
-    "gantry_tilt": ("reject", "slices are stacked off their normal (GantryDetectorTilt or sheared positions) "
-                              "by more than ingest.max_tilt_deg"),
-    "non_axial": ("reject", "slice normal is more than ingest.max_tilt_deg from the patient's z axis "
-                            "(coronal, sagittal or oblique)"),
-    "body_part_not_chest": ("warn", "BodyPartExamined names a region other than the chest (the pixel-based "
-                                    "field-of-view check is done in preprocess)"),
+    "gantry_tilt": (
+        "reject",
+        "slices are stacked off their normal (GantryDetectorTilt or sheared positions) "
+        "by more than ingest.max_tilt_deg",
+    ),
+    "non_axial": (
+        "reject",
+        "slice normal is more than ingest.max_tilt_deg from the patient's z axis "
+        "(coronal, sagittal or oblique)",
+    ),
+    "body_part_not_chest": (
+        "warn",
+        "BodyPartExamined names a region other than the chest (the pixel-based "
+        "field-of-view check is done in preprocess)",
+    ),
     "contrast_enhanced": ("warn", "ContrastBolusAgent is set: densitometry is biased upward"),
     "expiratory": ("warn", "series description says expiration; inspiratory series are preferred"),
-    "non_lung_kernel": ("warn", "kernel is not in ingest.lung_kernels (a soft-tissue kernel smooths emphysema)"),
-    "duplicate_files": ("warn", "the same instance (SOPInstanceUID) is stored in more than one file; "
-                                "it is read once"),
-    "non_image_file": ("reject", "a file that is neither DICOM nor a supported volume format "
-                                 "(recorded in failures.parquet, never in the manifest)"),
-    "unreadable_header": ("reject", "a file whose header cannot be parsed, so it cannot be grouped into a series "
-                                    "(recorded in failures.parquet)"),
+    "non_lung_kernel": (
+        "warn",
+        "kernel is not in ingest.lung_kernels (a soft-tissue kernel smooths emphysema)",
+    ),
+    "duplicate_files": (
+        "warn",
+        "the same instance (SOPInstanceUID) is stored in more than one file; it is read once",
+    ),
+    "non_image_file": (
+        "reject",
+        "a file that is neither DICOM nor a supported volume format "
+        "(recorded in failures.parquet, never in the manifest)",
+    ),
+    "unreadable_header": (
+        "reject",
+        "a file whose header cannot be parsed, so it cannot be grouped into a series "
+        "(recorded in failures.parquet)",
+    ),
     "empty_folder": ("reject", "a folder without any file (recorded in failures.parquet)"),
 }
 """code -> (severity, meaning)."""

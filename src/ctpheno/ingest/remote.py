@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO
 
 
 def is_url(path: str | os.PathLike[str]) -> bool:
@@ -22,7 +23,7 @@ def is_url(path: str | os.PathLike[str]) -> bool:
 
 
 def strip_file_scheme(path: str) -> str:
-    return path[len("file://"):] if path.startswith("file://") else path
+    return path.removeprefix("file://")
 
 
 def open_binary(path: str) -> IO[bytes]:
@@ -54,7 +55,7 @@ def walk(root: str) -> tuple[list[str], list[str]]:
         found = fs.find(base)
         out = []
         for p in found:
-            rel = p[len(base.rstrip("/")) + 1:] if p.startswith(base.rstrip("/")) else p
+            rel = p[len(base.rstrip("/")) + 1 :] if p.startswith(base.rstrip("/")) else p
             if any(part.startswith(".") for part in rel.split("/")):
                 continue
             out.append(p if "://" in p else fs.unstrip_protocol(p))

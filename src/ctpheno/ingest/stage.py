@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -85,20 +86,30 @@ def run_ingest(cfg: PipelineConfig, wd: WorkDir, client: Any, *, force: bool = F
         dest = pseudonym_map_path(wd)
         with atomic_path(dest, suffix=".csv") as tmp:
             os.chmod(tmp, 0o600)
-            pd.DataFrame(sorted(subject_map.items()), columns=["raw_id", "subject_id"]).to_csv(tmp, index=False)
+            pd.DataFrame(sorted(subject_map.items()), columns=["raw_id", "subject_id"]).to_csv(
+                tmp, index=False
+            )
         os.chmod(dest, 0o600)
-    result = StageResult(STAGE, done=list(manifest["scan_id"]), failed=list(failures["scan_id"]), table=manifest)
+    result = StageResult(
+        STAGE, done=list(manifest["scan_id"]), failed=list(failures["scan_id"]), table=manifest
+    )
     result.seconds = time.perf_counter() - t0
     n_usable = int(manifest["usable"].sum()) if len(manifest) else 0
-    log.info("ingest: %d series (%d usable, %d selected), %d unreadable/ignored item(s) in %.1f s",
-             len(manifest), n_usable, int(manifest["selected"].fillna(False).sum()) if len(manifest) else 0,
-             len(failures), result.seconds)
+    log.info(
+        "ingest: %d series (%d usable, %d selected), %d unreadable/ignored item(s) in %.1f s",
+        len(manifest),
+        n_usable,
+        int(manifest["selected"].fillna(False).sum()) if len(manifest) else 0,
+        len(failures),
+        result.seconds,
+    )
     return result
 
 
-def _join_clinical(cfg: PipelineConfig, wd: WorkDir, pseudo: Pseudonymizer, manifest: pd.DataFrame,
-                   failures: pd.DataFrame) -> pd.DataFrame:
-    from datetime import datetime, timezone
+def _join_clinical(
+    cfg: PipelineConfig, wd: WorkDir, pseudo: Pseudonymizer, manifest: pd.DataFrame, failures: pd.DataFrame
+) -> pd.DataFrame:
+    from datetime import datetime
 
     id_col = cfg.ingest.clinical_id_column
     name = Path(str(cfg.paths.clinical)).name
@@ -107,9 +118,19 @@ def _join_clinical(cfg: PipelineConfig, wd: WorkDir, pseudo: Pseudonymizer, mani
         check_clinical(raw, id_column=id_col, where=f"clinical table {name}")
     except ClinicalTableError as err:
         log.error("ingest: %s", err)
-        row = pd.DataFrame([{"scan_id": "clinical", "stage": STAGE, "error_type": type(err).__name__,
-                             "message": str(err), "source": name, "attempts": 1,
-                             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}])
+        row = pd.DataFrame(
+            [
+                {
+                    "scan_id": "clinical",
+                    "stage": STAGE,
+                    "error_type": type(err).__name__,
+                    "message": str(err),
+                    "source": name,
+                    "attempts": 1,
+                    "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+            ]
+        )
         row["attempts"] = row["attempts"].astype("Int64")
         return pd.concat([failures, row], ignore_index=True) if len(failures) else row
     clinical = pseudonymise_clinical(raw, pseudo, id_column=id_col)

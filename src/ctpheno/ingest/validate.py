@@ -18,17 +18,40 @@ and the nominal spacing is :math:`\\Delta = \\mathrm{median}(g)`.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ..config.ingest import IngestConfig
 from .headers import SECONDARY_CAPTURE_PREFIX
 
-CHEST_BODY_PARTS = frozenset({
-    "CHEST", "THORAX", "LUNG", "LUNGS", "CHEST_ABDOMEN", "CHESTABDOMEN", "CHEST_ABDOMEN_PELVIS", "CHESTABDPELVIS",
-    "CAP", "TORSO", "THORAXABDOMEN", "THORAX_ABDOMEN", "WHOLEBODY", "WHOLE_BODY", "WHOLE BODY", "TRUNK",
-    "HEART", "CHEST_LOW_DOSE", "PECHO", "TORAX", "THORAX_LUNGE", "LUNGE"})
+CHEST_BODY_PARTS = frozenset(
+    {
+        "CHEST",
+        "THORAX",
+        "LUNG",
+        "LUNGS",
+        "CHEST_ABDOMEN",
+        "CHESTABDOMEN",
+        "CHEST_ABDOMEN_PELVIS",
+        "CHESTABDPELVIS",
+        "CAP",
+        "TORSO",
+        "THORAXABDOMEN",
+        "THORAX_ABDOMEN",
+        "WHOLEBODY",
+        "WHOLE_BODY",
+        "WHOLE BODY",
+        "TRUNK",
+        "HEART",
+        "CHEST_LOW_DOSE",
+        "PECHO",
+        "TORAX",
+        "THORAX_LUNGE",
+        "LUNGE",
+    }
+)
 """BodyPartExamined values that include the lungs (upper-cased, exact match)."""
 
 LOCALIZER_WORDS = ("LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW", "SCANOGRAM")
@@ -39,7 +62,8 @@ def is_localizer(image_type: str) -> bool:
 
 
 def orientation_label(normal: Sequence[float], *, max_tilt_deg: float) -> str:
-    """``axial | coronal | sagittal`` when the normal is within ``max_tilt_deg`` of an axis, else ``oblique``."""
+    """``axial | coronal | sagittal`` when the normal is within ``max_tilt_deg`` of an axis, else
+    ``oblique``."""
     n = np.abs(np.asarray(normal, dtype=float))
     n = n / max(np.linalg.norm(n), 1e-12)
     axis = int(np.argmax(n))
@@ -99,11 +123,20 @@ def summarize_dicom_series(records: Sequence[dict[str, Any]], *, cfg: IngestConf
     if first["kernel"] and not is_lung_kernel(first["kernel"], cfg.lung_kernels):
         reasons.add("non_lung_kernel")
     out: dict[str, Any] = {
-        "modality": first["modality"], "image_type": image_type, "body_part": first["body_part"],
-        "kernel": first["kernel"], "manufacturer": first["manufacturer"],
-        "slice_thickness_mm": first["slice_thickness_mm"], "n_files": len(recs),
-        "size_y": first["rows"], "size_x": first["columns"], "size_z": len(recs),
-        "spacing_y_mm": None, "spacing_x_mm": None, "spacing_z_mm": None, "orientation": None,
+        "modality": first["modality"],
+        "image_type": image_type,
+        "body_part": first["body_part"],
+        "kernel": first["kernel"],
+        "manufacturer": first["manufacturer"],
+        "slice_thickness_mm": first["slice_thickness_mm"],
+        "n_files": len(recs),
+        "size_y": first["rows"],
+        "size_x": first["columns"],
+        "size_z": len(recs),
+        "spacing_y_mm": None,
+        "spacing_x_mm": None,
+        "spacing_z_mm": None,
+        "orientation": None,
         "contrast": any(r["contrast"] for r in recs),
     }
     paths = [r["path"] for r in recs]
@@ -120,7 +153,9 @@ def summarize_dicom_series(records: Sequence[dict[str, Any]], *, cfg: IngestConf
         return {**out, "reasons": reasons, "paths": paths}
     if len({(r["rows"], r["columns"]) for r in recs}) > 1:
         reasons.add("inconsistent_dimensions")
-    geo = [r for r in recs if r["ipp"] is not None and r["iop"] is not None and r["pixel_spacing"] is not None]
+    geo = [
+        r for r in recs if r["ipp"] is not None and r["iop"] is not None and r["pixel_spacing"] is not None
+    ]
     if len(geo) < len(recs) or not geo:
         reasons.add("missing_geometry")
     if not geo:
@@ -158,7 +193,7 @@ def summarize_dicom_series(records: Sequence[dict[str, Any]], *, cfg: IngestConf
         stack = pos[order[-1]] - pos[order[0]]
         if np.linalg.norm(stack) > 1e-6 and _angle_deg(stack, normal) > cfg.max_tilt_deg:
             reasons.add("gantry_tilt")
-        out["size_z"] = int(len(np.unique(np.round(d, 3))))
+        out["size_z"] = len(np.unique(np.round(d, 3)))
     if (out["size_z"] or 0) < cfg.min_slices:
         reasons.add("too_few_slices")
     return {**out, "reasons": reasons, "paths": paths}
@@ -167,10 +202,23 @@ def summarize_dicom_series(records: Sequence[dict[str, Any]], *, cfg: IngestConf
 def summarize_volume_file(record: dict[str, Any], *, cfg: IngestConfig) -> dict[str, Any]:
     """Manifest fields and reason codes of one NIfTI / NRRD / MHA file."""
     reasons: set[str] = set()
-    out: dict[str, Any] = {"modality": None, "image_type": None, "body_part": None, "kernel": None,
-                           "manufacturer": None, "slice_thickness_mm": None, "n_files": 1, "contrast": None,
-                           "size_z": None, "size_y": None, "size_x": None, "spacing_z_mm": None,
-                           "spacing_y_mm": None, "spacing_x_mm": None, "orientation": None}
+    out: dict[str, Any] = {
+        "modality": None,
+        "image_type": None,
+        "body_part": None,
+        "kernel": None,
+        "manufacturer": None,
+        "slice_thickness_mm": None,
+        "n_files": 1,
+        "contrast": None,
+        "size_z": None,
+        "size_y": None,
+        "size_x": None,
+        "spacing_z_mm": None,
+        "spacing_y_mm": None,
+        "spacing_x_mm": None,
+        "orientation": None,
+    }
     if record.get("error"):
         return {**out, "reasons": {"unreadable_file"}, "paths": [record["path"]]}
     size = list(record["size_xyz"])
@@ -179,8 +227,15 @@ def summarize_volume_file(record: dict[str, Any], *, cfg: IngestConfig) -> dict[
         size, spacing = size[:3], spacing[:3]
     if len(size) != 3 or record["n_components"] != 1:
         return {**out, "reasons": {"not_3d"}, "paths": [record["path"]]}
-    out.update(size_x=size[0], size_y=size[1], size_z=size[2], spacing_x_mm=spacing[0],
-               spacing_y_mm=spacing[1], spacing_z_mm=spacing[2], slice_thickness_mm=spacing[2])
+    out.update(
+        size_x=size[0],
+        size_y=size[1],
+        size_z=size[2],
+        spacing_x_mm=spacing[0],
+        spacing_y_mm=spacing[1],
+        spacing_z_mm=spacing[2],
+        slice_thickness_mm=spacing[2],
+    )
     direction = np.asarray(record["direction"], dtype=float).reshape(3, 3)
     orient = orientation_label(direction[:, 2], max_tilt_deg=cfg.max_tilt_deg)
     out["orientation"] = orient

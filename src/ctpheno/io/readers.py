@@ -32,8 +32,9 @@ a temporary folder first. Error messages name the file by its base name only
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,8 +47,14 @@ HU_PADDING = -1024
 PADDING_THRESHOLD_HU = -2000
 """HU at or below this are padding markers (-2000, -3024, ...), never tissue."""
 
-VOLUME_SUFFIXES: dict[str, str] = {".nii.gz": "nifti", ".nii": "nifti", ".nrrd": "nrrd", ".nhdr": "nrrd",
-                                   ".mha": "mha", ".mhd": "mha"}
+VOLUME_SUFFIXES: dict[str, str] = {
+    ".nii.gz": "nifti",
+    ".nii": "nifti",
+    ".nrrd": "nrrd",
+    ".nhdr": "nrrd",
+    ".mha": "mha",
+    ".mhd": "mha",
+}
 """File-name endings of single-file volume formats and their format names."""
 FORMATS = ("dicom", "nifti", "nrrd", "mha")
 
@@ -89,11 +96,14 @@ def read_header(path: str | os.PathLike[str]) -> Any:
     except InvalidDicomError as err:
         raise UnreadableSeriesError(f"{_name(str(path))}: not a DICOM file ({err})") from None
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise UnreadableSeriesError(f"{_name(str(path))}: damaged DICOM header ({_err(err, str(path))})") from None
+        raise UnreadableSeriesError(
+            f"{_name(str(path))}: damaged DICOM header ({_err(err, str(path))})"
+        ) from None
 
 
-def read_scan(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
-              fmt: str | None = None) -> Volume:
+def read_scan(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, fmt: str | None = None
+) -> Volume:
     """Read one scan into a :class:`Volume` of HU (int16, (z, y, x)).
 
     Parameters
@@ -155,16 +165,20 @@ def read_volume_file(path: str | os.PathLike[str]) -> Volume:
     except RuntimeError as err:
         last = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown error"
         folder = path.replace("\\", "/").rsplit("/", 1)[0]
-        raise UnreadableSeriesError(f"{_name(path)}: SimpleITK cannot read it "
-                                    f"({last.replace(folder, '…') if folder else last})") from None
+        raise UnreadableSeriesError(
+            f"{_name(path)}: SimpleITK cannot read it ({last.replace(folder, '…') if folder else last})"
+        ) from None
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise UnreadableSeriesError(f"{_name(path)}: has {image.GetNumberOfComponentsPerPixel()} components "
-                                    f"per voxel; a CT volume has 1")
+        raise UnreadableSeriesError(
+            f"{_name(path)}: has {image.GetNumberOfComponentsPerPixel()} components "
+            f"per voxel; a CT volume has 1"
+        )
     if image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
     if image.GetDimension() != 3:
-        raise UnreadableSeriesError(f"{_name(path)}: is {image.GetDimension()}-D with size {image.GetSize()}; "
-                                    f"a CT volume is 3-D")
+        raise UnreadableSeriesError(
+            f"{_name(path)}: is {image.GetDimension()}-D with size {image.GetSize()}; a CT volume is 3-D"
+        )
     vol = Volume.from_sitk(image, format=volume_format(path) or "unknown")
     return vol.with_array(_to_int16(vol.array))
 
@@ -190,8 +204,9 @@ def slice_normal(iop: Sequence[float]) -> npt.NDArray[np.float64]:
     return n / norm
 
 
-def dicom_slice_hu(raw: npt.NDArray[Any], *, slope: float, intercept: float,
-                   padding_value: int | None = None) -> npt.NDArray[np.int16]:
+def dicom_slice_hu(
+    raw: npt.NDArray[Any], *, slope: float, intercept: float, padding_value: int | None = None
+) -> npt.NDArray[np.int16]:
     """Stored values of one slice to HU (int16), padding to :data:`HU_PADDING`.
 
     .. math:: HU = \\mathrm{round}(s \\cdot v + b)
@@ -254,18 +269,22 @@ def read_dicom_series(files: Sequence[str], *, skip_non_dicom: bool = False) -> 
         if "PixelData" not in ds and "FloatPixelData" not in ds:
             if skip_non_dicom:
                 continue
-            raise UnreadableSeriesError(f"{_name(f)}: DICOM file without pixel data "
-                                        f"(SOP class {ds.get('SOPClassUID', '?')})")
+            raise UnreadableSeriesError(
+                f"{_name(f)}: DICOM file without pixel data (SOP class {ds.get('SOPClassUID', '?')})"
+            )
         datasets.append((f, ds))
     if not datasets:
-        raise UnreadableSeriesError(f"no DICOM image files among {len(files)} file(s) "
-                                    f"(first: {_name(files[0]) if files else '-'})")
+        raise UnreadableSeriesError(
+            f"no DICOM image files among {len(files)} file(s) (first: {_name(files[0]) if files else '-'})"
+        )
     if len(datasets) == 1 and int(datasets[0][1].get("NumberOfFrames", 1) or 1) > 1:
         return _read_multiframe(datasets[0][0])
     series = {str(ds.get("SeriesInstanceUID", "") or "") for _, ds in datasets}
     if len(series) > 1:
-        raise UnreadableSeriesError(f"the {len(datasets)} files hold {len(series)} different series; "
-                                    f"pass one series' files (see ingest/sources.parquet)")
+        raise UnreadableSeriesError(
+            f"the {len(datasets)} files hold {len(series)} different series; "
+            f"pass one series' files (see ingest/sources.parquet)"
+        )
     # drop exact repeats of one instance (the same file listed twice)
     seen: set[str] = set()
     unique = []
@@ -288,13 +307,17 @@ def read_dicom_series(files: Sequence[str], *, skip_non_dicom: bool = False) -> 
             iop = [float(v) for v in ds.ImageOrientationPatient]
             ipp = np.asarray([float(v) for v in ds.ImagePositionPatient], dtype=float)
         except (AttributeError, ValueError, TypeError):
-            raise UnreadableSeriesError(f"{_name(f)}: missing ImagePositionPatient/ImageOrientationPatient; "
-                                        f"cannot place the slice") from None
+            raise UnreadableSeriesError(
+                f"{_name(f)}: missing ImagePositionPatient/ImageOrientationPatient; cannot place the slice"
+            ) from None
         if not np.allclose(iop, iop0, atol=1e-4):
-            raise UnreadableSeriesError(f"{_name(f)}: orientation {iop} differs from {iop0} in the same series")
+            raise UnreadableSeriesError(
+                f"{_name(f)}: orientation {iop} differs from {iop0} in the same series"
+            )
         if (int(ds.Rows), int(ds.Columns)) != (int(ds0.Rows), int(ds0.Columns)):
-            raise UnreadableSeriesError(f"{_name(f)}: {ds.Rows}x{ds.Columns} pixels, but other slices have "
-                                        f"{ds0.Rows}x{ds0.Columns}")
+            raise UnreadableSeriesError(
+                f"{_name(f)}: {ds.Rows}x{ds.Columns} pixels, but other slices have {ds0.Rows}x{ds0.Columns}"
+            )
         positions.append(ipp)
     pos = np.asarray(positions)
     dist = pos @ normal
@@ -304,8 +327,10 @@ def read_dicom_series(files: Sequence[str], *, skip_non_dicom: bool = False) -> 
         gaps = np.diff(dist_sorted)
         if np.any(gaps < 1e-3):
             k = int(np.argmin(gaps))
-            raise UnreadableSeriesError(f"{_name(datasets[order[k]][0])} and {_name(datasets[order[k + 1]][0])} "
-                                        f"are two different slices at the same position")
+            raise UnreadableSeriesError(
+                f"{_name(datasets[order[k]][0])} and {_name(datasets[order[k + 1]][0])} "
+                f"are two different slices at the same position"
+            )
         spacing_z = float((dist_sorted[-1] - dist_sorted[0]) / (len(dist_sorted) - 1))
     else:
         spacing_z = float(ds0.get("SpacingBetweenSlices", 0) or ds0.get("SliceThickness", 0) or 1.0)
@@ -319,21 +344,38 @@ def read_dicom_series(files: Sequence[str], *, skip_non_dicom: bool = False) -> 
         try:
             raw = ds.pixel_array
         except Exception as err:  # decoder errors come in many types (missing plugin, corrupt stream)
-            raise UnreadableSeriesError(f"{_name(f)}: pixel data cannot be decoded "
-                                        f"(transfer syntax {ds.file_meta.get('TransferSyntaxUID', '?')}; "
-                                        f"{_err(err, f)})") from None
+            raise UnreadableSeriesError(
+                f"{_name(f)}: pixel data cannot be decoded "
+                f"(transfer syntax {ds.file_meta.get('TransferSyntaxUID', '?')}; "
+                f"{_err(err, f)})"
+            ) from None
         if raw.ndim != 2:
-            raise UnreadableSeriesError(f"{_name(f)}: pixel array has shape {raw.shape}; expected one 2-D slice")
-        slices.append(dicom_slice_hu(raw, slope=float(ds.get("RescaleSlope", 1) or 1),
-                                     intercept=float(ds.get("RescaleIntercept", 0) or 0),
-                                     padding_value=_padding_value(ds)))
+            raise UnreadableSeriesError(
+                f"{_name(f)}: pixel array has shape {raw.shape}; expected one 2-D slice"
+            )
+        slices.append(
+            dicom_slice_hu(
+                raw,
+                slope=float(ds.get("RescaleSlope", 1) or 1),
+                intercept=float(ds.get("RescaleIntercept", 0) or 0),
+                padding_value=_padding_value(ds),
+            )
+        )
     direction = np.column_stack([iop0[:3], iop0[3:], normal])
-    meta = {"format": "dicom", "n_files": len(datasets), "kernel": join_multi(ds0.get("ConvolutionKernel")),
-            "manufacturer": str(ds0.get("Manufacturer", "") or ""),
-            "slice_thickness_mm": float(ds0.get("SliceThickness", 0) or 0) or None}
-    return Volume(array=np.stack(slices), spacing_mm=(abs(spacing_z) or 1.0, row_mm, col_mm),
-                  origin_mm=tuple(float(v) for v in pos[order[0]]),
-                  direction=tuple(direction.ravel()), meta=meta)
+    meta = {
+        "format": "dicom",
+        "n_files": len(datasets),
+        "kernel": join_multi(ds0.get("ConvolutionKernel")),
+        "manufacturer": str(ds0.get("Manufacturer", "") or ""),
+        "slice_thickness_mm": float(ds0.get("SliceThickness", 0) or 0) or None,
+    }
+    return Volume(
+        array=np.stack(slices),
+        spacing_mm=(abs(spacing_z) or 1.0, row_mm, col_mm),
+        origin_mm=tuple(float(v) for v in pos[order[0]]),
+        direction=tuple(direction.ravel()),
+        meta=meta,
+    )
 
 
 def _read_multiframe(path: str) -> Volume:
@@ -343,7 +385,9 @@ def _read_multiframe(path: str) -> Volume:
     try:
         image = sitk.ReadImage(path)
     except RuntimeError as err:
-        raise UnreadableSeriesError(f"{_name(path)}: multi-frame DICOM cannot be read ({_err(err, path)})") from None
+        raise UnreadableSeriesError(
+            f"{_name(path)}: multi-frame DICOM cannot be read ({_err(err, path)})"
+        ) from None
     if image.GetDimension() != 3:
         raise UnreadableSeriesError(f"{_name(path)}: multi-frame file reads as {image.GetDimension()}-D")
     vol = Volume.from_sitk(image, format="dicom", n_files=1)
