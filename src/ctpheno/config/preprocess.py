@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
-from pydantic import Field, PositiveFloat, PositiveInt, confloat, conint
+from pydantic import PositiveFloat, PositiveInt, confloat, conint
 
 from .base import StrictModel
 
 
 class SegmentationConfig(StrictModel):
+    """Lung segmentation settings (see ``docs/segmentation.md`` for the method)."""
+
     backend: Literal["classic", "lungmask", "totalsegmentator"] = "classic"
     """Lung segmentation backend (``classic`` needs nothing extra)."""
     threshold_hu: confloat(ge=-800, le=-200) = -500.0
-    """Air/tissue threshold for the initial lung candidate mask."""
+    """Air/tissue threshold for the body mask and the initial lung candidate mask."""
+    adaptive_threshold: bool = False
+    """Replace ``threshold_hu`` by Otsu's threshold of the HU inside the body, clipped to [-650, -350]."""
+    airway_threshold_hu: confloat(ge=-1000, le=-700) = -850.0
+    """Highest threshold tried when growing the trachea and main bronchi from the trachea seed
+    (thresholds rise from -980 HU up to this value; growth stops before a leak)."""
+    airway_max_ml: PositiveFloat = 250.0
+    """An airway region larger than this is a leak into the lung; the previous threshold is kept."""
+    coarse_spacing_mm: confloat(ge=1.0, le=6.0) = 2.5
+    """Voxel size of the coarse grid on which components, airways and the left/right split are found."""
+    closing_iterations: conint(ge=0, le=5) = 1
+    """Morphological closing (coarse voxels) of each lung before per-slice hole filling."""
+    min_second_lung_fraction: confloat(ge=0.01, le=0.9) = 0.12
+    """A second air component counts as the other lung if its volume is at least this fraction of
+    the largest one (and it lies on the other side and reaches the upper half of the lungs)."""
+    min_chest_lung_ml: PositiveFloat = 400.0
+    """Less lung air than this means the field of view holds no lungs (:class:`NotChestCTError`)."""
     modelpath: Optional[Path] = None
     """Local weights file for the ``lungmask`` backend (never downloaded)."""
 
@@ -36,3 +54,9 @@ class PreprocessConfig(StrictModel):
     """Below this the scan is flagged implausible (adult inspiratory)."""
     max_lung_volume_ml: PositiveFloat = 9000.0
     """Above this the scan is flagged implausible."""
+    max_frac_above_minus500: confloat(gt=0, le=1) = 0.25
+    """A lung mask with more voxels above -500 HU than this fraction is flagged (leak into soft tissue)."""
+    min_left_right_ratio: PositiveFloat = 0.5
+    """Left/right lung volume ratios outside [min, max] are flagged (normal ~0.8-0.95)."""
+    max_left_right_ratio: PositiveFloat = 1.6
+    """Upper bound of the plausible left/right volume ratio."""

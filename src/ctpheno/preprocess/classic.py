@@ -1,0 +1,325 @@
+"""The ``classic`` lung segmentation: thresholds, connected components, region growing, watershed.
+
+Method (all thresholds in HU; see ``docs/segmentation.md``)
+------------------------------------------------------------
+The coarse steps run on a grid of ~``coarse_spacing_mm`` blocks (:mod:`.grid`):
+
+1. **Body**: the largest 3-D component of voxels above ``threshold_hu`` (-500), holes filled in
+   every axial slice. Outside air, the reconstruction-circle padding and the table are outside.
+2. **Air inside the body**: voxels below the threshold (optionally Otsu's threshold of the body
+   HU, Otsu 1979) that lie in the filled body.
+3. **Trachea and main bronchi**: the trachea is found in the upper slices as a round air region
+   of 80-900 mm^2 near the body's left-right centre; it is grown in 3-D (seeded region growing)
+   with thresholds rising from -980 HU to ``airway_threshold_hu``, stopping before the region
+   jumps by more than 60 % or passes ``airway_max_ml`` (leak control, cf. Mori et al. 1996;
+   Hu, Hoffman & Reinhardt 2001). The airway region is removed (with a one-voxel margin) from
+   the air mask.
+4. **Lungs**: the remaining 3-D components; the largest is a lung. A second one is the other
+   lung if it has at least ``min_second_lung_fraction`` of the first's volume, lies on the other
+   side of the body midline and reaches the upper half of the first's cranio-caudal extent —
+   bowel and stomach gas (below the lungs) fail this test.
+5. **Left/right split** when the two lungs touch (anterior/posterior junction lines): erode
+   until two large components on opposite sides appear (at most 12 coarse voxels); if none,
+   use seeds more than 10 mm either side of the midline. A marker watershed on the HU (the
+   junction line is brighter than lung; Hu et al. 2001) gives each voxel of the joined region
+   to one lung. Right (1) and left (2) follow the *patient* side from the direction matrix.
+6. Each lung is closed (``closing_iterations``) and its holes filled per axial slice, so vessels,
+   nodules and airway walls inside it are lung; airway voxels inside a lung become lung
+   (intrapulmonary bronchi are part of the lung in expert contours); the rest stay 3.
+
+Refinement on the image grid: voxels deep inside a coarse lung (eroded by one coarse voxel) are
+lung; in the one-coarse-voxel band around each lung a voxel is lung when it is below the
+threshold; then holes are filled per slice again. Airways: air voxels of the (dilated) coarse
+airway region that are not lung. Emphysema and bullae are air, so they stay inside the lungs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage as ndi
+
+from ..errors import EmptyLungMaskError, NotChestCTError
+from .grid import (STRUCT_6, bbox_slices, binary_closing_padded, block_factors, block_mean, fill_holes_2d,
+                   largest_component, upsample_nearest)
+
+LABEL_BG, LABEL_RIGHT, LABEL_LEFT, LABEL_AIRWAY = 0, 1, 2, 3
+TRACHEA_AREA_MM2 = (80.0, 900.0)
+"""Cross-section range of a trachea (adult diameters ~10-30 mm)."""
+
+
+def otsu_threshold(values: npt.NDArray[Any], *, lo: float = -1024.0, hi: float = 200.0) -> float:
+    """Otsu's (1979) threshold of ``values`` restricted to [lo, hi], maximising between-class variance."""
+    v = values[(values >= lo) & (values <= hi)]
+    if v.size < 2:
+        return float("nan")
+    hist, edges = np.histogram(v, bins=256, range=(lo, hi))
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    mu0 = m0 / np.maximum(w0, 1)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(centres[int(np.argmax(between))])
+
+
+def _find_trachea(air: npt.NDArray[np.bool_], lateral: npt.NDArray[np.float64], sup_sign: int,
+                  spacing: tuple[float, float, float], centre_lat: float, body_width: float,
+                  ) -> npt.NDArray[np.bool_] | None:
+    """Seed mask of the trachea: the longest run of consecutive upper slices (top 40 %) holding a
+    round mid-line air region of trachea size whose centre moves < 10 mm between slices.
+
+    A run rather than one slice, so a seed in the larynx (which thresholding at coarse resolution
+    cannot follow through the glottis) is backed up by the trachea below it.
+    """
+    nz = air.shape[0]
+    order = list(range(nz - 1, -1, -1) if sup_sign > 0 else range(nz))[: max(1, int(np.ceil(0.4 * nz)))]
+    pix_mm2 = spacing[1] * spacing[2]
+    rows = np.arange(air.shape[1], dtype=np.float64)[:, None] * spacing[1]
+    found: list[tuple[int, npt.NDArray[np.bool_], tuple[float, float]]] = []
+    for k in order:
+        lab, n = ndi.label(air[k])
+        if n == 0:
+            continue
+        sizes = np.bincount(lab.ravel())[1:] * pix_mm2
+        best, best_d = None, np.inf
+        for i in np.flatnonzero((sizes >= TRACHEA_AREA_MM2[0]) & (sizes <= TRACHEA_AREA_MM2[1])):
+            comp = lab == i + 1
+            lat = lateral[k][comp]
+            d = abs(float(lat.mean()) - centre_lat)
+            extent = (lat.max() - lat.min() + 1) * spacing[2]
+            if d < 0.12 * body_width and extent < 40.0 and d < best_d:
+                best, best_d = comp, d
+        if best is not None:
+            centre = (float(np.broadcast_to(rows, best.shape)[best].mean()), float(lateral[k][best].mean()))
+            found.append((k, best, centre))
+    if not found:
+        return None
+    runs: list[list[tuple[int, npt.NDArray[np.bool_], tuple[float, float]]]] = [[found[0]]]
+    for item in found[1:]:
+        prev = runs[-1][-1]
+        if abs(item[0] - prev[0]) == 1 and np.hypot(item[2][0] - prev[2][0], item[2][1] - prev[2][1]) < 10.0:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    run = max(runs, key=len)
+    seed = np.zeros_like(air)
+    for k, comp, _ in run:
+        seed[k] = comp
+    return seed
+
+
+def _grow_airway(hu_c: npt.NDArray[np.float32], body: npt.NDArray[np.bool_], seed: npt.NDArray[np.bool_], *,
+                 max_threshold: float, max_voxels: float) -> npt.NDArray[np.bool_]:
+    """Seeded region growing with rising thresholds and leak control (see module docstring)."""
+    best = np.zeros_like(seed)
+    prev = 0
+    for thr in np.arange(-980.0, max_threshold + 1e-6, 20.0):
+        lab, _ = ndi.label((hu_c < thr) & body, structure=STRUCT_6)
+        ids = np.unique(lab[seed & (lab > 0)])
+        if ids.size == 0:
+            continue
+        region = np.isin(lab, ids)
+        n = int(region.sum())
+        if n > max_voxels or (prev > 0 and n > 2.0 * prev and n - prev > 0.04 * max_voxels):
+            break
+        best, prev = region, n
+    return best
+
+
+def _split_joined(lung: npt.NDArray[np.bool_], hu_c: npt.NDArray[np.float32], side: npt.NDArray[np.float64],
+                  spacing: tuple[float, float, float]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Split one air region holding both lungs into (patient-right, patient-left) by erosion + watershed.
+
+    ``side`` is the signed lateral distance (mm) from the body midline, positive to the patient's left.
+    """
+    from skimage.segmentation import watershed
+
+    markers = np.zeros(lung.shape, dtype=np.int32)
+    er = lung
+    total = int(lung.sum())
+    for _ in range(12):
+        er = ndi.binary_erosion(er, structure=STRUCT_6)
+        lab, n = ndi.label(er, structure=STRUCT_6)
+        if n < 2:
+            if n == 0:
+                break
+            continue
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        a, b = np.argsort(sizes)[::-1][:2]
+        if sizes[b] < 0.05 * total:
+            continue
+        sa, sb = float(side[lab == a].mean()), float(side[lab == b].mean())
+        if np.sign(sa) != np.sign(sb):
+            markers[lab == (a if sa < 0 else b)] = 1
+            markers[lab == (b if sa < 0 else a)] = 2
+            break
+    if not markers.any():  # no erosion split: seeds well away from the midline
+        markers[lung & (side < -10.0)] = 1
+        markers[lung & (side > 10.0)] = 2
+    elevation = ndi.gaussian_filter(hu_c, sigma=1.0)
+    ws = watershed(elevation, markers, mask=lung)
+    return ws == 1, ws == 2
+
+
+def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float, float], *,
+                    left_axis: tuple[int, int], superior_axis: tuple[int, int], threshold_hu: float = -500.0,
+                    adaptive_threshold: bool = False, airway_threshold_hu: float = -850.0,
+                    airway_max_ml: float = 250.0, coarse_spacing_mm: float = 2.5, closing_iterations: int = 1,
+                    min_second_lung_fraction: float = 0.12, min_chest_lung_ml: float = 400.0,
+                    ) -> npt.NDArray[np.uint8]:
+    """Label lungs (1 right, 2 left) and trachea/main bronchi (3) in an axial HU array.
+
+    Parameters
+    ----------
+    hu : ndarray (z, y, x), int16
+        HU, padding already mapped to air. Axis 0 must be the cranio-caudal axis (axial slices).
+    spacing_mm : (z, y, x)
+    left_axis, superior_axis : (array axis, sign)
+        From :meth:`Volume.index_axis_patient_left` / :meth:`Volume.index_axis_superior`.
+
+    Returns
+    -------
+    ndarray (z, y, x), uint8
+
+    Raises
+    ------
+    NotChestCTError
+        Less than ``min_chest_lung_ml`` of lung air, or lung air only in the top slices.
+    EmptyLungMaskError
+        No air region inside the body at all.
+    """
+    if hu.ndim != 3:
+        raise ValueError(f"hu must be 3-D (z, y, x); got shape {hu.shape}")
+    if superior_axis[0] != 0 or left_axis[0] == 0:
+        raise ValueError(f"segment_classic needs axial slices (axis 0 cranio-caudal); the superior axis is "
+                         f"{superior_axis[0]} and the left axis {left_axis[0]}; reorient the volume first")
+    spacing = tuple(float(s) for s in spacing_mm)
+    f = block_factors(spacing, coarse_spacing_mm)
+    sp_c = tuple(s * k for s, k in zip(spacing, f))
+    vox_ml = float(np.prod(sp_c)) / 1000.0
+    hu_c = block_mean(hu, f)
+
+    # 1. body -------------------------------------------------------------------------------
+    thr = float(threshold_hu)
+    body = fill_holes_2d(largest_component(hu_c >= thr))
+    if adaptive_threshold:
+        t = otsu_threshold(hu_c[body])
+        thr = float(np.clip(t, -650.0, -350.0)) if np.isfinite(t) else thr
+    # 2. air inside the body -----------------------------------------------------------------
+    air = (hu_c < thr) & body
+    if not air.any():
+        raise EmptyLungMaskError(f"no air below {thr:.0f} HU inside the body; not a chest CT or the HU are "
+                                 f"not calibrated (check RescaleSlope/Intercept)")
+    lat_ax, lat_sign = left_axis
+    coords = np.arange(hu_c.shape[lat_ax], dtype=np.float64) * sp_c[lat_ax] * lat_sign
+    shape = [1, 1, 1]
+    shape[lat_ax] = -1
+    lateral = np.broadcast_to(coords.reshape(shape), hu_c.shape)  # mm toward the patient's left
+    lat_body = lateral[body]
+    centre_lat = float(np.median(lat_body))
+    body_width = float(lat_body.max() - lat_body.min())
+    side = lateral - centre_lat
+
+    # 3. trachea and main bronchi --------------------------------------------------------------
+    seed = _find_trachea(air, lateral, superior_axis[1], sp_c, centre_lat, body_width)
+    airway = np.zeros_like(air)
+    if seed is not None:
+        airway = _grow_airway(hu_c, body, seed, max_threshold=airway_threshold_hu,
+                              max_voxels=airway_max_ml / vox_ml)
+    cut = ndi.binary_dilation(airway, structure=STRUCT_6) if airway.any() else airway
+    # 4. lung components ---------------------------------------------------------------------
+    lab, n = ndi.label(air & ~cut, structure=STRUCT_6)
+    if n == 0:
+        raise NotChestCTError("no air region besides the airways inside the body; the field of view holds no lungs")
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    order = np.argsort(sizes)[::-1]
+    main = lab == order[0]
+    zs = np.flatnonzero(main.any(axis=(1, 2)))
+    z_mid = float(zs.mean())
+    right = left = None
+    main_side = float(side[main].mean())
+    main_minor = min(np.count_nonzero(main & (side < 0)), np.count_nonzero(main & (side > 0))) / sizes[order[0]]
+    for cand_id in order[1:6]:
+        if sizes[cand_id] < min_second_lung_fraction * sizes[order[0]]:
+            break
+        comp = lab == cand_id
+        cz = np.flatnonzero(comp.any(axis=(1, 2)))
+        reaches_up = cz.max() >= z_mid if superior_axis[1] > 0 else cz.min() <= z_mid
+        if reaches_up and np.sign(float(side[comp].mean())) != np.sign(main_side) and main_minor < 0.2:
+            right, left = (main, comp) if main_side < 0 else (comp, main)
+            break
+    if right is None:
+        if main_minor >= 0.2:  # one region over both sides: joined lungs
+            right, left = _split_joined(main, hu_c, side, sp_c)
+        elif main_side < 0:
+            right, left = main, np.zeros_like(main)
+        else:
+            right, left = np.zeros_like(main), main
+    # restore the margin cut around the airways where it touches a lung
+    ring = cut & ~airway & air
+    if ring.any():
+        for m in (right, left):
+            m |= ring & ndi.binary_dilation(m, structure=STRUCT_6)
+    # 6. closing and per-slice hole filling -----------------------------------------------------
+    lab_c = np.zeros(hu_c.shape, dtype=np.uint8)
+    for code, m in ((LABEL_RIGHT, right), (LABEL_LEFT, left)):
+        if m.any():
+            filled = fill_holes_2d(binary_closing_padded(m, iterations=closing_iterations))
+            lab_c[filled & (lab_c == 0)] = code
+    lung_ml = float(np.count_nonzero(lab_c)) * vox_ml
+    _check_chest(lab_c, lung_ml, superior_axis[1], min_chest_lung_ml=min_chest_lung_ml)
+    lab_c[airway & (lab_c == 0)] = LABEL_AIRWAY
+    return _refine(hu, lab_c, f, thr)
+
+
+def _check_chest(lab_c: npt.NDArray[np.uint8], lung_ml: float, sup_sign: int, *, min_chest_lung_ml: float) -> None:
+    if lung_ml < min_chest_lung_ml:
+        raise NotChestCTError(f"only {lung_ml:.0f} mL of lung air found (a chest CT has > {min_chest_lung_ml:.0f} mL); "
+                              f"the field of view does not contain the lungs")
+    area = np.count_nonzero(lab_c, axis=(1, 2)).astype(float)
+    if sup_sign < 0:
+        area = area[::-1]
+    nz = area.size
+    top = np.flatnonzero(area > 0).max()
+    if nz >= 5 and top == nz - 1 and int(np.argmax(area)) >= nz - max(2, int(round(0.1 * nz))):
+        raise NotChestCTError("lung air is found only at the top of the scan, shrinking downward (the lung "
+                              "bases of an abdominal scan); the field of view does not contain the lungs")
+
+
+def _refine(hu: npt.NDArray[np.integer], lab_c: npt.NDArray[np.uint8], f: tuple[int, int, int],
+            thr: float) -> npt.NDArray[np.uint8]:
+    """Coarse labels -> image grid: cores kept, the boundary band re-thresholded, holes filled per slice."""
+    if f == (1, 1, 1):
+        return lab_c
+    from skimage.segmentation import expand_labels
+
+    lungs_c = np.where(lab_c == LABEL_AIRWAY, 0, lab_c)
+    core_c = np.zeros_like(lungs_c)
+    for code in (LABEL_RIGHT, LABEL_LEFT):
+        core_c[ndi.binary_erosion(lungs_c == code, structure=STRUCT_6)] = code
+    band_c = expand_labels(lungs_c, distance=1)
+    airway_c = ndi.binary_dilation(lab_c == LABEL_AIRWAY, structure=STRUCT_6) & (band_c == 0)
+    band_c[airway_c] = LABEL_AIRWAY
+    box = bbox_slices(band_c > 0, margin=0)
+    out = np.zeros(hu.shape, dtype=np.uint8)
+    if box is None:
+        return out
+    fbox = tuple(slice(s.start * k, min(n, s.stop * k)) for s, k, n in zip(box, f, hu.shape))
+    sub_hu = hu[fbox]
+    shape = sub_hu.shape
+    band = upsample_nearest(band_c[box], f, shape)
+    core = upsample_nearest(core_c[box], f, shape)
+    air = sub_hu < thr
+    sub = np.where(core > 0, core, np.where(air & (band > 0), band, 0)).astype(np.uint8)
+    for code in (LABEL_RIGHT, LABEL_LEFT):
+        m = sub == code
+        if m.any():
+            sub[fill_holes_2d(m) & (sub == 0)] = code
+    out[fbox] = sub
+    return out

@@ -1,0 +1,99 @@
+"""Coarse-grid helpers for the lung segmentation: block means, upsampling, per-slice hole filling.
+
+The expensive steps of :mod:`ctpheno.preprocess.classic` (connected components, region
+growing, the left/right split) run on a grid of ~``coarse_spacing_mm`` voxels obtained by
+averaging blocks of ``f = (fz, fy, fx)`` voxels; the result is brought back to the image grid
+by nearest-neighbour indexing (:func:`upsample_nearest`) and refined there.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage as ndi
+
+STRUCT_6 = ndi.generate_binary_structure(3, 1)
+"""Face connectivity in 3-D (used for components, so thin contacts do not merge organs)."""
+STRUCT_INPLANE = np.zeros((3, 3, 3), dtype=bool)
+STRUCT_INPLANE[1] = ndi.generate_binary_structure(2, 1)
+"""4-connectivity inside each axial slice only (per-slice operations in one ``ndi.label`` call)."""
+
+
+def block_factors(spacing_mm: Sequence[float], coarse_mm: float) -> tuple[int, int, int]:
+    """Integer block size per axis so that ``spacing * f`` is close to (never above ~1.5x) ``coarse_mm``."""
+    return tuple(max(1, int(np.floor(coarse_mm / float(s) + 0.25))) for s in spacing_mm)  # type: ignore[return-value]
+
+
+def block_mean(hu: npt.NDArray[np.integer], factors: Sequence[int]) -> npt.NDArray[np.float32]:
+    """Mean of non-overlapping ``factors`` blocks (edges padded by replication), computed slab by slab.
+
+    Memory stays at one slab of ``fz`` slices in float32 plus the coarse result.
+    """
+    fz, fy, fx = (int(f) for f in factors)
+    nz, ny, nx = hu.shape
+    cz, cy, cx = -(-nz // fz), -(-ny // fy), -(-nx // fx)
+    if (fz, fy, fx) == (1, 1, 1):
+        return hu.astype(np.float32)
+    out = np.empty((cz, cy, cx), dtype=np.float32)
+    for k in range(cz):
+        slab = hu[k * fz:(k + 1) * fz].astype(np.float32)
+        slab = np.pad(slab, ((0, fz - slab.shape[0]), (0, cy * fy - ny), (0, cx * fx - nx)), mode="edge")
+        out[k] = slab.reshape(fz, cy, fy, cx, fx).mean(axis=(0, 2, 4))
+    return out
+
+
+def upsample_nearest(coarse: npt.NDArray, factors: Sequence[int], shape: Sequence[int]) -> npt.NDArray:
+    """Bring a coarse array back to ``shape``: voxel ``i`` takes coarse voxel ``i // f`` (the inverse of :func:`block_mean`)."""
+    idx = [np.minimum(np.arange(n) // int(f), c - 1) for n, f, c in zip(shape, factors, coarse.shape)]
+    return coarse[np.ix_(*idx)]
+
+
+def fill_holes_2d(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Fill holes of a binary mask in every axial slice (axis 0) at once.
+
+    Background pieces (4-connected within their slice) that do not touch the slice border
+    are holes. One ``ndi.label`` with an in-plane-only structure does all slices.
+    """
+    lab, n = ndi.label(~mask, structure=STRUCT_INPLANE)
+    if n == 0:
+        return mask.copy()
+    outside = np.zeros(n + 1, dtype=bool)
+    for edge in (lab[:, 0, :], lab[:, -1, :], lab[:, :, 0], lab[:, :, -1]):
+        outside[np.unique(edge)] = True
+    outside[0] = False
+    return ~outside[lab]
+
+
+def largest_component(mask: npt.NDArray[np.bool_], *, structure: npt.NDArray | None = None) -> npt.NDArray[np.bool_]:
+    """The largest connected component of ``mask`` (empty mask in, empty mask out)."""
+    lab, n = ndi.label(mask, structure=STRUCT_6 if structure is None else structure)
+    if n == 0:
+        return np.zeros_like(mask, dtype=bool)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return lab == int(np.argmax(sizes))
+
+
+def bbox_slices(mask: npt.NDArray[np.bool_], *, margin: int = 1) -> tuple[slice, ...] | None:
+    """Bounding box of ``mask`` grown by ``margin`` voxels (clipped), or None when empty."""
+    if not mask.any():
+        return None
+    out = []
+    for ax in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != ax)
+        hit = np.flatnonzero(mask.any(axis=other))
+        out.append(slice(max(0, int(hit[0]) - margin), min(mask.shape[ax], int(hit[-1]) + 1 + margin)))
+    return tuple(out)
+
+
+def binary_closing_padded(mask: npt.NDArray[np.bool_], *, iterations: int,
+                          structure: npt.NDArray | None = None) -> npt.NDArray[np.bool_]:
+    """Morphological closing that does not erode at the array border (pads by ``iterations`` first)."""
+    if iterations <= 0:
+        return mask.copy()
+    p = iterations
+    padded = np.pad(mask, p, mode="edge")
+    closed = ndi.binary_closing(padded, structure=STRUCT_6 if structure is None else structure, iterations=p)
+    return closed[p:-p, p:-p, p:-p] | mask

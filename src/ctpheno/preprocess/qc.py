@@ -1,0 +1,132 @@
+"""Segmentation QC: plausibility numbers (schema QC) and a PNG montage.
+
+The montage shows three axial slices (upper, middle, lower lung) and a coronal slice in the
+lung window with the outline of each label (right lung blue, left lung orange, airways green).
+Images are drawn in radiological convention (patient's right on the image's left, anterior
+up, head up) from the direction matrix. It carries no text from the DICOM header (no PHI).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..io.volume import Volume
+from .classic import LABEL_AIRWAY, LABEL_LEFT, LABEL_RIGHT
+
+LABEL_COLOURS = {LABEL_RIGHT: "#1f77ff", LABEL_LEFT: "#ff8c00", LABEL_AIRWAY: "#2ca02c"}
+
+
+def qc_metrics(image: Volume, labels: Volume, *, min_lung_volume_ml: float = 1500.0,
+               max_lung_volume_ml: float = 9000.0, max_frac_above_minus500: float = 0.25,
+               min_left_right_ratio: float = 0.5, max_left_right_ratio: float = 1.6) -> dict[str, Any]:
+    """QC numbers of one segmentation (the columns of :data:`ctpheno.io.schemas.QC`, less ``scan_id``).
+
+    ``flags`` lists every implausible finding, ``;``-separated: ``volume_low``, ``volume_high``,
+    ``right_lung_missing``, ``left_lung_missing``, ``lr_ratio``, ``dense_mask`` (more than
+    ``max_frac_above_minus500`` of mask voxels above -500 HU), ``apex_cut``, ``base_cut``.
+    """
+    image.check_same_geometry(labels, what="labels")
+    lab = labels.array
+    hu = image.array
+    vml = image.voxel_volume_ml
+    right = lab == LABEL_RIGHT
+    left = lab == LABEL_LEFT
+    lung = right | left
+    n_r, n_l = int(right.sum()), int(left.sum())
+    r_ml, l_ml = n_r * vml, n_l * vml
+    total = r_ml + l_ml
+    frac = float(np.count_nonzero(hu[lung] > -500) / max(n_r + n_l, 1)) if (n_r + n_l) else float("nan")
+    sup_ax, sup_sign = image.index_axis_superior()
+    per_slice = lung.any(axis=tuple(a for a in range(3) if a != sup_ax))
+    top_idx, bottom_idx = (per_slice.size - 1, 0) if sup_sign > 0 else (0, per_slice.size - 1)
+    covers_apex = bool(lung.any()) and not bool(per_slice[top_idx])
+    covers_base = bool(lung.any()) and not bool(per_slice[bottom_idx])
+    ratio = l_ml / r_ml if r_ml > 0 else float("nan")
+    flags = []
+    if total < min_lung_volume_ml:
+        flags.append("volume_low")
+    if total > max_lung_volume_ml:
+        flags.append("volume_high")
+    if n_r == 0:
+        flags.append("right_lung_missing")
+    if n_l == 0:
+        flags.append("left_lung_missing")
+    if n_r and n_l and not (min_left_right_ratio <= ratio <= max_left_right_ratio):
+        flags.append("lr_ratio")
+    if np.isfinite(frac) and frac > max_frac_above_minus500:
+        flags.append("dense_mask")
+    if not covers_apex:
+        flags.append("apex_cut")
+    if not covers_base:
+        flags.append("base_cut")
+    return {"lung_volume_ml": float(total), "right_volume_ml": float(r_ml), "left_volume_ml": float(l_ml),
+            "left_right_ratio": float(ratio), "frac_above_minus500": frac,
+            "both_lungs_found": bool(n_r > 0 and n_l > 0), "covers_apex": covers_apex,
+            "covers_base": covers_base, "flags": ";".join(flags)}
+
+
+def _radiological(vol: Volume, arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Reorder ``arr`` to (superior->inferior, anterior->posterior, patient right->left)."""
+    axes = [vol.index_axis_superior(), vol.index_axis_anterior(), vol.index_axis_patient_left()]
+    if len({a for a, _ in axes}) != 3:
+        return arr
+    out = np.transpose(arr, [a for a, _ in axes])
+    # want: index 0 = most superior (flip if +index is superior), anterior first, patient right first
+    flips = [axes[0][1] > 0, axes[1][1] > 0, axes[2][1] < 0]
+    for ax, flip in enumerate(flips):
+        if flip:
+            out = np.flip(out, axis=ax)
+    return out
+
+
+def qc_montage(image: Volume, labels: Volume, dest: str | Path, *, title: str = "") -> Path:
+    """Write the QC montage PNG (3 axial levels at 25/50/75 % of the lung height + 1 coronal) to ``dest``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    image.check_same_geometry(labels, what="labels")
+    hu = _radiological(image, image.array)
+    lab = _radiological(labels, labels.array)
+    sup_ax = image.index_axis_superior()[0]
+    ant_ax = image.index_axis_anterior()[0]
+    lr_ax = image.index_axis_patient_left()[0]
+    sp = image.spacing_mm
+    s_si, s_ap, s_lr = sp[sup_ax], sp[ant_ax], sp[lr_ax]
+    lung = np.isin(lab, (LABEL_RIGHT, LABEL_LEFT))
+    zs = np.flatnonzero(lung.any(axis=(1, 2)))
+    if zs.size:
+        levels = [int(zs[0] + q * (zs[-1] - zs[0])) for q in (0.25, 0.5, 0.75)]
+        ys = np.flatnonzero(lung.any(axis=(0, 2)))
+        cor = int(0.5 * (ys[0] + ys[-1]) + 0.1 * (ys[-1] - ys[0]))
+    else:
+        levels = [int(hu.shape[0] * q) for q in (0.25, 0.5, 0.75)]
+        cor = hu.shape[1] // 2
+    fig = Figure(figsize=(16, 4.6), dpi=100)
+    axs = fig.subplots(1, 4)
+    panels = [(hu[k], lab[k], s_ap / s_lr, f"axial {k}") for k, name in zip(levels, ("upper", "middle", "lower"))]
+    panels.append((hu[:, cor, :], lab[:, cor, :], s_si / s_lr, f"coronal {cor}"))
+    for ax, (img, lb, aspect, name) in zip(axs, panels):
+        ax.imshow(img, cmap="gray", vmin=-1000, vmax=200, aspect=aspect, interpolation="nearest")
+        for code, colour in LABEL_COLOURS.items():
+            m = (lb == code).astype(np.float32)
+            if m.any():
+                ax.contour(m, levels=[0.5], colors=[colour], linewidths=1.0)
+        ax.set_title(name, fontsize=9)
+        ax.text(0.02, 0.97, "R", color="w", transform=ax.transAxes, va="top", fontsize=10)
+        ax.text(0.95, 0.97, "L", color="w", transform=ax.transAxes, va="top", fontsize=10)
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp.png")
+    fig.savefig(tmp, facecolor="black")
+    tmp.replace(dest)
+    return dest

@@ -1,0 +1,119 @@
+"""Pipeline stage ``preprocess``: per scan, HU -> (resample) -> lungs -> zones -> Zarr + QC.
+
+Reads ``manifest.parquet`` (rows with ``usable & selected``) and ``ingest/sources.parquet``
+(scan id -> format, paths); maps :func:`preprocess_scan` over the scans through
+:func:`ctpheno.cluster.run_stage`; consolidates the QC rows into ``qc/qc.parquet`` (schema QC).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..cluster.runner import ScanTask, StageResult, config_hash, run_stage
+from ..config.pipeline import PipelineConfig
+from ..config.preprocess import PreprocessConfig
+from ..io.layout import WorkDir
+from ..io.schemas import QC
+from ..io.volume import Volume
+from ..io.zarrstore import write_volume_store
+from .hu import to_hu_int16
+from .qc import qc_metrics, qc_montage
+from .resample import resample
+from .segment import segment_lungs
+from .zones import lung_zones
+
+log = logging.getLogger(__name__)
+STAGE = "preprocess"
+BYTES_PER_VOXEL = 14
+"""Peak working memory per input voxel (int16 HU, resampled copy, uint8 labels/zones, masks)."""
+
+
+def content_hash(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 (first 16 hex) over the names, dtypes, shapes and bytes of the stored arrays."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()[:16]
+
+
+def process_volume(image: Volume, cfg: PreprocessConfig) -> tuple[Volume, Volume, Volume]:
+    """HU clip, optional resampling, segmentation and zones of one scan (pure, no I/O)."""
+    hu = image.with_array(to_hu_int16(image.array, clip_hu=cfg.clip_hu))
+    if cfg.spacing_mm is not None:
+        hu = resample(hu, cfg.spacing_mm)
+        hu = hu.with_array(to_hu_int16(hu.array, clip_hu=cfg.clip_hu))
+    labels = segment_lungs(hu, config=cfg.segmentation)
+    zones = lung_zones(labels)
+    return hu, labels, zones
+
+
+def preprocess_scan(task: ScanTask) -> pd.DataFrame:
+    """Per-scan work of the stage (top-level, so picklable for Dask workers)."""
+    from ..io.readers import read_scan
+
+    cfg = PreprocessConfig.model_validate(task.inputs["config"])
+    wd = WorkDir(task.inputs["workdir"])
+    image = read_scan(list(task.inputs["paths"]), fmt=task.inputs["format"])
+    hu, labels, zones = process_volume(image, cfg)
+    arrays = {"image": hu.array, "labels": labels.array, "zones": zones.array}
+    digest = content_hash(arrays)
+    write_volume_store(wd.volume(task.scan_id), arrays, hu, chunks=tuple(cfg.chunks),
+                       attrs={"scan_id": task.scan_id, "content_hash": digest,
+                              "segmentation_backend": cfg.segmentation.backend,
+                              "clip_hu": list(cfg.clip_hu), "stage": STAGE})
+    row = qc_metrics(hu, labels, min_lung_volume_ml=cfg.min_lung_volume_ml,
+                     max_lung_volume_ml=cfg.max_lung_volume_ml,
+                     max_frac_above_minus500=cfg.max_frac_above_minus500,
+                     min_left_right_ratio=cfg.min_left_right_ratio, max_left_right_ratio=cfg.max_left_right_ratio)
+    if cfg.qc_png:
+        qc_montage(hu, labels, wd.qc_png(task.scan_id), title=task.scan_id)
+    return pd.DataFrame([{"scan_id": task.scan_id, **row, "content_hash": digest}])
+
+
+def scan_tasks(cfg: PipelineConfig, wd: WorkDir) -> list[ScanTask]:
+    """One task per usable, selected scan of the manifest, with its files from ``ingest/sources.parquet``."""
+    if not wd.manifest.exists():
+        raise FileNotFoundError(f"{wd.manifest} does not exist; run `ctpheno ingest` first")
+    if not wd.sources.exists():
+        raise FileNotFoundError(f"{wd.sources} does not exist; run `ctpheno ingest` first")
+    man = pd.read_parquet(wd.manifest)
+    sel = man["usable"].fillna(False).astype(bool)
+    if "selected" in man:
+        sel &= man["selected"].fillna(False).astype(bool)
+    man = man[sel]
+    src = pd.read_parquet(wd.sources).set_index("scan_id")
+    pcfg = cfg.preprocess.model_dump(mode="json")
+    tasks = []
+    for scan_id in man["scan_id"]:
+        if scan_id not in src.index:
+            raise KeyError(f"scan {scan_id!r} is in {wd.manifest.name} but not in {wd.sources}; re-run ingest")
+        row = src.loc[scan_id]
+        paths = [str(p) for p in np.atleast_1d(row["paths"])]
+        voxels = None
+        m = man[man["scan_id"] == scan_id].iloc[0]
+        if all(c in m and pd.notna(m[c]) for c in ("size_z", "size_y", "size_x")):
+            voxels = int(m["size_z"]) * int(m["size_y"]) * int(m["size_x"])
+            native = [m.get(c) for c in ("spacing_z_mm", "spacing_y_mm", "spacing_x_mm")]
+            if cfg.preprocess.spacing_mm is not None and all(pd.notna(v) for v in native):
+                voxels += int(voxels * np.prod(np.asarray(native, float) / np.asarray(cfg.preprocess.spacing_mm)))
+        tasks.append(ScanTask(scan_id=str(scan_id),
+                              inputs={"paths": paths, "format": str(row["format"]), "config": pcfg,
+                                      "workdir": str(wd.root)},
+                              source=str(m["source"]) if "source" in m and pd.notna(m["source"]) else "",
+                              est_bytes=voxels * BYTES_PER_VOXEL if voxels else None))
+    return tasks
+
+
+def run_preprocess(cfg: PipelineConfig, wd: WorkDir, client: Any, *, force: bool = False) -> StageResult:
+    """Preprocess every usable, selected scan; writes volumes/, qc/ and qc/qc.parquet."""
+    tasks = scan_tasks(cfg, wd)
+    log.info("preprocess: %d scan(s)", len(tasks))
+    return run_stage(preprocess_scan, tasks, stage=STAGE, workdir=wd, client=client,
+                     cfg_hash=config_hash(cfg.preprocess), force=force, output=wd.qc_table, schema=QC)
