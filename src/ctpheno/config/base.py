@@ -32,19 +32,21 @@ def _loc(loc: tuple[Any, ...], prefix: str) -> str:
     return ".".join(parts) or "<top level>"
 
 
-def format_validation_error(err: ValidationError, *, source: str, prefix: str = "") -> str:
-    """Turn a pydantic error into lines naming file, key path, problem and allowed values."""
+def format_validation_error(err: ValidationError, *, source: str, prefix: str = "",
+                            model: type[BaseModel] | None = None) -> str:
+    """Turn a pydantic error into lines naming file, key path, problem and allowed values/keys."""
     lines = [f"invalid configuration in {source}:"]
     for e in err.errors():
-        where = _loc(tuple(e["loc"]), prefix)
-        kind = e["type"]
-        if kind == "extra_forbidden":
-            lines.append(f"  - {where}: unknown key {str(e['loc'][-1])!r} (check the spelling; "
-                         f"allowed keys are listed in the documentation of this section)")
+        loc = tuple(e["loc"])
+        where = _loc(loc, prefix)
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys_hint(model, loc) if model is not None else None
+            hint = f"allowed keys here: {', '.join(allowed)}" if allowed else "check the spelling"
+            lines.append(f"  - {where}: unknown key {str(loc[-1])!r} ({hint})")
             continue
         msg = e["msg"]
         ctx = e.get("ctx") or {}
-        if "expected" in ctx:
+        if "expected" in ctx and str(ctx["expected"]) not in msg:
             msg += f" (allowed: {ctx['expected']})"
         lines.append(f"  - {where}: {msg}; got {e.get('input')!r}")
     return "\n".join(lines)
@@ -55,8 +57,7 @@ def _allowed_keys_hint(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str
     for part in loc[:-1]:
         if not (isinstance(cur, type) and issubclass(cur, BaseModel)) or part not in cur.model_fields:
             return None
-        ann = cur.model_fields[part].annotation
-        cur = ann
+        cur = cur.model_fields[part].annotation
     if isinstance(cur, type) and issubclass(cur, BaseModel):
         return sorted(cur.model_fields)
     return None
@@ -69,14 +70,7 @@ def validate_model(model: type[M], data: Any, *, source: str, prefix: str = "") 
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        msg = format_validation_error(err, source=source, prefix=prefix)
-        hints = []
-        for e in err.errors():
-            if e["type"] == "extra_forbidden":
-                allowed = _allowed_keys_hint(model, tuple(e["loc"]))
-                if allowed:
-                    hints.append(f"    allowed keys at {_loc(tuple(e['loc'][:-1]), prefix)}: {', '.join(allowed)}")
-        raise ConfigError("\n".join([msg, *hints])) from None
+        raise ConfigError(format_validation_error(err, source=source, prefix=prefix, model=model)) from None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -61,6 +61,10 @@ SECTION_FILES: dict[str, tuple[str, ...]] = {
 }
 
 
+PYRADIOMICS_KEYS = {"imageType", "featureClass", "setting", "voxelSetting"}
+"""Top-level keys of a PyRadiomics parameter file (see :func:`load_pipeline_config`)."""
+
+
 def _resolve_includes(data: dict[str, Any], base_dir: Path, where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
@@ -97,7 +101,9 @@ def load_pipeline_config(path: str | Path | None = None, *, overrides: tuple[str
         ``section.key=value`` strings (``--set``), applied last.
     stage_file_for
         Treat ``path`` as that stage's file (see :data:`SECTION_FILES`) and take the other
-        sections from the ``pipeline.yaml`` found beside or above it.
+        sections from the ``pipeline.yaml`` found beside or above it. For ``radiomics``, a
+        PyRadiomics parameter file (``imageType``/``featureClass``/``setting`` keys) sets
+        ``features.radiomics.params`` instead of replacing the section.
     """
     source = "defaults"
     data: dict[str, Any] = {}
@@ -108,6 +114,9 @@ def load_pipeline_config(path: str | Path | None = None, *, overrides: tuple[str
     if path is not None:
         path = Path(path)
         if stage_file_for is not None:
+            if stage_file_for not in SECTION_FILES:
+                raise ValueError(f"stage_file_for={stage_file_for!r} is not a stage with its own file; "
+                                 f"use one of {sorted(SECTION_FILES)}")
             section = SECTION_FILES[stage_file_for]
             stage_data = _resolve_includes(read_yaml(path), path.parent, str(path))
             pipe = find_pipeline_file(path.resolve())
@@ -120,7 +129,12 @@ def load_pipeline_config(path: str | Path | None = None, *, overrides: tuple[str
             cur = data
             for p in section[:-1]:
                 cur = cur.setdefault(p, {})
-            cur[section[-1]] = stage_data
+            if stage_file_for == "radiomics" and PYRADIOMICS_KEYS & set(stage_data):
+                # the seed's radiomics file is PyRadiomics' own parameter file: it becomes ``params``
+                base = cur.get(section[-1]) if isinstance(cur.get(section[-1]), dict) else {}
+                cur[section[-1]] = {**base, "params": str(path)}
+            else:
+                cur[section[-1]] = stage_data
             source = f"{path} (section {'.'.join(section)})"
         else:
             data = _resolve_includes(read_yaml(path), path.parent, str(path))
