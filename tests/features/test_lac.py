@@ -1,0 +1,72 @@
+"""LAC analysis: cluster sizes and the Mishima power-law exponent on volumes with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ctpheno.errors import FeatureExtractionError
+from ctpheno.features.lac import cluster_sizes_voxels, cumulative_size_distribution, lac_exponent, lac_metrics
+
+
+def power_law_volume(d: float, *, n_clusters: int = 512, s_min: int = 10, cell: int = 12, seed: int = 0):
+    """Clusters of sizes drawn (stratified inverse-CDF sampling) from P(S >= s) = (s / s_min)^-d, one per cell.
+
+    Each cluster fills the first ``s`` voxels of its cell's (cell-1)^3 cube in raster order
+    (6-connected by construction); a one-voxel gap separates cells.
+    """
+    rng = np.random.default_rng(seed)
+    u = (np.arange(n_clusters) + rng.uniform(size=n_clusters)) / n_clusters  # stratified draws
+    cap = (cell - 1) ** 3
+    sizes = np.minimum(np.floor(s_min * u ** (-1.0 / d)).astype(int), cap)
+    k = int(np.ceil(n_clusters ** (1 / 3)))
+    low = np.zeros((k * cell,) * 3, dtype=bool)
+    for i, s in enumerate(sizes):
+        cz, cy, cx = np.unravel_index(i, (k, k, k))
+        block = np.zeros((cell - 1) ** 3, dtype=bool)
+        block[:s] = True
+        low[cz * cell:cz * cell + cell - 1, cy * cell:cy * cell + cell - 1, cx * cell:cx * cell + cell - 1] = \
+            block.reshape((cell - 1,) * 3)
+    return low, np.sort(sizes)[::-1]
+
+
+def test_cluster_sizes_are_the_constructed_ones():
+    low, sizes = power_law_volume(1.5, n_clusters=64, seed=1)
+    np.testing.assert_array_equal(cluster_sizes_voxels(low), sizes)
+
+
+def test_six_connectivity_diagonal_voxels_are_separate_clusters():
+    low = np.zeros((3, 3, 3), bool)
+    low[0, 0, 0] = low[1, 1, 0] = low[2, 2, 2] = True  # edge / corner neighbours only
+    assert cluster_sizes_voxels(low).tolist() == [1, 1, 1]
+    low[1, 0, 0] = True  # now (0,0,0)-(1,0,0)-(1,1,0) are face-connected
+    assert sorted(cluster_sizes_voxels(low).tolist()) == [1, 3]
+
+
+@pytest.mark.parametrize("d", [1.2, 1.6, 2.0])
+def test_lac_exponent_recovers_power_law(d):
+    low, _ = power_law_volume(d, seed=int(d * 10))
+    spacing = (1.0, 1.0, 1.0)  # 1 voxel = 0.001 mL
+    hu = np.where(low, -980, -850).astype(np.int16)
+    # fit from the smallest drawn size to well below the cap (the cap truncates the tail)
+    m = lac_metrics(hu, np.ones(hu.shape, bool), spacing, fit_range_ml=(0.010, 0.3))
+    assert m["lac_count"] == 512
+    assert abs(m["lac_d_950"] - d) <= 0.1, m
+
+
+def test_cumulative_distribution_counts_clusters_at_least_s():
+    s, y = cumulative_size_distribution(np.array([1, 1, 2, 5, 5, 5]))
+    assert s.tolist() == [1, 2, 5] and y.tolist() == [6, 4, 3]
+
+
+def test_too_few_sizes_in_range_raise_and_metrics_document_it():
+    with pytest.raises(FeatureExtractionError, match="distinct cluster sizes"):
+        lac_exponent(np.array([0.02, 0.02, 0.03]), fit_range_ml=(0.01, 10))
+    hu = np.full((4, 4, 4), -850, np.int16)
+    m = lac_metrics(hu, np.ones(hu.shape, bool), (1.0, 1.0, 1.0))
+    assert m["lac_count"] == 0 and np.isnan(m["lac_d_950"]) and m["lac_fit_n"] == 0
+
+
+def test_bad_fit_range_is_rejected():
+    with pytest.raises(ValueError, match="fit_range_ml"):
+        lac_exponent(np.array([1.0]), fit_range_ml=(1.0, 0.5))
