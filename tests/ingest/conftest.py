@@ -131,6 +131,7 @@ def corruption_suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
             "coronal",
             "dims",
             "derived",
+            "cut",
         )
     }
     f["deep"] = root / "site1" / "2020" / "x" / "y"
@@ -193,5 +194,9 @@ def corruption_suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
     ds.Rows = ds.Columns = 16
     ds.PixelData = np.zeros((16, 16), np.int16).tobytes()
     ds.save_as(files[7])
+    # a file with a DICOM preamble whose header is garbage, and a slice cut inside its header
+    (f["good"] / "broken").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\x40\x00" + b"1.2" * 3)
+    files = write_series(f["cut"], SeriesSpec("cut", study="s12"))
+    files[3].write_bytes(files[3].read_bytes()[:600])
     write_series(f["derived"], SeriesSpec("derived", study="s11", image_type=("DERIVED", "SECONDARY", "MPR")))
     return Suite(root, f, uids)

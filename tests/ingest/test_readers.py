@@ -171,3 +171,23 @@ def test_discovery_over_fsspec_urls(tmp_path):
         np.testing.assert_array_equal(read_scan(paths).array, truth_hu(31, 8, 8))
     finally:
         fs.rm("/ctpheno-disc", recursive=True)
+
+
+@pytest.mark.parametrize("syntax", ["RLELossless", "JPEG2000Lossless"])
+def test_compressed_series_decode_and_truncation_is_detected(tmp_path, syntax):
+    """Encapsulated pixel data: decoded HU equal the truth; a cut file is flagged from its header."""
+    import pydicom.uid
+
+    from ctpheno.ingest.headers import read_dicom_record
+
+    hu = truth_hu(4, 64, 64, seed=9)
+    files = write_series(tmp_path / "c", SeriesSpec("cmp" + syntax, n=4, rows=64, cols=64), hu=hu)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.compress(getattr(pydicom.uid, syntax))
+        ds.save_as(f)
+    assert str(pydicom.dcmread(files[0]).file_meta.TransferSyntaxUID) == getattr(pydicom.uid, syntax)
+    np.testing.assert_array_equal(read_scan(tmp_path / "c").array, hu)
+    assert read_dicom_record(str(files[1]))["problem"] is None
+    files[1].write_bytes(files[1].read_bytes()[:-40])
+    assert read_dicom_record(str(files[1]))["problem"] == "truncated_file"

@@ -118,6 +118,16 @@ def build_catalog(
                     src,
                 )
             )
+    for i in inv.missing:
+        failures.append(
+            _failure(
+                pseudo("folder", f"input:{inv.roots[i]}"),
+                "FileNotFoundError",
+                "missing_input",
+                f"input {i} of paths.inputs does not exist",
+                f"input{i}",
+            )
+        )
     for i, folder in inv.empty_folders:
         rel = _rel(folder, inv.roots[i])
         failures.append(

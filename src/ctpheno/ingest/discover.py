@@ -26,6 +26,8 @@ class Inventory:
     files: list[tuple[int, str]] = field(default_factory=list)
     """(root index, file path)."""
     empty_folders: list[tuple[int, str]] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+    """Indices of inputs that do not exist."""
 
 
 def take_inventory(inputs: Sequence[str]) -> Inventory:
@@ -34,9 +36,18 @@ def take_inventory(inputs: Sequence[str]) -> Inventory:
         raise ValueError("no inputs to ingest: set paths.inputs in the config or pass PATH arguments")
     inv = Inventory(roots=[str(p) for p in inputs])
     for i, root in enumerate(inv.roots):
-        files, empty = walk(root)
+        try:
+            files, empty = walk(root)
+        except FileNotFoundError:
+            log.error("ingest: input %d does not exist; recorded in failures.parquet", i)
+            inv.missing.append(i)
+            continue
         inv.files += [(i, f) for f in files]
         inv.empty_folders += [(i, d) for d in empty]
+    if len(inv.missing) == len(inv.roots):
+        raise FileNotFoundError(
+            f"none of the {len(inv.roots)} input(s) exists: {inv.roots[:3]}; check paths.inputs"
+        )
     log.info(
         "ingest: %d files and %d empty folders under %d input(s)",
         len(inv.files),

@@ -17,6 +17,18 @@ from .remote import open_binary
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+IMAGE_SOP_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.2",  # CT Image Storage
+        "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT Image Storage
+        "1.2.840.10008.5.1.4.1.1.2.2",  # Legacy Converted Enhanced CT Image Storage
+        "1.2.840.10008.5.1.4.1.1.4",  # MR Image Storage
+        "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR Image Storage
+        "1.2.840.10008.5.1.4.1.1.128",  # PET Image Storage
+        "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture Image Storage
+    }
+)
+"""SOP classes whose instances must hold pixel data (one without is a cut-off file)."""
 _SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 
@@ -109,6 +121,13 @@ def read_dicom_record(path: str) -> dict[str, Any]:
         except (TypeError, ValueError):
             return None
 
+    rows, columns = _int("Rows"), _int("Columns")
+    if problem == "no_pixel_data" and ((rows and columns) or sop_class in IMAGE_SOP_CLASSES):
+        problem = "truncated_file"  # an image header whose pixel data is cut off
+    if problem == "truncated_file" and not ds.get("SeriesInstanceUID"):
+        return {"path": path, "kind": "error", "error": "file cut off before its SeriesInstanceUID"}
+    if not (ds.get("SeriesInstanceUID") or sop_uid or ds.get("Modality") or rows):
+        return {"path": path, "kind": "error", "error": "header holds no identifying or image attributes"}
     return {
         "path": path,
         "kind": "dicom",
@@ -127,8 +146,8 @@ def read_dicom_record(path: str) -> dict[str, Any]:
         "manufacturer": str(ds.get("Manufacturer", "") or ""),
         "slice_thickness_mm": _float("SliceThickness"),
         "pixel_spacing": _floats(ds.get("PixelSpacing"), 2),
-        "rows": _int("Rows"),
-        "columns": _int("Columns"),
+        "rows": rows,
+        "columns": columns,
         "n_frames": _int("NumberOfFrames") or 1,
         "ipp": _floats(ds.get("ImagePositionPatient"), 3),
         "iop": _floats(ds.get("ImageOrientationPatient"), 6),

@@ -65,6 +65,10 @@ REASONS: dict[str, tuple[Severity, str]] = {
         "a file whose header cannot be parsed, so it cannot be grouped into a series "
         "(recorded in failures.parquet)",
     ),
+    "missing_input": (
+        "reject",
+        "an entry of paths.inputs that does not exist (recorded in failures.parquet)",
+    ),
     "empty_folder": ("reject", "a folder without any file (recorded in failures.parquet)"),
 }
 """code -> (severity, meaning)."""

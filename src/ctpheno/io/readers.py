@@ -259,7 +259,9 @@ def read_dicom_series(files: Sequence[str], *, skip_non_dicom: bool = False) -> 
     datasets: list[tuple[str, Any]] = []
     for f in files:
         try:
-            ds = pydicom.dcmread(f)
+            # pixel data is deferred (read from the file when decoded), so only one slice's
+            # pixels are in memory at a time besides the output volume
+            ds = pydicom.dcmread(f, defer_size="64 KB")
         except InvalidDicomError:
             if skip_non_dicom:
                 continue
@@ -338,8 +340,9 @@ def read_dicom_series(files: Sequence[str], *, skip_non_dicom: bool = False) -> 
         row_mm, col_mm = (float(v) for v in ds0.PixelSpacing)
     except (AttributeError, ValueError, TypeError):
         raise UnreadableSeriesError(f"{_name(f0)}: no PixelSpacing") from None
-    slices = []
-    for idx in order:
+    rows, cols = int(ds0.Rows), int(ds0.Columns)
+    volume = np.empty((len(order), rows, cols), dtype=np.int16)
+    for z, idx in enumerate(order):
         f, ds = datasets[idx]
         try:
             raw = ds.pixel_array
@@ -349,18 +352,17 @@ def read_dicom_series(files: Sequence[str], *, skip_non_dicom: bool = False) -> 
                 f"(transfer syntax {ds.file_meta.get('TransferSyntaxUID', '?')}; "
                 f"{_err(err, f)})"
             ) from None
-        if raw.ndim != 2:
+        if raw.shape != (rows, cols):
             raise UnreadableSeriesError(
-                f"{_name(f)}: pixel array has shape {raw.shape}; expected one 2-D slice"
+                f"{_name(f)}: pixel array has shape {raw.shape}; expected one {rows}x{cols} slice"
             )
-        slices.append(
-            dicom_slice_hu(
-                raw,
-                slope=float(ds.get("RescaleSlope", 1) or 1),
-                intercept=float(ds.get("RescaleIntercept", 0) or 0),
-                padding_value=_padding_value(ds),
-            )
+        volume[z] = dicom_slice_hu(
+            raw,
+            slope=float(ds.get("RescaleSlope", 1) or 1),
+            intercept=float(ds.get("RescaleIntercept", 0) or 0),
+            padding_value=_padding_value(ds),
         )
+        datasets[idx] = (f, None)  # release the decoded slice
     direction = np.column_stack([iop0[:3], iop0[3:], normal])
     meta = {
         "format": "dicom",
@@ -370,7 +372,7 @@ def read_dicom_series(files: Sequence[str], *, skip_non_dicom: bool = False) -> 
         "slice_thickness_mm": float(ds0.get("SliceThickness", 0) or 0) or None,
     }
     return Volume(
-        array=np.stack(slices),
+        array=volume,
         spacing_mm=(abs(spacing_z) or 1.0, row_mm, col_mm),
         origin_mm=tuple(float(v) for v in pos[order[0]]),
         direction=tuple(direction.ravel()),
