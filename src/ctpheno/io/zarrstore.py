@@ -8,18 +8,23 @@ Layout of one store (a Zarr group)::
     attrs   geometry (spacing_mm, origin_mm, direction), scan_id, provenance
 
 Arrays are chunked (default 64^3) and zstd-compressed. Writes go to a
-temporary store that is renamed into place once complete.
+temporary store that is renamed into place once complete. A store may also live
+at an fsspec URL (``s3://bucket/work/volumes/<scan_id>.zarr``): it is written
+locally, then uploaded with the root ``zarr.json`` last, so an interrupted upload
+leaves no store that opens (see :mod:`ctpheno.io.fs`).
 """
 
 from __future__ import annotations
 
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from . import fs
 from .volume import Volume
 
 LABEL_RIGHT_LUNG = 1
@@ -40,10 +45,17 @@ def _codec():
 
 def write_volume_store(dest: str | Path, arrays: Mapping[str, np.ndarray], geometry: Volume,
                        *, chunks: tuple[int, int, int] = (64, 64, 64),
-                       attrs: Mapping[str, Any] | None = None) -> Path:
+                       attrs: Mapping[str, Any] | None = None) -> str | Path:
     """Write named arrays sharing ``geometry``'s grid into one Zarr v3 group, atomically."""
     import zarr
 
+    if fs.is_url(dest):
+        with tempfile.TemporaryDirectory(prefix="ctpheno-zarr-") as tmpdir:
+            local = write_volume_store(Path(tmpdir) / "store.zarr", arrays, geometry, chunks=chunks,
+                                       attrs=attrs)
+            fs.remove(dest, recursive=True)
+            fs.put_tree(local, dest, last=("zarr.json",))
+        return dest
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -67,6 +79,10 @@ def open_volume_store(path: str | Path):
     """Open a store read-only; returns the zarr Group."""
     import zarr
 
+    if fs.is_url(path):
+        if not fs.exists(fs.join(path, "zarr.json")):
+            raise FileNotFoundError(f"volume store {path} does not exist (no zarr.json); run preprocess first")
+        return zarr.open_group(str(path), mode="r")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"volume store {path} does not exist; run preprocess first")
