@@ -132,6 +132,7 @@ def corruption_suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
             "dims",
             "derived",
             "cut",
+            "copy",
         )
     }
     f["deep"] = root / "site1" / "2020" / "x" / "y"
@@ -198,5 +199,8 @@ def corruption_suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
     (f["good"] / "broken").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\x40\x00" + b"1.2" * 3)
     files = write_series(f["cut"], SeriesSpec("cut", study="s12"))
     files[3].write_bytes(files[3].read_bytes()[:600])
+    # the same instance stored twice under two names: read once, a warning only
+    files = write_series(f["copy"], SeriesSpec("copy", study="s13"))
+    shutil.copy(files[9], f["copy"] / "copy_of_slice")
     write_series(f["derived"], SeriesSpec("derived", study="s11", image_type=("DERIVED", "SECONDARY", "MPR")))
     return Suite(root, f, uids)

@@ -89,9 +89,11 @@ def test_localizer_sharing_the_series_uid_is_split_off(ingested):
 def test_good_series_all_catalogued_and_usable(ingested):
     manifest = ingested[2]
     usable = manifest[manifest["usable"]]
-    assert sorted(usable["folder"]) == ["good", "mixed", "mixed", "site1/2020/x/y"]
-    # every DICOM series is one row: 13 series folders + localizer + the 2nd series in 'mixed'
-    assert len(manifest) == 15
+    assert sorted(usable["folder"]) == ["copy", "good", "mixed", "mixed", "site1/2020/x/y"]
+    # every DICOM series is one row: 14 series folders + localizer + the 2nd series in 'mixed'
+    assert len(manifest) == 16
+    copy = _row(manifest, "copy")
+    assert copy["reasons"] == "duplicate_files" and copy["n_files"] == 40 and copy["size_z"] == 40
     assert manifest["scan_id"].str.fullmatch(r"s-[0-9a-f]{12}").all()
 
 
