@@ -1,9 +1,144 @@
-"""`ctpheno` commands of the features stage."""
+"""`ctpheno` commands of the features stage: features, qct, radiomics, ibsi."""
 
 from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
 
+def _jsonable(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if hasattr(value, "item"):
+        return _jsonable(value.item())
+    return value
+
+
+def qct_single(input_path: str, mask_path: Optional[str] = None) -> dict:
+    """QCT metrics of one scan file/folder as a flat dict.
+
+    Keys: the whole-lung columns of the QCT table (``lung_volume_ml``, ``laa950_pct``, ...)
+    and, for every other region, ``<region>_<column>`` (``upper_laa950_pct``,
+    ``right_perc15_hu``, ...). Non-finite values are written as ``null`` (NaN) or ``"inf"``.
+    """
+    import SimpleITK as sitk
+
+    from ..io.readers import read_scan
+    from ..io.volume import Volume
+    from ..preprocess.zones import lung_zones
+    from .qct import qct_metrics
+
+    image = read_scan(input_path)
+    if mask_path is None:
+        from ..preprocess import segment_lungs
+
+        labels = segment_lungs(image)
+    else:
+        labels = Volume.from_sitk(sitk.ReadImage(str(mask_path)))
+        image.check_same_geometry(labels, what=f"mask {mask_path}")
+        labels = labels.with_array(labels.array.astype("uint8"))
+    zones = lung_zones(labels)
+    df = qct_metrics(image.array, labels.array, zones.array, image.spacing_mm)
+    out: dict = {}
+    for row in df.to_dict("records"):
+        region = row.pop("region")
+        row.pop("scan_id", None)
+        for key, value in row.items():
+            out[key if region == "whole" else f"{region}_{key}"] = _jsonable(value)
+    return out
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
+
+    @app.command("features")
+    def features(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Pipeline YAML."),
+                 workdir: Optional[Path] = typer.Option(None, "--workdir", help="Work directory."),
+                 set: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value (repeatable)."),
+                 force: bool = typer.Option(False, "--force", help="Recompute up-to-date scans.")) -> None:
+        """Run the qct and radiomics stages on the preprocessed scans of the work directory."""
+        from ..cli import fail, load_cli_config, run_and_report
+        from ..errors import CTPhenoError
+
+        try:
+            cfg = load_cli_config(config, set, workdir=workdir)
+        except CTPhenoError as err:
+            fail(str(err))
+            return
+        run_and_report(cfg, ["qct", "radiomics"], force=force, command="ctpheno features")
+
+    @app.command("qct")
+    def qct(input: str = typer.Argument(..., help="Scan: DICOM folder, NIfTI/NRRD/MHA file."),
+            mask: Optional[str] = typer.Option(None, "--mask", help="Label image on the scan's grid "
+                                               "(1 right lung, 2 left lung); segmented when omitted."),
+            as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+        """QCT metrics (LAA-950, Perc15, MLD, LAC ...) of one scan, whole lung and per region."""
+        from ..cli import fail
+        from ..errors import CTPhenoError
+
+        try:
+            out = qct_single(input, mask)
+        except (CTPhenoError, ValueError, FileNotFoundError) as err:
+            fail(str(err))
+            return
+        if as_json:
+            typer.echo(json.dumps(out))
+        else:
+            for key, value in out.items():
+                typer.echo(f"{key:40s} {value}")
+
+    @app.command("radiomics")
+    def radiomics(image: Path = typer.Argument(..., help="Image file (NIfTI/NRRD/MHA)."),
+                  mask: Path = typer.Argument(..., help="Label image on the same grid."),
+                  params: Path = typer.Option(Path("config/features/radiomics.yaml"), "--params",
+                                              help="PyRadiomics parameter YAML (PyRadiomics' format)."),
+                  label: Optional[int] = typer.Option(None, "--label", help="Label value (default: the "
+                                                      "params file's setting.label, else 1)."),
+                  as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+        """PyRadiomics features of one image and mask, with ctpheno's validation and error capture."""
+        import SimpleITK as sitk
+
+        from ..cli import fail
+        from ..errors import CTPhenoError
+        from ..io.volume import Volume
+        from .radiomics import extract_features, load_params, pyradiomics_version, settings_hash
+
+        try:
+            p = load_params(params)
+            lab = label if label is not None else int((p.get("setting") or {}).get("label", 1))
+            img = Volume.from_sitk(sitk.ReadImage(str(image)))
+            msk = Volume.from_sitk(sitk.ReadImage(str(mask)))
+            feats, diag = extract_features(img, msk, params=p, label=lab)
+        except (CTPhenoError, ValueError, RuntimeError) as err:
+            fail(str(err))
+            return
+        if as_json:
+            typer.echo(json.dumps(feats))
+        else:
+            typer.echo(f"# PyRadiomics {pyradiomics_version()}, settings hash {settings_hash(p)}")
+            for key, value in feats.items():
+                typer.echo(f"{key:60s} {value:.8g}")
+            if diag.get("warnings"):
+                typer.echo(f"# warnings: {diag['warnings']}")
+
+    @app.command("ibsi")
+    def ibsi(out: Path = typer.Option(Path("docs/ibsi_compliance.md"), "--out", help="Compliance table (Markdown)."),
+             feature_map: Path = typer.Option(Path("docs/ibsi_feature_map.md"), "--map-out",
+                                              help="PyRadiomics -> IBSI tag table (Markdown)."),
+             data: Path = typer.Option(Path("../shared/data"), "--data", help="Folder holding ibsi_1_* data."),
+             configurations: str = typer.Option("digital,A,B,C,D,E", "--configurations",
+                                                help="Comma-separated subset of digital,A,B,C,D,E.")) -> None:
+        """Run PyRadiomics on the IBSI-1 phantoms and write the compliance table."""
+        from .ibsi import compliance_markdown, feature_map_markdown, run_ibsi
+
+        table = run_ibsi(data, [c.strip() for c in configurations.split(",") if c.strip()])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(compliance_markdown(table))
+        feature_map.write_text(feature_map_markdown())
+        for name, g in table.groupby("configuration", sort=False):
+            typer.echo(f"{name}: {int(g['pass'].sum())}/{len(g)} pass")
+        typer.echo(f"wrote {out} and {feature_map}")

@@ -1,0 +1,234 @@
+"""Radiomics through PyRadiomics: validated parameter files, per-region extraction, captured logs.
+
+Settings come from a PyRadiomics parameter file in PyRadiomics' own format
+(``imageType``, ``featureClass``, ``setting``; e.g. ``config/features/radiomics.yaml``).
+:func:`load_params` validates it *before any work* with PyRadiomics' own
+schema (``radiomics.getParameterValidationFiles`` through pykwalify) plus
+ctpheno's checks (known feature classes and image types, one of
+``binWidth``/``binCount``, 3-element resampling spacing), and raises
+:class:`~ctpheno.errors.ConfigError` naming the file.
+
+:func:`extract_features` hands the image and a binary region mask to
+``RadiomicsFeatureExtractor.execute`` untouched (geometry via
+:meth:`Volume.to_sitk`). PyRadiomics logs its problems rather than raising, so
+every record of level WARNING or above on the ``radiomics`` logger is
+captured per call; an ERROR record or a non-finite feature value raises
+:class:`~ctpheno.errors.FeatureExtractionError` with the captured messages
+(the stage runner writes it to the failures table), warnings are returned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, FeatureExtractionError
+from ..io.volume import Volume
+
+RADIOMICS_LOGGER = "radiomics"
+
+
+def pyradiomics_version() -> str:
+    import radiomics
+
+    return str(radiomics.__version__)
+
+
+def validate_params(params: Mapping[str, Any], *, source: str = "<params>") -> dict[str, Any]:
+    """Validate a PyRadiomics parameter mapping (schema + ctpheno checks); return a normalised copy."""
+    import pykwalify.core
+    import radiomics
+
+    data = copy.deepcopy(dict(params))
+    pyk_log = logging.getLogger("pykwalify")
+    old = pyk_log.level
+    pyk_log.setLevel(logging.CRITICAL)
+    try:
+        schema_file, schema_funcs = radiomics.getParameterValidationFiles()
+        core = pykwalify.core.Core(source_data=data, schema_files=[schema_file], extensions=[schema_funcs])
+        core.validate(raise_exception=True)
+    except Exception as err:  # pykwalify raises SchemaError/CoreError; message lists the paths
+        msg = getattr(err, "msg", None) or str(err)
+        raise ConfigError(f"PyRadiomics parameter file {source} fails PyRadiomics' schema: {msg}") from None
+    finally:
+        pyk_log.setLevel(old)
+    classes = set(radiomics.getFeatureClasses())
+    for name in (data.get("featureClass") or {}):
+        if name not in classes:
+            raise ConfigError(f"{source}: featureClass {name!r} is unknown to PyRadiomics "
+                              f"{pyradiomics_version()}; choose from {sorted(classes)}")
+    types = set(radiomics.getImageTypes())
+    for name in (data.get("imageType") or {"Original": {}}):
+        if name not in types:
+            raise ConfigError(f"{source}: imageType {name!r} is unknown; choose from {sorted(types)}")
+    setting = data.get("setting") or {}
+    if "binWidth" in setting and "binCount" in setting:
+        raise ConfigError(f"{source}: setting has both binWidth and binCount; keep one "
+                          f"(binWidth: fixed bin size in HU, binCount: fixed bin number)")
+    sp = setting.get("resampledPixelSpacing")
+    if sp is not None and len(sp) != 3:
+        raise ConfigError(f"{source}: setting.resampledPixelSpacing must have 3 values (x, y, z mm); got {sp}")
+    return data
+
+
+def load_params(path: str | Path) -> dict[str, Any]:
+    """Read and validate a PyRadiomics parameter YAML file."""
+    from ..config.base import read_yaml
+
+    return validate_params(read_yaml(path), source=str(path))
+
+
+def settings_hash(params: Mapping[str, Any]) -> str:
+    """SHA-256 (16 hex) of the validated parameters and the PyRadiomics version."""
+    text = json.dumps({"params": params, "pyradiomics": pyradiomics_version()}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def make_extractor(params: Mapping[str, Any], *, label: int | None = None):
+    """A ``RadiomicsFeatureExtractor`` configured from validated ``params`` (``label`` overrides)."""
+    from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+    data = copy.deepcopy(dict(params))
+    if label is not None:
+        data.setdefault("setting", {})["label"] = int(label)
+    logging.getLogger(RADIOMICS_LOGGER).setLevel(logging.WARNING)
+    return RadiomicsFeatureExtractor(data)
+
+
+def extract_features(image: Volume, mask: Volume, *, params: Mapping[str, Any], label: int = 1,
+                     extractor: Any = None) -> tuple[dict[str, float], dict[str, Any]]:
+    """PyRadiomics features of ``label`` in ``mask`` over ``image``.
+
+    Returns
+    -------
+    features
+        ``{feature name: float}`` (PyRadiomics' names, e.g. ``original_glcm_Contrast``).
+    diagnostics
+        PyRadiomics' ``diagnostics_*`` entries (as strings) plus ``warnings`` (captured messages).
+
+    Raises
+    ------
+    FeatureExtractionError
+        PyRadiomics logged an error, raised, or returned a non-finite value.
+    """
+    image.check_same_geometry(mask, what="radiomics mask")
+    lab = np.asarray(mask.array)
+    if not np.any(lab == label):
+        raise FeatureExtractionError(f"radiomics mask has no voxel with label {label} "
+                                     f"(labels present: {np.unique(lab)[:10].tolist()})")
+    ext = extractor if extractor is not None else make_extractor(params, label=label)
+    ext.settings["label"] = int(label)
+    cap = _Capture()
+    logger = logging.getLogger(RADIOMICS_LOGGER)
+    logger.addHandler(cap)
+    try:
+        result = ext.execute(image.to_sitk(), mask.to_sitk(), label=int(label))
+    except Exception as err:  # PyRadiomics raises ValueError/RuntimeError/AssertionError on bad inputs
+        raise FeatureExtractionError(f"PyRadiomics failed: {type(err).__name__}: {err}"
+                                     + _log_text(cap.records)) from err
+    finally:
+        logger.removeHandler(cap)
+    errors = [r for r in cap.records if r.levelno >= logging.ERROR]
+    if errors:
+        raise FeatureExtractionError("PyRadiomics logged errors:" + _log_text(errors))
+    feats: dict[str, float] = {}
+    diag: dict[str, Any] = {}
+    for key, value in result.items():
+        if key.startswith("diagnostics_"):
+            diag[key] = str(value)
+            continue
+        v = float(np.asarray(value))
+        if not math.isfinite(v):
+            raise FeatureExtractionError(f"PyRadiomics returned {v} for {key}" + _log_text(cap.records))
+        feats[key] = v
+    diag["warnings"] = "; ".join(r.getMessage() for r in cap.records)
+    return feats, diag
+
+
+def _log_text(records: Sequence[logging.LogRecord]) -> str:
+    return "".join(f"\n  [{r.levelname}] {r.getMessage()}" for r in records)
+
+
+def region_masks(labels: np.ndarray, zones: np.ndarray, regions: Sequence[str]) -> dict[str, np.ndarray]:
+    """uint8 masks (1 inside) of the named regions, as in :mod:`ctpheno.features.qct`."""
+    from .qct import _zone_region_masks
+
+    all_masks = _zone_region_masks(np.asarray(labels), np.asarray(zones))
+    unknown = [r for r in regions if r not in all_masks]
+    if unknown:
+        raise ValueError(f"unknown radiomics regions {unknown}; choose from {list(all_masks)}")
+    return {r: all_masks[r].astype(np.uint8) for r in regions}
+
+
+def extract_regions(image: Volume, labels: Volume, zones: Volume, *, params: Mapping[str, Any],
+                    regions: Sequence[str] = ("whole",), scan_id: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Wide feature table (``scan_id``, ``region``, features...) and diagnostics table of one scan."""
+    ext = make_extractor(params, label=1)
+    rows, diags = [], []
+    for region, m in region_masks(labels.array, zones.array, regions).items():
+        try:
+            feats, diag = extract_features(image, labels.with_array(m), params=params, label=1, extractor=ext)
+        except FeatureExtractionError as err:
+            raise FeatureExtractionError(f"region {region!r}: {err}") from err
+        rows.append({"scan_id": scan_id, "region": region, **feats})
+        diags.append({"scan_id": scan_id, "region": region, **diag})
+    df = pd.DataFrame(rows)
+    df["scan_id"] = df["scan_id"].astype("string")
+    df["region"] = df["region"].astype("string")
+    return df, pd.DataFrame(diags).astype("string")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ctpheno.features.radiomics --config PARAMS.yaml [--workdir W] [--force]``.
+
+    ``--config`` is a PyRadiomics parameter file; it becomes ``features.radiomics.params`` and
+    the other settings come from the ``pipeline.yaml`` found beside or above it
+    (``load_pipeline_config(..., stage_file_for="radiomics")``), or defaults;
+    ``--workdir`` overrides ``paths.workdir``.
+    """
+    parser = argparse.ArgumentParser(prog="python -m ctpheno.features.radiomics",
+                                     description="Run the radiomics stage with a PyRadiomics parameter file.")
+    parser.add_argument("--config", required=True, type=Path, help="PyRadiomics parameter YAML")
+    parser.add_argument("--workdir", type=Path, default=None, help="work directory (overrides paths.workdir)")
+    parser.add_argument("--force", action="store_true", help="recompute scans that are up to date")
+    args = parser.parse_args(argv)
+    from ..cluster.client import open_client
+    from ..config.pipeline import load_pipeline_config
+    from ..io.layout import WorkDir
+    from .stage import run_radiomics
+
+    load_params(args.config)  # fail early, naming the file
+    overrides = [f"paths.workdir={args.workdir}"] if args.workdir is not None else []
+    try:
+        # the PyRadiomics file becomes features.radiomics.params; other sections from pipeline.yaml above it
+        cfg = load_pipeline_config(args.config, overrides=overrides, stage_file_for="radiomics")
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    with open_client(cfg.cluster) as client:
+        res = run_radiomics(cfg, WorkDir(cfg.paths.workdir), client, force=args.force)
+    print(res.summary())
+    return 0 if res.ok else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

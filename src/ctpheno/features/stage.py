@@ -1,0 +1,139 @@
+"""Pipeline stages ``qct`` and ``radiomics``: map the per-scan feature functions over preprocessed scans.
+
+Scans are those preprocess finished (``qc/qc.parquet``), read from
+``volumes/<scan_id>.zarr``. Each task's inputs hold the store's ``content_hash``
+attribute, so a scan whose volume changed is recomputed on the next run.
+
+Outputs: ``features/qct.parquet`` (schema QCT), ``features/radiomics.parquet``
+(schema RADIOMICS), ``features/radiomics_diagnostics.parquet`` (PyRadiomics'
+``diagnostics_*`` entries and captured warnings per scan and region) and
+``features/radiomics.settings.json`` (validated PyRadiomics parameters, their hash
+and the PyRadiomics version).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..cluster.runner import ScanTask, StageResult, run_stage, stable_hash
+from ..config.features import QCTConfig, RadiomicsConfig
+from ..errors import ConfigError
+from ..io.layout import WorkDir
+from ..io.schemas import QCT, RADIOMICS
+from ..io.tables import concat_parts, write_json
+
+log = logging.getLogger(__name__)
+
+QCT_BYTES_PER_VOXEL = 6
+"""Peak memory of a QCT task per voxel: bool low-attenuation mask + int32 cluster labels (cropped) + chunks."""
+RADIOMICS_BYTES_PER_VOXEL = 40
+"""Peak memory of PyRadiomics per voxel (image copies as float64, mask, cropped matrices)."""
+
+
+def _store_hash(path: Path) -> str:
+    from ..io.zarrstore import store_attrs
+
+    attrs = store_attrs(path)
+    return str(attrs.get("content_hash") or stable_hash({"path": str(path), "attrs": attrs}))
+
+
+def _scan_ids(wd: WorkDir, stage: str) -> list[str]:
+    if not wd.qc_table.exists():
+        raise ConfigError(f"{stage}: {wd.qc_table} does not exist; run `ctpheno preprocess` first")
+    ids = pd.read_parquet(wd.qc_table, columns=["scan_id"])["scan_id"].astype(str).tolist()
+    return [s for s in ids if wd.volume(s).exists()]
+
+
+def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: int) -> list[ScanTask]:
+    from ..io.zarrstore import open_volume_store
+
+    tasks = []
+    for sid in ids:
+        store = wd.volume(sid)
+        n = int(np.prod(open_volume_store(store)["image"].shape))
+        tasks.append(ScanTask(sid, inputs={"store": str(store), "content_hash": _store_hash(store), **extra},
+                              source=f"volumes/{sid}.zarr", est_bytes=n * bytes_per_voxel))
+    return tasks
+
+
+def qct_scan(task: ScanTask) -> pd.DataFrame:
+    """Per-scan QCT work (top-level, picklable): blockwise histograms over the store's chunks."""
+    import dask
+
+    from ..io.zarrstore import read_dask, store_attrs
+    from .qct import qct_metrics_dask
+
+    store = task.inputs["store"]
+    cfg = QCTConfig.model_validate(task.inputs["config"])
+    spacing = tuple(float(s) for s in store_attrs(store)["spacing_mm"])
+    with dask.config.set(scheduler="synchronous"):  # inside a worker: stay on its thread
+        df = qct_metrics_dask(read_dask(store, "image"), read_dask(store, "labels"), read_dask(store, "zones"),
+                              spacing, config=cfg, scan_id=task.scan_id)
+    return QCT.validate(df, where=f"QCT of {task.scan_id}")
+
+
+def run_qct(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> StageResult:
+    """Stage ``qct``: QCT metrics of every preprocessed scan -> ``features/qct.parquet``."""
+    qcfg: QCTConfig = cfg.features.qct
+    if not qcfg.enabled:
+        return StageResult("qct")
+    conf = json.loads(qcfg.model_dump_json())
+    tasks = _tasks(wd, _scan_ids(wd, "qct"), {"config": conf}, QCT_BYTES_PER_VOXEL)
+    return run_stage(qct_scan, tasks, stage="qct", workdir=wd, client=client, cfg_hash=stable_hash(conf),
+                     retries=cfg.cluster.retries, force=force, output=wd.qct, schema=QCT)
+
+
+def _diagnostics_part(wd_root: str, scan_id: str) -> Path:
+    return WorkDir(wd_root).parts_dir("radiomics_diagnostics") / f"{scan_id}.parquet"
+
+
+def radiomics_scan(task: ScanTask) -> pd.DataFrame:
+    """Per-scan radiomics work (top-level, picklable); writes its diagnostics part beside the feature part."""
+    from ..io.tables import write_table
+    from ..io.zarrstore import read_volume
+    from .radiomics import extract_regions
+
+    store = task.inputs["store"]
+    image, labels, zones = (read_volume(store, n) for n in ("image", "labels", "zones"))
+    feats, diag = extract_regions(image, labels, zones, params=task.inputs["params"],
+                                  regions=task.inputs["regions"], scan_id=task.scan_id)
+    write_table(diag, _diagnostics_part(task.inputs["workdir"], task.scan_id))
+    return RADIOMICS.validate(feats, where=f"radiomics of {task.scan_id}")
+
+
+def resolve_params_path(rcfg: RadiomicsConfig) -> Path:
+    """The PyRadiomics parameter file (relative paths: from the current directory)."""
+    path = Path(rcfg.params)
+    if not path.is_file():
+        raise ConfigError(f"features.radiomics.params: PyRadiomics parameter file {path.resolve()} does not exist")
+    return path
+
+
+def run_radiomics(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> StageResult:
+    """Stage ``radiomics``: PyRadiomics per scan and region -> ``features/radiomics.parquet``."""
+    from .radiomics import load_params, pyradiomics_version, settings_hash
+
+    rcfg: RadiomicsConfig = cfg.features.radiomics
+    if not rcfg.enabled:
+        return StageResult("radiomics")
+    path = resolve_params_path(rcfg)
+    params = load_params(path)
+    shash = settings_hash({"params": params, "regions": list(rcfg.regions)})
+    wd.features_dir.mkdir(parents=True, exist_ok=True)
+    write_json({"params_file": str(path), "params": params, "regions": list(rcfg.regions),
+                "settings_hash": shash, "pyradiomics_version": pyradiomics_version()},
+               wd.features_dir / "radiomics.settings.json")
+    extra = {"params": params, "regions": list(rcfg.regions), "workdir": str(wd.root)}
+    tasks = _tasks(wd, _scan_ids(wd, "radiomics"), extra, RADIOMICS_BYTES_PER_VOXEL)
+    res = run_stage(radiomics_scan, tasks, stage="radiomics", workdir=wd, client=client, cfg_hash=shash,
+                    retries=cfg.cluster.retries, force=force, output=wd.radiomics, schema=RADIOMICS)
+    ok = set(res.done) | set(res.skipped)
+    concat_parts(wd.parts_dir("radiomics_diagnostics"), wd.features_dir / "radiomics_diagnostics.parquet",
+                 None, keep=ok)
+    return res
