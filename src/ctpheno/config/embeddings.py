@@ -48,7 +48,7 @@ class EmbeddingsConfig(StrictModel):
     """A patch is used only when at least this fraction of its voxels is lung (labels 1, 2);
     voxels outside the lungs are set to 0 (air) so the encoder sees parenchyma only."""
     extract_patches_per_scan: PositiveInt = 256
-    """At most this many patches (on a grid of stride ``patch_size``, evenly subsampled) per scan
+    """At most this many patches (on a grid of stride ``patch_size // 2``, evenly subsampled) per scan
     at extraction; the per-scan embedding is their mean (per zone: those whose centre is in it)."""
 
     # ---------------------------------------------------------- SSL training

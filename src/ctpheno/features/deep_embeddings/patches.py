@@ -117,8 +117,9 @@ def _lung_fraction(lung: npt.NDArray[np.bool_], patch_size: int) -> npt.NDArray[
 
 
 def grid_centres(lung: npt.NDArray[np.bool_], *, patch_size: int, min_lung_fraction: float = 0.5,
-                 max_patches: int | None = None) -> npt.NDArray[np.int64]:
-    """Patch centres on a regular grid of stride ``patch_size`` that are inside the lungs.
+                 max_patches: int | None = None, stride: int | None = None) -> npt.NDArray[np.int64]:
+    """Patch centres on a regular grid (stride ``stride``, default ``patch_size // 2``: half-
+    overlapping patches, so thin regions such as the lung bases get patches) inside the lungs.
 
     A centre is kept when it is a lung voxel and its patch is at least ``min_lung_fraction``
     lung. When more than ``max_patches`` qualify, an evenly spaced subset (in raster order)
@@ -128,7 +129,8 @@ def grid_centres(lung: npt.NDArray[np.bool_], *, patch_size: int, min_lung_fract
         raise ValueError(f"patch_size must be >= 1; got {patch_size}")
     frac = _lung_fraction(lung, patch_size)
     half = patch_size // 2
-    axes = [np.arange(half, n, patch_size) for n in lung.shape]
+    step = int(stride) if stride else max(1, patch_size // 2)
+    axes = [np.arange(half % step, n, step) for n in lung.shape]
     if any(len(a) == 0 for a in axes):
         axes = [a if len(a) else np.array([n // 2]) for a, n in zip(axes, lung.shape)]
     zz, yy, xx = np.meshgrid(*axes, indexing="ij")
