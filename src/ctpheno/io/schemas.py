@@ -178,10 +178,25 @@ QCT = TableSchema(
         "laa856_pct": Column(F, "% voxels <= -856 HU (expiratory threshold)", "%"),
         "perc15_hu": Column(F, "15th percentile of the HU histogram", "HU"),
         "perc10_hu": Column(F, "10th percentile of the HU histogram", "HU"),
+        "n_voxels": Column(I, "number of lung voxels in the region (labels 1+2, airways excluded)"),
+        "hu_sd": Column(F, "standard deviation of lung HU (population)", "HU"),
+        "hu_skewness": Column(F, "skewness of lung HU (m3 / m2^1.5)"),
+        "hu_kurtosis": Column(F, "excess kurtosis of lung HU (m4 / m2^2 - 3)"),
+        "laa950_upper_lower_ratio": Column(F, "LAA-950 of the upper over the lower zone (whole: both lungs; "
+                                              "right/left: that lung; NaN on zone rows and when both are 0)"),
+        "lac_count": Column(I, "number of 6-connected clusters of lung voxels <= -950 HU"),
+        "lac_mean_ml": Column(F, "mean low-attenuation cluster size", "mL"),
+        "lac_median_ml": Column(F, "median low-attenuation cluster size", "mL"),
+        "lac_max_ml": Column(F, "largest low-attenuation cluster", "mL"),
+        "lac_frac_large_pct": Column(F, "% of low-attenuation volume in clusters > 1 mL", "%"),
+        "lac_d_950": Column(F, "power-law exponent D of the cumulative cluster-size distribution (Mishima 1999), "
+                               "fitted over features.qct.lac_fit_range_ml; NaN when lac_fit_n < 3"),
+        "lac_fit_n": Column(I, "distinct cluster sizes inside the fitting range used for lac_d_950"),
     },
     key=("scan_id", "region"),
     allow_any_extra=True,
-    doc="QCT metrics per scan and region (COPDGene/CIP definitions); more metric columns may follow.",
+    doc="QCT metrics per scan and region (COPDGene/CIP definitions; see ctpheno.features.qct and "
+        "docs/methods_features.md).",
 )
 
 RADIOMICS = TableSchema(
@@ -190,7 +205,9 @@ RADIOMICS = TableSchema(
     key=("scan_id", "region"),
     extra_prefixes=("original_", "wavelet", "log-sigma", "square", "squareroot", "logarithm",
                     "exponential", "gradient", "lbp-"),
-    doc="PyRadiomics features, wide; column names are PyRadiomics' own.",
+    doc="PyRadiomics features, wide; column names are PyRadiomics' own (diagnostics_* entries and captured "
+        "warnings go to features/radiomics_diagnostics.parquet; settings hash and PyRadiomics version to "
+        "features/radiomics.settings.json).",
 )
 
 EMBEDDINGS = TableSchema(
