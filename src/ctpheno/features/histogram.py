@@ -114,6 +114,11 @@ def region_histograms_dask(image, labels, zones, regions: tuple[str, ...] | list
     and the chunk histograms are summed in a tree, so memory per task is one chunk
     of each array plus a few histograms, whatever the volume size.
     """
+    return regions_from_groups(group_histograms_dask(image, labels, zones), regions)
+
+
+def group_histograms_dask(image, labels, zones) -> npt.NDArray[np.int64]:
+    """:func:`group_histograms` summed over the chunks of dask arrays (tree reduction)."""
     import dask
     import dask.array as da
 
@@ -128,7 +133,7 @@ def region_histograms_dask(image, labels, zones, regions: tuple[str, ...] | list
         parts = [dask.delayed(np.add)(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
                  for i in range(0, len(parts), 2)]
     (groups,) = dask.compute(parts[0])
-    return regions_from_groups(groups, regions)
+    return groups
 
 
 def order_statistic(cum: np.ndarray, k: int) -> int:

@@ -80,31 +80,31 @@ _AVG_CLASSES = ("glcm", "glrlm")
 _MATRIX_CLASSES = ("glszm", "gldm", "ngtdm")
 
 KNOWN_DEVIATIONS: dict[str, str] = {
-    "stat_kurt": "PyRadiomics reports kurtosis, IBSI excess kurtosis: PyRadiomics = IBSI + 3 (PyRadiomics docs, firstorder).",
+    "stat_kurt": "PyRadiomics reports kurtosis, IBSI excess kurtosis: PyRadiomics = IBSI + 3 "
+                 "(PyRadiomics docs, firstorder).",
     "morph_pca_min_axis": "Not among PyRadiomics' documented deviations: PyRadiomics takes the PCA axes from the "
                           "eigenvalues of the covariance of voxel-centre coordinates; the IBSI reference value is "
                           "about 0.7 % higher on the digital phantom.",
     "morph_pca_least_axis": "As morph_pca_min_axis: PyRadiomics' PCA of voxel-centre coordinates gives about 0.7 % "
                             "less than the IBSI reference on the digital phantom.",
-    "ngt_coarseness": "PyRadiomics caps coarseness at 1e6 when the sum of differences is 0 (same definition otherwise).",
+    "ngt_coarseness": "PyRadiomics caps coarseness at 1e6 when the sum of differences is 0 "
+                      "(same definition otherwise).",
 }
 """Per-tag reasons (PyRadiomics documentation, 'Radiomic Features' and 'IBSI' pages)."""
 
+_NN_MASK = ("PyRadiomics resamples the mask by nearest neighbour (IBSI: trilinear, then a 0.5 partial-volume "
+            "threshold), does not round interpolated CT intensities to integers, and aligns its resampling grid "
+            "to the ROI bounding-box corner (IBSI: centre alignment)")
 CONFIG_DEVIATIONS: dict[str, str] = {
     "A": "2D texture: PyRadiomics' force2D merges in-plane matrices over slices (IBSI 2.5D), and it bins fixed "
          "bin widths from floor(min/w)*w rather than from the re-segmentation range's lower bound (-500 HU).",
-    "B": "PyRadiomics cannot round interpolated intensities to integers nor apply the IBSI partial-volume (0.5) "
-         "mask threshold (it resamples masks by nearest neighbour), and its resampling grid is aligned to the "
-         "ROI bounding box corner, not the IBSI centre-aligned grid.",
-    "C": "PyRadiomics resamples the mask by nearest neighbour (IBSI: trilinear, then a 0.5 partial-volume "
-         "threshold), does not round interpolated CT intensities to integers, and its resampling grid is aligned to the ROI bounding-box corner (IBSI: centre alignment), and "
-         "fixed-bin-width edges start at floor(min/25)*25, not at the -1000 HU re-segmentation bound.",
-    "D": "PyRadiomics resamples the mask by nearest neighbour (IBSI: trilinear + 0.5 threshold), does not round "
-         "interpolated intensities, and its resampling grid alignment differs from IBSI; 3-sigma outlier filtering uses "
-         "resegmentMode 'sigma' on the resampled image (same definition).",
-    "E": "PyRadiomics resamples the mask by nearest neighbour (IBSI: trilinear + 0.5 threshold), cannot combine a range re-segmentation with 3-sigma filtering (one resegmentMode), "
-         "and sitkBSpline is a cubic B-spline, not IBSI's tricubic convolution; grid alignment differs.",
+    "B": _NN_MASK + "; in 2D as in configuration A.",
+    "C": _NN_MASK + "; fixed-bin-width edges start at floor(min/25)*25, not at the -1000 HU re-segmentation bound.",
+    "D": _NN_MASK + "; 3-sigma outlier filtering is resegmentMode 'sigma' on the resampled image.",
+    "E": _NN_MASK + "; PyRadiomics cannot combine a range re-segmentation with 3-sigma filtering (one "
+                    "resegmentMode), and sitkBSpline is a cubic B-spline, not IBSI's tricubic convolution.",
 }
+"""Per-configuration reasons for CT-phantom failures not covered by :data:`KNOWN_DEVIATIONS`."""
 
 
 def ibsi_tag_candidates(feature_class: str, tag: str, *, two_d: bool = False) -> list[str]:

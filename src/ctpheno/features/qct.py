@@ -45,8 +45,9 @@ import pandas as pd
 from ..config.features import QCTConfig
 from ..errors import EmptyLungMaskError
 from ..io.zarrstore import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
-from .histogram import (REGION_GROUPS, REGIONS, _check_hu, histogram_metrics, lung_histogram,
-                        percentile_from_histogram, region_histograms, region_histograms_dask)
+from .histogram import (HU_OFFSET, REGION_GROUPS, REGIONS, _check_hu, group_histograms, histogram_metrics,
+                        lung_histogram, percentile_from_histogram, region_histograms, region_histograms_dask,
+                        regions_from_groups)
 from .lac import lac_metrics_from_low
 
 Spacing = tuple[float, float, float]
@@ -123,15 +124,14 @@ def _zone_region_masks(labels: np.ndarray, zones: np.ndarray) -> dict[str, np.nd
     return out
 
 
-def _side_ratios(hists_side: dict[str, dict[str, np.ndarray]]) -> dict[str, float]:
-    """Upper/lower LAA-950 ratio of the whole lung and each side from per-side zone histograms."""
-    out = {}
-    for row, (up, low) in hists_side.items():
-        out[row] = _ratio(*(100.0 * int(h[:HU950 + 1].sum()) / max(int(h.sum()), 1) for h in (up, low)))
-    return out
+def _laa950(hist: np.ndarray) -> float:
+    n = int(hist.sum())
+    return 100.0 * int(hist[:HU_OFFSET - 950 + 1].sum()) / n if n else 0.0
 
 
-HU950 = -950 + 32768
+def _side_ratios(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Upper/lower LAA-950 ratio per row from (upper, lower) histogram pairs."""
+    return {row: _ratio(_laa950(up), _laa950(low)) for row, (up, low) in pairs.items()}
 
 
 def _assemble(metrics: dict[str, dict[str, float]], ratios: dict[str, float],
@@ -178,8 +178,6 @@ def qct_metrics(hu: npt.NDArray[np.int16], labels: np.ndarray, zones: np.ndarray
     config
         :class:`~ctpheno.config.features.QCTConfig` (regions, LAC fitting range).
     """
-    from .histogram import group_histograms, regions_from_groups
-
     sp = _spacing(spacing_mm)
     groups = group_histograms(hu, labels, zones)
     return _from_groups(groups, sp, config, scan_id,
@@ -187,8 +185,6 @@ def qct_metrics(hu: npt.NDArray[np.int16], labels: np.ndarray, zones: np.ndarray
 
 
 def _from_groups(groups, sp: Spacing, config: QCTConfig, scan_id, low_of) -> pd.DataFrame:
-    from .histogram import regions_from_groups
-
     hists = regions_from_groups(groups, list(REGIONS))
     metrics = {}
     for region in config.regions:
@@ -212,21 +208,15 @@ def qct_metrics_dask(image, labels, zones, spacing_mm: Spacing, *, config: QCTCo
     of each region in memory (1 byte per voxel, computed blockwise; cropped to its
     bounding box before labelling) — an eighth of what a float image would need.
     """
-    import dask
     import dask.array as da
 
-    from .histogram import group_histograms
+    from .histogram import group_histograms_dask
 
     sp = _spacing(spacing_mm)
     image = da.asarray(image)
     labels = da.asarray(labels).rechunk(image.chunks)
     zones = da.asarray(zones).rechunk(image.chunks)
-    parts = [dask.delayed(group_histograms)(a, b, c) for a, b, c in
-             zip(image.to_delayed().ravel(), labels.to_delayed().ravel(), zones.to_delayed().ravel())]
-    while len(parts) > 1:
-        parts = [dask.delayed(np.add)(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
-                 for i in range(0, len(parts), 2)]
-    (groups,) = dask.compute(parts[0])
+    groups = group_histograms_dask(image, labels, zones)
     lung = (labels == LABEL_RIGHT_LUNG) | (labels == LABEL_LEFT_LUNG)
     low = (image <= -950) & lung
     masks = {"whole": low, "right": low & (labels == LABEL_RIGHT_LUNG), "left": low & (labels == LABEL_LEFT_LUNG)}
