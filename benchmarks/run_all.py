@@ -35,7 +35,9 @@ def run_scripts(out: Path, *, quick: bool, only: list[str] | None = None,
         if only and name not in only:
             continue
         # a script that has no quick mode runs at its own (small) default size
-        quick_flag = ["--quick"] if quick and "--quick" in script.read_text() else []
+        src = script.read_text()
+        has_quick = "--quick" in src or ("from common import" in src and "parse_args" in src)
+        quick_flag = ["--quick"] if quick and has_quick else []
         cmd = [sys.executable, str(script), "--out", str(out)] + quick_flag
         t0 = time.perf_counter()
         try:
