@@ -43,11 +43,15 @@ from scipy import ndimage as ndi
 
 from ..errors import EmptyLungMaskError, NotChestCTError
 from .grid import (STRUCT_6, bbox_slices, binary_closing_padded, block_factors, block_mean, fill_holes_2d,
-                   largest_component, upsample_nearest)
+                   fill_holes_3d, largest_component, midpoint_threshold, upsample_nearest)
 
 LABEL_BG, LABEL_RIGHT, LABEL_LEFT, LABEL_AIRWAY = 0, 1, 2, 3
 TRACHEA_AREA_MM2 = (80.0, 900.0)
 """Cross-section range of a trachea (adult diameters ~10-30 mm)."""
+MAX_HOLE_MM2 = 400.0
+"""Largest in-slice hole filled inside a lung (vessels, nodules up to ~2 cm); larger islands are the
+diaphragm dome or the heart seen through a lung base, which expert contours exclude. Enclosed 3-D
+cavities (a larger nodule or mass inside the lung) are filled whatever their size."""
 
 
 def otsu_threshold(values: npt.NDArray[Any], *, lo: float = -1024.0, hi: float = 200.0) -> float:
@@ -90,7 +94,7 @@ def _find_trachea(air: npt.NDArray[np.bool_], lateral: npt.NDArray[np.float64], 
             comp = lab == i + 1
             lat = lateral[k][comp]
             d = abs(float(lat.mean()) - centre_lat)
-            extent = (lat.max() - lat.min() + 1) * spacing[2]
+            extent = float(lat.max() - lat.min()) + spacing[2]  # lateral is in mm already
             if d < 0.12 * body_width and extent < 40.0 and d < best_d:
                 best, best_d = comp, d
         if best is not None:
@@ -270,12 +274,13 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
     lab_c = np.zeros(hu_c.shape, dtype=np.uint8)
     for code, m in ((LABEL_RIGHT, right), (LABEL_LEFT, left)):
         if m.any():
-            filled = fill_holes_2d(binary_closing_padded(m, iterations=closing_iterations))
+            closed = binary_closing_padded(m, iterations=closing_iterations)
+            filled = fill_holes_3d(fill_holes_2d(closed, max_area_px=int(MAX_HOLE_MM2 / (sp_c[1] * sp_c[2]))))
             lab_c[filled & (lab_c == 0)] = code
     lung_ml = float(np.count_nonzero(lab_c)) * vox_ml
     _check_chest(lab_c, lung_ml, superior_axis[1], min_chest_lung_ml=min_chest_lung_ml)
     lab_c[airway & (lab_c == 0)] = LABEL_AIRWAY
-    return _refine(hu, lab_c, f, thr)
+    return _refine(hu, lab_c, f, thr, spacing)
 
 
 def _check_chest(lab_c: npt.NDArray[np.uint8], lung_ml: float, sup_sign: int, *, min_chest_lung_ml: float) -> None:
@@ -293,19 +298,21 @@ def _check_chest(lab_c: npt.NDArray[np.uint8], lung_ml: float, sup_sign: int, *,
 
 
 def _refine(hu: npt.NDArray[np.integer], lab_c: npt.NDArray[np.uint8], f: tuple[int, int, int],
-            thr: float) -> npt.NDArray[np.uint8]:
-    """Coarse labels -> image grid: cores kept, the boundary band re-thresholded, holes filled per slice."""
-    if f == (1, 1, 1):
-        return lab_c
+            thr: float, spacing: tuple[float, float, float]) -> npt.NDArray[np.uint8]:
+    """Coarse labels -> image grid: cores kept, the boundary band re-thresholded, small holes filled per slice.
+
+    In the band the threshold is the intermeans threshold of the band's HU (Hu et al. 2001), i.e.
+    half-way between lung and the tissue around it — where a blurred boundary crosses 50 %.
+    """
     from skimage.segmentation import expand_labels
 
     lungs_c = np.where(lab_c == LABEL_AIRWAY, 0, lab_c)
     core_c = np.zeros_like(lungs_c)
-    for code in (LABEL_RIGHT, LABEL_LEFT):
-        core_c[ndi.binary_erosion(lungs_c == code, structure=STRUCT_6)] = code
+    if f != (1, 1, 1):
+        for code in (LABEL_RIGHT, LABEL_LEFT):
+            core_c[ndi.binary_erosion(lungs_c == code, structure=STRUCT_6)] = code
     band_c = expand_labels(lungs_c, distance=1)
     airway_c = ndi.binary_dilation(lab_c == LABEL_AIRWAY, structure=STRUCT_6) & (band_c == 0)
-    band_c[airway_c] = LABEL_AIRWAY
     box = bbox_slices(band_c > 0, margin=0)
     out = np.zeros(hu.shape, dtype=np.uint8)
     if box is None:
@@ -315,11 +322,18 @@ def _refine(hu: npt.NDArray[np.integer], lab_c: npt.NDArray[np.uint8], f: tuple[
     shape = sub_hu.shape
     band = upsample_nearest(band_c[box], f, shape)
     core = upsample_nearest(core_c[box], f, shape)
-    air = sub_hu < thr
-    sub = np.where(core > 0, core, np.where(air & (band > 0), band, 0)).astype(np.uint8)
+    airway = upsample_nearest(airway_c[box], f, shape)
+    ring = (band > 0) & (core == 0)
+    t_band = midpoint_threshold(sub_hu[ring][::7], start=thr, lo=thr - 100.0, hi=thr + 150.0) if ring.any() else thr
+    if f == (1, 1, 1):  # no coarse core: the coarse labels are final except for the boundary threshold
+        core = np.where((lungs_c[box] > 0) & ~ndi.binary_erosion(lungs_c[box] > 0, structure=STRUCT_6),
+                        0, lungs_c[box]).astype(np.uint8)
+    sub = np.where(core > 0, core, np.where((sub_hu < t_band) & (band > 0), band, 0)).astype(np.uint8)
+    max_px = int(MAX_HOLE_MM2 / (spacing[1] * spacing[2]))
     for code in (LABEL_RIGHT, LABEL_LEFT):
         m = sub == code
         if m.any():
-            sub[fill_holes_2d(m) & (sub == 0)] = code
+            sub[fill_holes_2d(m, max_area_px=max_px) & (sub == 0)] = code
+    sub[airway & (sub_hu < thr) & (sub == 0)] = LABEL_AIRWAY
     out[fbox] = sub
     return out

@@ -50,11 +50,13 @@ def upsample_nearest(coarse: npt.NDArray, factors: Sequence[int], shape: Sequenc
     return coarse[np.ix_(*idx)]
 
 
-def fill_holes_2d(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+def fill_holes_2d(mask: npt.NDArray[np.bool_], *, max_area_px: int | None = None) -> npt.NDArray[np.bool_]:
     """Fill holes of a binary mask in every axial slice (axis 0) at once.
 
     Background pieces (4-connected within their slice) that do not touch the slice border
-    are holes. One ``ndi.label`` with an in-plane-only structure does all slices.
+    are holes; with ``max_area_px`` only holes up to that many pixels are filled (vessels and
+    nodules, not the diaphragm dome that a lung base encircles in an axial slice). One
+    ``ndi.label`` with an in-plane-only structure does all slices.
     """
     lab, n = ndi.label(~mask, structure=STRUCT_INPLANE)
     if n == 0:
@@ -62,8 +64,42 @@ def fill_holes_2d(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     outside = np.zeros(n + 1, dtype=bool)
     for edge in (lab[:, 0, :], lab[:, -1, :], lab[:, :, 0], lab[:, :, -1]):
         outside[np.unique(edge)] = True
+    if max_area_px is not None:
+        outside |= np.bincount(lab.ravel(), minlength=n + 1) > max_area_px
     outside[0] = False
     return ~outside[lab]
+
+
+def fill_holes_3d(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Fill cavities of a binary mask that no 6-connected path joins to the array border."""
+    lab, n = ndi.label(~mask, structure=STRUCT_6)
+    if n == 0:
+        return mask.copy()
+    outside = np.zeros(n + 1, dtype=bool)
+    for ax in range(3):
+        for idx in (0, -1):
+            outside[np.unique(np.take(lab, idx, axis=ax))] = True
+    outside[0] = False
+    return ~outside[lab]
+
+
+def midpoint_threshold(values: npt.NDArray, *, start: float, lo: float, hi: float, n_iter: int = 20) -> float:
+    """Iterative intermeans threshold (Ridler & Calvard 1978; Hu et al. 2001): T = (mean(v < T) + mean(v >= T)) / 2.
+
+    Returns ``start`` when one class is empty; the result is clipped to [lo, hi].
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    t = float(start)
+    for _ in range(n_iter):
+        a, b = v[v < t], v[v >= t]
+        if a.size == 0 or b.size == 0:
+            return float(np.clip(start, lo, hi))
+        new = 0.5 * (a.mean() + b.mean())
+        if abs(new - t) < 0.5:
+            t = new
+            break
+        t = new
+    return float(np.clip(t, lo, hi))
 
 
 def largest_component(mask: npt.NDArray[np.bool_], *, structure: npt.NDArray | None = None) -> npt.NDArray[np.bool_]:

@@ -1,0 +1,143 @@
+"""Lung segmentation against independent truth: the analytic phantom, synthetic phantoms, real scans."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import dice, make_small_phantom
+from ctpheno.config.preprocess import SegmentationConfig
+from ctpheno.errors import EmptyLungMaskError, MissingExtraError, NotChestCTError
+from ctpheno.io.volume import Volume
+from ctpheno.preprocess import SEGMENTATION_BACKENDS, segment_lungs
+
+
+@pytest.fixture(scope="module")
+def small_labels(small_phantom):
+    return segment_lungs(small_phantom.image).array
+
+
+def test_small_phantom_dice_and_exclusions(small_phantom, small_labels):
+    lab, truth = small_labels, small_phantom.truth
+    assert dice(lab == 1, truth == 1) >= 0.97
+    assert dice(lab == 2, truth == 2) >= 0.97
+    # the -980 HU emphysema blob stays inside the right lung
+    assert np.mean(lab[small_phantom.emphysema] == 1) > 0.99
+    # bowel gas below the lungs is not lung
+    assert not np.isin(lab[small_phantom.bowel_gas], (1, 2)).any()
+    # the trachea above the lungs is labelled airway, not lung
+    trachea = truth == 3
+    assert np.mean(lab[trachea] == 3) > 0.7
+    assert np.mean(np.isin(lab[trachea], (1, 2))) < 0.05
+    # vessels (40 HU tubes) inside the lungs are inside the mask: no hole in the mask where truth is lung
+    assert np.count_nonzero((truth == 1) & (lab == 0)) < 0.02 * np.count_nonzero(truth == 1)
+
+
+def test_labels_follow_patient_side_not_array_order(small_phantom, small_labels):
+    flipped = make_small_phantom(flip_x=True)
+    lab = segment_lungs(flipped.image).array
+    # same physical patient stored mirrored: label 1 is still the patient's right lung
+    assert dice(lab == 1, flipped.truth == 1) >= 0.97
+    assert np.array_equal(lab[:, :, ::-1], small_labels)
+    ax, sign = flipped.image.index_axis_patient_left()
+    assert (ax, sign) == (2, -1)
+
+
+def test_lungs_touching_anteriorly_are_separated():
+    ph = make_small_phantom(bridge=True)
+    lab = segment_lungs(ph.image).array
+    assert dice(lab == 1, ph.truth == 1) >= 0.97
+    assert dice(lab == 2, ph.truth == 2) >= 0.97
+
+
+def test_no_air_in_body_raises_empty():
+    arr = np.full((30, 64, 64), -1000, np.int16)
+    arr[:, 8:56, 8:56] = 40
+    with pytest.raises(EmptyLungMaskError, match="no air below"):
+        segment_lungs(Volume(arr, (2.5, 2.0, 2.0)))
+
+
+def test_too_little_lung_air_raises_not_chest():
+    arr = np.full((30, 64, 64), -1000, np.int16)
+    arr[:, 8:56, 8:56] = 40
+    arr[10:14, 20:26, 20:26] = -900  # a few mL of gas
+    with pytest.raises(NotChestCTError, match="mL of lung air"):
+        segment_lungs(Volume(arr, (2.5, 2.0, 2.0)))
+
+
+def test_backend_registry_and_missing_extras(small_phantom):
+    assert set(SEGMENTATION_BACKENDS) == {"classic", "lungmask", "totalsegmentator"}
+    try:
+        import lungmask  # noqa: F401
+    except ImportError:
+        with pytest.raises(MissingExtraError, match="lungmask"):
+            segment_lungs(small_phantom.image, config=SegmentationConfig(backend="lungmask"))
+    with pytest.raises(TypeError, match="Volume"):
+        segment_lungs(small_phantom.image.array)
+
+
+@pytest.fixture(scope="module")
+def demo_results():
+    from ctpheno.synth import make_phantom
+
+    out = {}
+    for seed, subtype, frac in [(11, "none", 0.0), (12, "centrilobular", 0.35), (13, "panlobular", 0.5),
+                                (14, "paraseptal", 0.3), (15, "airway", 0.1)]:
+        ph = make_phantom(seed=seed, size="demo", subtype=subtype, emphysema_fraction=frac)
+        out[subtype] = (ph, segment_lungs(ph.image).array)
+    return out
+
+
+@pytest.mark.parametrize("subtype", ["none", "centrilobular", "panlobular", "paraseptal", "airway"])
+def test_synthetic_demo_dice(demo_results, subtype):
+    ph, lab = demo_results[subtype]
+    truth = ph.lungs.array
+    assert dice(lab == 1, truth == 1) >= 0.97
+    assert dice(lab == 2, truth == 2) >= 0.97
+    # emphysema (label 5 of the detailed truth) is inside the lungs
+    emph = ph.labels.array == 5
+    if emph.any():
+        assert np.mean(np.isin(lab[emph], (1, 2))) > 0.98
+    # trachea / main bronchi are not lung
+    assert np.mean(np.isin(lab[truth == 3], (1, 2))) < 0.15
+
+
+def test_synthetic_full_size_dice():
+    from ctpheno.synth import make_phantom
+
+    ph = make_phantom(seed=101, size="full", subtype="panlobular", emphysema_fraction=0.4)
+    lab = segment_lungs(ph.image).array
+    truth = ph.lungs.array
+    assert dice(lab == 1, truth == 1) >= 0.97
+    assert dice(lab == 2, truth == 2) >= 0.97
+
+
+def test_real_thorax_lung1(shared_data, tmp_path):
+    from ctpheno.io.readers import read_scan
+    from ctpheno.preprocess import qc_metrics, qc_montage
+
+    image = read_scan(shared_data / "pyradiomics_lung1" / "lung1_image.nrrd")
+    labels = segment_lungs(image)
+    qc = qc_metrics(image, labels)
+    assert qc["both_lungs_found"]
+    assert 2000 < qc["lung_volume_ml"] < 6000
+    assert 700 < qc["right_volume_ml"] and 700 < qc["left_volume_ml"]
+    lung = np.isin(labels.array, (1, 2))
+    mld = float(image.array[lung].mean())
+    assert -900 < mld < -750  # inspiratory lung density
+    assert qc["frac_above_minus500"] < 0.05
+    # the trachea is found and labelled 3; right lung lies toward the patient's right (LPS -x)
+    assert np.count_nonzero(labels.array == 3) * image.voxel_volume_ml > 5
+    xr = np.nonzero(labels.array == 1)[2].mean()
+    xl = np.nonzero(labels.array == 2)[2].mean()
+    assert xr < xl  # identity direction: +x index = patient left
+    png = qc_montage(image, labels, tmp_path / "qc.png")
+    assert png.stat().st_size > 10_000
+
+
+def test_upper_abdomen_series_is_not_a_chest_ct(shared_data):
+    from ctpheno.io.readers import read_scan
+
+    image = read_scan(shared_data / "totalsegmentator_ct_dicom")
+    with pytest.raises(NotChestCTError, match="does not contain the lungs"):
+        segment_lungs(image)
