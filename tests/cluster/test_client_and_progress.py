@@ -90,3 +90,18 @@ def test_progress_log_lines_without_terminal(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("toy: 1/4 done, 0 failed, 3 remaining, ETA")
     assert lines[-1].startswith("toy: 3/4 done, 1 failed, 0 remaining, ETA 0 s")
+
+
+def test_subprocess_cluster_stops_processes_by_pid(tmp_path):
+    import psutil
+
+    from ctpheno.cluster.testing import _alive, subprocess_cluster
+
+    with subprocess_cluster(tmp_path, n_workers=1, memory_limit="512MiB") as info:
+        pids = [int(p.read_text()) for p in (info["scheduler_pid_file"], *info["worker_pid_files"])]
+        names = [" ".join(psutil.Process(p).cmdline()) for p in pids]
+        assert "scheduler" in names[0] and "worker" in names[1]
+        with open_client(ClusterConfig(kind="address", address=info["address"])) as client:
+            client.wait_for_workers(1, timeout=60)
+            assert client.submit(sum, [1, 2]).result() == 3
+    assert not any(_alive(p) for p in pids)
