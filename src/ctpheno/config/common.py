@@ -43,7 +43,9 @@ class ClusterConfig(StrictModel):
     address: Optional[str] = None
     """Scheduler address for ``kind: address`` (e.g. ``tcp://10.0.0.5:8786``)."""
     retries: NonNegativeInt = 1
-    """How often a task whose worker died is re-run before the scan is recorded as failed."""
+    """How often a scan whose worker died (killed, or over its memory limit) is re-run before it is
+    recorded as failed. For clusters ctpheno starts this is also the scheduler's ``allowed-failures``;
+    a remote scheduler (``kind: address``) keeps its own setting, and its re-runs count towards this."""
     dashboard: bool = False
     """Start the Dask dashboard (local) on a free port."""
     jobqueue: dict[str, Any] = Field(default_factory=dict)
