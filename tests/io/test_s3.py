@@ -99,3 +99,17 @@ def test_store_without_root_metadata_is_not_opened(s3_server, s3_bucket):
     _raw_fs(s3_server).rm(f"{url.removeprefix('s3://')}/zarr.json")
     with pytest.raises(FileNotFoundError, match=r"cut\.zarr does not exist \(no zarr\.json\)"):
         open_volume_store(url)
+
+
+def test_stage_table_consolidated_to_s3(s3_server, s3_bucket, tmp_path):
+    """A stage run locally can publish its consolidated table straight to the bucket."""
+    from ctpheno.cluster import ScanTask, run_stage
+    from ctpheno.cluster.testing import toy_scan, toy_value
+
+    tasks = [ScanTask(f"s{i}", {"out_dir": str(tmp_path / "out")}) for i in range(3)]
+    url = f"{s3_bucket}/work/features/toy.parquet"
+    res = run_stage(toy_scan, tasks, stage="toy", workdir=tmp_path / "work", output=url, progress=False)
+    assert sorted(res.done) == ["s0", "s1", "s2"]
+    table = read_table(url)
+    assert list(table["scan_id"]) == ["s0", "s1", "s2"]
+    np.testing.assert_allclose(table["value"], [toy_value(s) for s in table["scan_id"]])

@@ -241,7 +241,7 @@ def _remove_stale_temporaries(wd: WorkDir, stage: str) -> None:
 
 def run_stage(func: ScanFunc, tasks: Sequence[ScanTask], *, stage: str, workdir: WorkDir | str | Path,
               client: Any = None, cfg_hash: str = "", retries: int = 1, force: bool = False,
-              output: Path | None = None, schema: TableSchema | None = None, progress: bool = True,
+              output: str | Path | None = None, schema: TableSchema | None = None, progress: bool = True,
               max_in_flight: int | None = None) -> StageResult:
     """Run ``func`` over ``tasks`` (see module docstring); returns what was done, skipped and failed."""
     wd = workdir if isinstance(workdir, WorkDir) else WorkDir(workdir)
