@@ -243,7 +243,34 @@ def run_stage(func: ScanFunc, tasks: Sequence[ScanTask], *, stage: str, workdir:
               client: Any = None, cfg_hash: str = "", retries: int = 1, force: bool = False,
               output: str | Path | None = None, schema: TableSchema | None = None, progress: bool = True,
               max_in_flight: int | None = None) -> StageResult:
-    """Run ``func`` over ``tasks`` (see module docstring); returns what was done, skipped and failed."""
+    """Run ``func`` over ``tasks`` (see module docstring); returns what was done, skipped and failed.
+
+    Parameters
+    ----------
+    func
+        Top-level (picklable) ``func(task) -> DataFrame | None``; raises for a per-scan failure.
+    tasks
+        One :class:`ScanTask` per scan; scan ids must be unique.
+    stage
+        Stage name: names the parts/markers folders and the ``stage`` column of ``failures.parquet``.
+    workdir
+        Work directory (its ``parts/``, ``state/`` and ``failures.parquet`` are used).
+    client
+        A ``distributed.Client`` (tasks run on its workers) or ``None`` (run here, in order).
+    cfg_hash
+        :func:`config_hash` of the stage config; part of every resume key.
+    retries
+        Attempts after a worker death, counting the scheduler's own re-runs (``allowed-failures``).
+    force
+        Recompute scans whose marker is current.
+    output, schema
+        Consolidate the parts of done and up-to-date scans into this table (path or URL),
+        validated against ``schema``.
+    progress
+        Show the progress bar (terminal) or periodic log lines.
+    max_in_flight
+        Tasks submitted at once (default 4 per worker thread).
+    """
     wd = workdir if isinstance(workdir, WorkDir) else WorkDir(workdir)
     wd.ensure()
     t_start = time.perf_counter()
