@@ -325,15 +325,24 @@ def _refine(hu: npt.NDArray[np.integer], lab_c: npt.NDArray[np.uint8], f: tuple[
     airway = upsample_nearest(airway_c[box], f, shape)
     ring = (band > 0) & (core == 0)
     t_band = midpoint_threshold(sub_hu[ring][::7], start=thr, lo=thr - 100.0, hi=thr + 150.0) if ring.any() else thr
+    del ring
     if f == (1, 1, 1):  # no coarse core: the coarse labels are final except for the boundary threshold
         core = np.where((lungs_c[box] > 0) & ~ndi.binary_erosion(lungs_c[box] > 0, structure=STRUCT_6),
                         0, lungs_c[box]).astype(np.uint8)
-    sub = np.where(core > 0, core, np.where((sub_hu < t_band) & (band > 0), band, 0)).astype(np.uint8)
+    # core, then band voxels below the threshold (in place, to keep the peak memory low)
+    sub = core
+    low = sub_hu < t_band
+    np.copyto(sub, band, where=low & (sub == 0))
+    del band
     max_px = int(MAX_HOLE_MM2 / (spacing[1] * spacing[2]))
     for code in (LABEL_RIGHT, LABEL_LEFT):
-        m = sub == code
-        if m.any():
-            sub[fill_holes_2d(m, max_area_px=max_px) & (sub == 0)] = code
+        lbox = bbox_slices(sub == code, margin=1)
+        if lbox is None:
+            continue
+        part = sub[lbox]
+        holes = fill_holes_2d(part == code, max_area_px=max_px) & (part == 0)
+        part[holes] = code
+        del holes
     sub[airway & (sub_hu < thr) & (sub == 0)] = LABEL_AIRWAY
     out[fbox] = sub
     return out

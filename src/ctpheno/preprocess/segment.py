@@ -36,7 +36,10 @@ def _axial_view(image: Volume) -> tuple[tuple[int, int, int], tuple[int, int], t
 
 def _classic(image: Volume, cfg: SegmentationConfig) -> npt.NDArray[np.uint8]:
     perm, left, sup = _axial_view(image)
-    hu = np.transpose(to_hu_int16(image.array), perm)
+    arr = image.array
+    if not (arr.dtype == np.int16 and int(arr.min()) > -2000):  # already clean int16 HU: no copy
+        arr = to_hu_int16(arr)
+    hu = np.transpose(arr, perm)
     spacing = tuple(image.spacing_mm[a] for a in perm)
     lab = segment_classic(np.ascontiguousarray(hu), spacing, left_axis=left, superior_axis=sup,
                           threshold_hu=cfg.threshold_hu, adaptive_threshold=cfg.adaptive_threshold,
