@@ -28,7 +28,7 @@ def test_every_config_field_is_documented():
     text = render_markdown()
     assert "| `threshold_hu` | float | `-500.0` | ≥ -800, ≤ -200 |" in text
     assert "## `preprocess.segmentation`" in text and "## `cluster`" in text
-    assert "| `retries` | int | `1` | ≥ 0 | How often a task whose worker died" in text
+    assert "| `retries` | int | `1` | ≥ 0 | How often a scan whose worker died" in text
 
 
 def test_configuration_md_is_current():
