@@ -55,8 +55,12 @@ def prepare(spacing_mm: float, size: str, root: Path):
     labels = resample(ph.lungs, sp, is_label=True)
     zones = lung_zones(labels)
     wd = WorkDir(root / f"work_{spacing_mm:g}mm").ensure()
-    write_volume_store(wd.volume("scan"), {"image": image.array, "labels": labels.array, "zones": zones.array},
-                       image, attrs={"content_hash": f"bench-{spacing_mm}"})
+    write_volume_store(
+        wd.volume("scan"),
+        {"image": image.array, "labels": labels.array, "zones": zones.array},
+        image,
+        attrs={"content_hash": f"bench-{spacing_mm}"},
+    )
     wd.qc_table.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"scan_id": ["scan"]}).to_parquet(wd.qc_table)
     return wd, image, labels, zones
@@ -68,8 +72,9 @@ def direct_loop(image, labels, zones, params: dict, regions: list[str]) -> float
 
     from ctpheno.features.radiomics import region_masks
 
-    masks = {r: labels.with_array(m).to_sitk() for r, m in region_masks(labels.array, zones.array,
-                                                                          regions).items()}
+    masks = {
+        r: labels.with_array(m).to_sitk() for r, m in region_masks(labels.array, zones.array, regions).items()
+    }
     img = image.to_sitk()
     t0 = time.perf_counter()
     ext = RadiomicsFeatureExtractor(params)
@@ -82,9 +87,12 @@ def ctpheno_stage(wd, client, params_file: Path, regions: list[str]) -> float:
     from ctpheno.config.pipeline import PipelineConfig
     from ctpheno.features.stage import run_radiomics
 
-    cfg = PipelineConfig.model_validate({"paths": {"workdir": str(wd.root)},
-                                         "features": {"radiomics": {"params": str(params_file),
-                                                                    "regions": regions}}})
+    cfg = PipelineConfig.model_validate(
+        {
+            "paths": {"workdir": str(wd.root)},
+            "features": {"radiomics": {"params": str(params_file), "regions": regions}},
+        }
+    )
     t0 = time.perf_counter()
     res = run_radiomics(cfg, wd, client, force=True)
     seconds = time.perf_counter() - t0
@@ -105,34 +113,63 @@ def main() -> None:
     classes = ["firstorder", "glcm"] if args.quick else ALL_CLASSES
     size = "demo" if args.quick else "full"
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench_radiomics_") as tmp, \
-            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, memory_limit="6GiB",
-                         dashboard_address=":0") as cluster, Client(cluster) as client:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench_radiomics_") as tmp,
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, memory_limit="6GiB", dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         root = Path(tmp)
         for sp in spacings:
             wd, image, labels, zones = prepare(sp, size, root)
             n_lung = int(np.isin(labels.array, [1, 2]).sum())
             for group in [*classes, "all"]:
                 feature_class = {c: [] for c in (classes if group == "all" else [group])}
-                params = {"imageType": {"Original": {}}, "featureClass": feature_class,
-                          "setting": {"binWidth": 25, "label": 1}}
+                params = {
+                    "imageType": {"Original": {}},
+                    "featureClass": feature_class,
+                    "setting": {"binWidth": 25, "label": 1},
+                }
                 pfile = root / f"params_{group}.yaml"
                 pfile.write_text(yaml.safe_dump(params))
                 for rname, regions in REGION_SETS.items():
                     t_direct = direct_loop(image, labels, zones, params, regions)
                     t_stage = ctpheno_stage(wd, client, pfile, regions)
-                    rows.append([f"{sp:g} mm", "x".join(map(str, image.shape)), n_lung, group, rname,
-                                 round(t_stage, 2), round(t_direct, 2), round(t_stage / t_direct, 2)])
+                    rows.append(
+                        [
+                            f"{sp:g} mm",
+                            "x".join(map(str, image.shape)),
+                            n_lung,
+                            group,
+                            rname,
+                            round(t_stage, 2),
+                            round(t_direct, 2),
+                            round(t_stage / t_direct, 2),
+                        ]
+                    )
                     print(rows[-1], flush=True)
         worker_mib = max(client.run(_worker_peak_mib).values())
     result = {
         "title": "Radiomics: ctpheno stage (1 Dask worker) vs PyRadiomics in a plain loop",
         "quick": args.quick,
-        "tables": [{"title": f"Seconds per scan ({size} synthetic scan, binWidth 25)",
-                    "columns": ["spacing", "grid (z x y x x)", "lung voxels", "feature class", "regions",
-                                "ctpheno s", "direct s", "ratio"],
-                    "rows": rows,
-                    "note": f"peak RSS per worker {worker_mib:.0f} MiB; this process {peak_rss_mib():.0f} MiB"}],
+        "tables": [
+            {
+                "title": f"Seconds per scan ({size} synthetic scan, binWidth 25)",
+                "columns": [
+                    "spacing",
+                    "grid (z x y x x)",
+                    "lung voxels",
+                    "feature class",
+                    "regions",
+                    "ctpheno s",
+                    "direct s",
+                    "ratio",
+                ],
+                "rows": rows,
+                "note": f"peak RSS per worker {worker_mib:.0f} MiB; this process {peak_rss_mib():.0f} MiB",
+            }
+        ],
         "placeholders": {"RADIOMICS_WORKER_PEAK_MIB": round(worker_mib)},
     }
     print(write_result(args.out, "radiomics", result))

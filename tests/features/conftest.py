@@ -20,8 +20,9 @@ class LungPhantom:
     """The -980 HU emphysema blob (inside the right lung's upper zone)."""
 
 
-def make_lung_phantom(shape=(48, 40, 56), spacing_mm=(1.25, 0.8, 0.8), *, noise_hu: float = 0.0,
-                      seed: int = 0) -> LungPhantom:
+def make_lung_phantom(
+    shape=(48, 40, 56), spacing_mm=(1.25, 0.8, 0.8), *, noise_hu: float = 0.0, seed: int = 0
+) -> LungPhantom:
     """Two ellipsoid lungs at -850 HU (body -> 40 HU) with a -980 HU ball in the right upper lung.
 
     Patient right lies at low x here (the tests only need labels 1/2, not geometry).
@@ -29,10 +30,12 @@ def make_lung_phantom(shape=(48, 40, 56), spacing_mm=(1.25, 0.8, 0.8), *, noise_
     """
     z, y, x = np.indices(shape, dtype=np.float64)
     cz, cy = shape[0] / 2, shape[1] / 2
-    right = ((z - cz) / (0.42 * shape[0])) ** 2 + ((y - cy) / (0.4 * shape[1])) ** 2 + \
-        ((x - 0.28 * shape[2]) / (0.2 * shape[2])) ** 2 <= 1
-    left = ((z - cz) / (0.42 * shape[0])) ** 2 + ((y - cy) / (0.4 * shape[1])) ** 2 + \
-        ((x - 0.72 * shape[2]) / (0.2 * shape[2])) ** 2 <= 1
+    right = ((z - cz) / (0.42 * shape[0])) ** 2 + ((y - cy) / (0.4 * shape[1])) ** 2 + (
+        (x - 0.28 * shape[2]) / (0.2 * shape[2])
+    ) ** 2 <= 1
+    left = ((z - cz) / (0.42 * shape[0])) ** 2 + ((y - cy) / (0.4 * shape[1])) ** 2 + (
+        (x - 0.72 * shape[2]) / (0.2 * shape[2])
+    ) ** 2 <= 1
     labels = np.zeros(shape, np.uint8)
     labels[right] = 1
     labels[left] = 2
@@ -41,7 +44,7 @@ def make_lung_phantom(shape=(48, 40, 56), spacing_mm=(1.25, 0.8, 0.8), *, noise_
     labels[airway] = 3
     hu = np.full(shape, 40.0)
     hu[right | left] = -850.0
-    blob = ((z - 0.3 * shape[0]) ** 2 + (y - cy) ** 2 + (x - 0.28 * shape[2]) ** 2) <= 5.0 ** 2
+    blob = ((z - 0.3 * shape[0]) ** 2 + (y - cy) ** 2 + (x - 0.28 * shape[2]) ** 2) <= 5.0**2
     blob &= labels == 1
     hu[blob] = -980.0
     hu[airway] = -1000.0

@@ -32,7 +32,9 @@ def test_qct_json_with_truth_mask_equals_truth(nifti_scan):
     out = json.loads(res.stdout)
     assert out["laa950_pct"] == truth["laa950_pct"]
     assert out["perc15_hu"] == truth["perc15_hu"]
-    assert out["lung_volume_ml"] == pytest.approx(truth["lung_volume_ml"], rel=1e-6)  # NIfTI stores float32 spacing
+    assert out["lung_volume_ml"] == pytest.approx(
+        truth["lung_volume_ml"], rel=1e-6
+    )  # NIfTI stores float32 spacing
     assert {"upper_laa950_pct", "right_perc15_hu", "lac_d_950", "laa950_upper_lower_ratio"} <= set(out)
 
 
@@ -58,10 +60,23 @@ def test_qct_mask_on_another_grid_fails_with_a_message(nifti_scan, tmp_path):
 
 def test_radiomics_cli_on_ibsi_digital_phantom(shared_data, tmp_path):
     params = tmp_path / "p.yaml"
-    params.write_text("featureClass:\n  firstorder: [Mean, Maximum]\nsetting:\n  binWidth: 1\n  voxelArrayShift: 0\n")
+    params.write_text(
+        "featureClass:\n  firstorder: [Mean, Maximum]\nsetting:\n  binWidth: 1\n  voxelArrayShift: 0\n"
+    )
     root = shared_data / "ibsi_1_digital_phantom" / "nifti"
-    res = runner.invoke(app, ["radiomics", str(root / "image" / "phantom.nii.gz"), str(root / "mask" / "mask.nii.gz"),
-                              "--params", str(params), "--label", "1", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "radiomics",
+            str(root / "image" / "phantom.nii.gz"),
+            str(root / "mask" / "mask.nii.gz"),
+            "--params",
+            str(params),
+            "--label",
+            "1",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert set(out) == {"original_firstorder_Mean", "original_firstorder_Maximum"}
@@ -69,8 +84,16 @@ def test_radiomics_cli_on_ibsi_digital_phantom(shared_data, tmp_path):
     assert out["original_firstorder_Maximum"] == 6.0
     bad = tmp_path / "bad.yaml"
     bad.write_text("setting:\n  binWidth: -3\n")
-    res = runner.invoke(app, ["radiomics", str(root / "image" / "phantom.nii.gz"),
-                              str(root / "mask" / "mask.nii.gz"), "--params", str(bad)])
+    res = runner.invoke(
+        app,
+        [
+            "radiomics",
+            str(root / "image" / "phantom.nii.gz"),
+            str(root / "mask" / "mask.nii.gz"),
+            "--params",
+            str(bad),
+        ],
+    )
     assert res.exit_code != 0 and "bad.yaml" in res.output
 
 
@@ -86,15 +109,20 @@ def test_module_entry_point_takes_a_pyradiomics_file(tmp_path):
 
     p = make_lung_phantom(shape=(24, 24, 32))
     wd = WorkDir(tmp_path / "work").ensure()
-    write_volume_store(wd.volume("s1"), {"image": p.hu, "labels": p.labels, "zones": p.zones},
-                       Volume(p.hu, p.spacing_mm), attrs={"content_hash": "x"})
+    write_volume_store(
+        wd.volume("s1"),
+        {"image": p.hu, "labels": p.labels, "zones": p.zones},
+        Volume(p.hu, p.spacing_mm),
+        attrs={"content_hash": "x"},
+    )
     wd.qc_table.parent.mkdir(parents=True)
     pd.DataFrame({"scan_id": ["s1"]}).to_parquet(wd.qc_table)
     cfgdir = tmp_path / "config"
     (cfgdir / "features").mkdir(parents=True)
     (cfgdir / "pipeline.yaml").write_text("cluster:\n  kind: synchronous\n")
     (cfgdir / "features" / "radiomics.yaml").write_text(
-        "featureClass:\n  firstorder: [Minimum]\nsetting:\n  binWidth: 25\n")
+        "featureClass:\n  firstorder: [Minimum]\nsetting:\n  binWidth: 25\n"
+    )
     assert main(["--config", str(cfgdir / "features" / "radiomics.yaml"), "--workdir", str(wd.root)]) == 0
     table = pd.read_parquet(wd.radiomics)
     assert table["original_firstorder_Minimum"].tolist() == [-980.0]

@@ -32,7 +32,9 @@ def test_known_values_and_the_kurtosis_offset(digital):
     assert digital.loc["cm_joint_max_3D_avg", "pass"]
     assert digital.loc["ngt_coarseness_3D", "pass"]
     # PyRadiomics kurtosis = IBSI excess kurtosis + 3
-    assert digital.loc["stat_kurt", "value"] - 3 == pytest.approx(digital.loc["stat_kurt", "reference"], abs=0.005)
+    assert digital.loc["stat_kurt", "value"] - 3 == pytest.approx(
+        digital.loc["stat_kurt", "reference"], abs=0.005
+    )
 
 
 def test_every_mapped_tag_exists_in_the_reference(shared_data):

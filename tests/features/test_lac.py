@@ -10,7 +10,7 @@ from ctpheno.features.lac import cluster_sizes_voxels, cumulative_size_distribut
 
 
 def power_law_volume(d: float, *, n_clusters: int = 512, s_min: int = 10, cell: int = 12, seed: int = 0):
-    """Clusters of sizes drawn (stratified inverse-CDF sampling) from P(S >= s) = (s / s_min)^-d, one per cell.
+    """Clusters of sizes drawn (stratified inverse-CDF sampling) from P(S >= s) = (s / s_min)^-d.
 
     Each cluster fills the first ``s`` voxels of its cell's (cell-1)^3 cube in raster order
     (6-connected by construction); a one-voxel gap separates cells.
@@ -25,8 +25,11 @@ def power_law_volume(d: float, *, n_clusters: int = 512, s_min: int = 10, cell: 
         cz, cy, cx = np.unravel_index(i, (k, k, k))
         block = np.zeros((cell - 1) ** 3, dtype=bool)
         block[:s] = True
-        low[cz * cell:cz * cell + cell - 1, cy * cell:cy * cell + cell - 1, cx * cell:cx * cell + cell - 1] = \
-            block.reshape((cell - 1,) * 3)
+        low[
+            cz * cell : cz * cell + cell - 1,
+            cy * cell : cy * cell + cell - 1,
+            cx * cell : cx * cell + cell - 1,
+        ] = block.reshape((cell - 1,) * 3)
     return low, np.sort(sizes)[::-1]
 
 

@@ -9,8 +9,16 @@ import pytest
 from ctpheno.config.features import QCTConfig
 from ctpheno.errors import EmptyLungMaskError
 from ctpheno.features.histogram import lung_histogram, percentile_from_histogram
-from ctpheno.features.qct import (hu_moments, laa950_upper_lower_ratio, laa_pct, lung_volume_ml, mld_hu,
-                                  percentile_hu, qct_metrics, qct_metrics_dask)
+from ctpheno.features.qct import (
+    hu_moments,
+    laa950_upper_lower_ratio,
+    laa_pct,
+    lung_volume_ml,
+    mld_hu,
+    percentile_hu,
+    qct_metrics,
+    qct_metrics_dask,
+)
 from ctpheno.io.zarrstore import ZONE_CODES, read_dask, write_volume_store
 from ctpheno.io.volume import Volume
 
@@ -34,7 +42,9 @@ def test_known_answer_phantom(lung_phantom):
     # the blob sits in the right upper zone: LAC finds exactly one cluster of the blob's size there
     assert df.loc["right", "lac_count"] == 1
     assert df.loc["right", "lac_max_ml"] == pytest.approx(n_blob * vox_ml)
-    assert df.loc["left", "laa950_upper_lower_ratio"] != df.loc["left", "laa950_upper_lower_ratio"]  # 0/0: NaN
+    assert (
+        df.loc["left", "laa950_upper_lower_ratio"] != df.loc["left", "laa950_upper_lower_ratio"]
+    )  # 0/0: NaN
     assert df.loc["whole", "laa950_upper_lower_ratio"] == np.inf  # emphysema only in the upper zone
     assert list(df.index) == ["whole", "right", "left", "upper", "middle", "lower"]
 
@@ -51,13 +61,15 @@ def test_pure_functions_match_numpy(noisy_phantom):
         assert percentile_hu(p.hu, lung, q) == float(np.percentile(vals, q))
     m = hu_moments(p.hu, lung)
     from scipy import stats
+
     assert m["hu_sd"] == pytest.approx(float(vals.std()), rel=1e-10)
     assert m["hu_skewness"] == pytest.approx(float(stats.skew(vals)), rel=1e-9)
     assert m["hu_kurtosis"] == pytest.approx(float(stats.kurtosis(vals)), rel=1e-9)
     up = lung & np.isin(p.zones, [ZONE_CODES[("right", "upper")], ZONE_CODES[("left", "upper")]])
     lo = lung & np.isin(p.zones, [ZONE_CODES[("right", "lower")], ZONE_CODES[("left", "lower")]])
     assert laa950_upper_lower_ratio(p.hu, p.labels, p.zones) == pytest.approx(
-        laa_pct(p.hu, up, -950) / laa_pct(p.hu, lo, -950), rel=1e-12)
+        laa_pct(p.hu, up, -950) / laa_pct(p.hu, lo, -950), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 20, 101, 1000, 4099])
@@ -73,13 +85,20 @@ def test_histogram_percentile_equals_numpy_bit_for_bit(n):
 def test_blockwise_equals_in_memory_on_small_chunks(noisy_phantom, tmp_path):
     p = noisy_phantom
     geom = Volume(p.hu, p.spacing_mm)
-    store = write_volume_store(tmp_path / "s.zarr", {"image": p.hu, "labels": p.labels, "zones": p.zones},
-                               geom, chunks=(16, 16, 16))
+    store = write_volume_store(
+        tmp_path / "s.zarr", {"image": p.hu, "labels": p.labels, "zones": p.zones}, geom, chunks=(16, 16, 16)
+    )
     assert read_dask(store).numblocks == (3, 3, 4)
     cfg = QCTConfig(lac_fit_range_ml=(0.0005, 0.05))
     mem = qct_metrics(p.hu, p.labels, p.zones, p.spacing_mm, config=cfg, scan_id="s")
-    blk = qct_metrics_dask(read_dask(store, "image"), read_dask(store, "labels"), read_dask(store, "zones"),
-                           p.spacing_mm, config=cfg, scan_id="s")
+    blk = qct_metrics_dask(
+        read_dask(store, "image"),
+        read_dask(store, "labels"),
+        read_dask(store, "zones"),
+        p.spacing_mm,
+        config=cfg,
+        scan_id="s",
+    )
     pd.testing.assert_frame_equal(mem, blk, check_exact=True)
     assert np.isfinite(mem["lac_d_950"]).all()  # the noise gives many small clusters in this range
 
@@ -96,4 +115,6 @@ def test_input_errors_name_the_problem(lung_phantom):
     with pytest.raises(ValueError, match="spacing_mm"):
         qct_metrics(p.hu, p.labels, p.zones, (1.0, 0.0, 1.0))
     with pytest.raises(EmptyLungMaskError, match="middle"):
-        qct_metrics(p.hu, p.labels, np.where(np.isin(p.zones, [2, 5]), 0, p.zones).astype(np.uint8), p.spacing_mm)
+        qct_metrics(
+            p.hu, p.labels, np.where(np.isin(p.zones, [2, 5]), 0, p.zones).astype(np.uint8), p.spacing_mm
+        )

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import ast
 import csv
-import logging
 
 import numpy as np
 import pytest
 
 from ctpheno.errors import ConfigError, FeatureExtractionError
-from ctpheno.features.radiomics import (extract_features, extract_regions, load_params, settings_hash,
-                                        validate_params)
+from ctpheno.features.radiomics import (
+    extract_features,
+    extract_regions,
+    load_params,
+    settings_hash,
+    validate_params,
+)
 from ctpheno.io.volume import Volume
 
 CLASSES = ("firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape")
@@ -37,8 +41,10 @@ def test_lung1_every_original_feature_equals_pyradiomics_baseline(shared_data):
     folder = shared_data / "pyradiomics_lung1"
     baseline, settings = _lung1_baseline(folder)
     assert settings["binWidth"] == 25 and settings["voxelArrayShift"] == 2000
-    params = validate_params({"imageType": {"Original": {}}, "featureClass": {c: [] for c in CLASSES},
-                              "setting": settings}, source="lung1 baseline settings")
+    params = validate_params(
+        {"imageType": {"Original": {}}, "featureClass": {c: [] for c in CLASSES}, "setting": settings},
+        source="lung1 baseline settings",
+    )
     image = Volume.from_sitk(sitk.ReadImage(str(folder / "lung1_image.nrrd")))
     mask = Volume.from_sitk(sitk.ReadImage(str(folder / "lung1_label.nrrd")))
     feats, diag = extract_features(image, mask, params=params, label=settings["label"])
@@ -57,13 +63,16 @@ def test_shipped_params_file_validates_and_hash_is_stable():
     assert settings_hash(changed) != settings_hash(params)
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"setting": {"binWidth": -1}}, "schema"),
-    ({"setting": {"binWidht": 25}}, "schema"),
-    ({"featureClass": {"glcmm": []}}, "glcmm"),
-    ({"setting": {"binWidth": 25, "binCount": 32}}, "both binWidth and binCount"),
-    ({"setting": {"resampledPixelSpacing": [1, 1]}}, "3 values"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"setting": {"binWidth": -1}}, "schema"),
+        ({"setting": {"binWidht": 25}}, "schema"),
+        ({"featureClass": {"glcmm": []}}, "glcmm"),
+        ({"setting": {"binWidth": 25, "binCount": 32}}, "both binWidth and binCount"),
+        ({"setting": {"resampledPixelSpacing": [1, 1]}}, "3 values"),
+    ],
+)
 def test_invalid_params_are_rejected_before_any_work(bad, match):
     with pytest.raises(ConfigError, match=match):
         validate_params(bad, source="test.yaml")
@@ -71,7 +80,11 @@ def test_invalid_params_are_rejected_before_any_work(bad, match):
 
 def _tiny(shape=(8, 10, 12), value=None):
     rng = np.random.default_rng(0)
-    arr = rng.integers(-900, -700, size=shape).astype(np.int16) if value is None else np.full(shape, value, np.int16)
+    arr = (
+        rng.integers(-900, -700, size=shape).astype(np.int16)
+        if value is None
+        else np.full(shape, value, np.int16)
+    )
     img = Volume(arr, (2.0, 1.0, 1.0))
     lab = np.zeros(shape, np.uint8)
     lab[2:6, 2:8, 2:10] = 1
@@ -85,8 +98,9 @@ def test_empty_label_and_pyradiomics_errors_raise_with_messages():
         extract_features(img, msk, params=params, label=2)
     # a one-slice ROI with minimumROIDimensions 3: PyRadiomics raises; the message is kept
     flat = msk.with_array(np.where(np.arange(8)[:, None, None] == 3, msk.array, 0).astype(np.uint8))
-    strict = validate_params({"featureClass": {"firstorder": []},
-                              "setting": {"binWidth": 25, "minimumROIDimensions": 3}})
+    strict = validate_params(
+        {"featureClass": {"firstorder": []}, "setting": {"binWidth": 25, "minimumROIDimensions": 3}}
+    )
     with pytest.raises(FeatureExtractionError, match="PyRadiomics failed"):
         extract_features(img, flat, params=strict, label=1)
 
@@ -102,10 +116,23 @@ def test_geometry_mismatch_is_rejected():
 def test_extract_regions_is_wide_with_pyradiomics_names(lung_phantom):
     p = lung_phantom
     vol = Volume(p.hu, p.spacing_mm)
-    params = validate_params({"featureClass": {"firstorder": ["Mean", "Minimum"]}, "setting": {"binWidth": 25}})
-    feats, diag = extract_regions(vol, vol.with_array(p.labels), vol.with_array(p.zones), params=params,
-                                  regions=["whole", "right"], scan_id="s1")
-    assert list(feats.columns) == ["scan_id", "region", "original_firstorder_Mean", "original_firstorder_Minimum"]
+    params = validate_params(
+        {"featureClass": {"firstorder": ["Mean", "Minimum"]}, "setting": {"binWidth": 25}}
+    )
+    feats, diag = extract_regions(
+        vol,
+        vol.with_array(p.labels),
+        vol.with_array(p.zones),
+        params=params,
+        regions=["whole", "right"],
+        scan_id="s1",
+    )
+    assert list(feats.columns) == [
+        "scan_id",
+        "region",
+        "original_firstorder_Mean",
+        "original_firstorder_Minimum",
+    ]
     lung = (p.labels == 1) | (p.labels == 2)
     assert feats.loc[0, "original_firstorder_Mean"] == pytest.approx(p.hu[lung].mean(), rel=1e-12)
     assert feats.loc[1, "original_firstorder_Minimum"] == -980.0  # the blob is in the right lung

@@ -29,9 +29,13 @@ setting:
 
 
 def _store(wd: WorkDir, scan_id: str, p, *, content: str) -> None:
-    write_volume_store(wd.volume(scan_id), {"image": p.hu, "labels": p.labels, "zones": p.zones},
-                       Volume(p.hu, p.spacing_mm), chunks=(16, 16, 16),
-                       attrs={"scan_id": scan_id, "content_hash": content})
+    write_volume_store(
+        wd.volume(scan_id),
+        {"image": p.hu, "labels": p.labels, "zones": p.zones},
+        Volume(p.hu, p.spacing_mm),
+        chunks=(16, 16, 16),
+        attrs={"scan_id": scan_id, "content_hash": content},
+    )
 
 
 @pytest.fixture
@@ -41,15 +45,23 @@ def setup(tmp_path):
     _store(wd, "scanA", a, content="a1")
     _store(wd, "scanB", b, content="b1")
     empty = make_lung_phantom(shape=(24, 24, 24))
-    _store(wd, "scanE", type(empty)(empty.hu, np.zeros_like(empty.labels), empty.zones, empty.spacing_mm, empty.blob),
-           content="e1")
+    _store(
+        wd,
+        "scanE",
+        type(empty)(empty.hu, np.zeros_like(empty.labels), empty.zones, empty.spacing_mm, empty.blob),
+        content="e1",
+    )
     wd.qc_table.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"scan_id": ["scanA", "scanB", "scanE"]}).to_parquet(wd.qc_table)
     params = tmp_path / "radiomics.yaml"
     params.write_text(PARAMS)
-    cfg = PipelineConfig.model_validate({"paths": {"workdir": str(wd.root)}, "cluster": {"kind": "synchronous"},
-                                         "features": {"radiomics": {"params": str(params),
-                                                                    "regions": ["whole", "upper"]}}})
+    cfg = PipelineConfig.model_validate(
+        {
+            "paths": {"workdir": str(wd.root)},
+            "cluster": {"kind": "synchronous"},
+            "features": {"radiomics": {"params": str(params), "regions": ["whole", "upper"]}},
+        }
+    )
     return wd, cfg, {"scanA": a, "scanB": b}
 
 

@@ -56,10 +56,12 @@ def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
 
     @app.command("features")
-    def features(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Pipeline YAML."),
-                 workdir: Optional[Path] = typer.Option(None, "--workdir", help="Work directory."),
-                 set: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value (repeatable)."),
-                 force: bool = typer.Option(False, "--force", help="Recompute up-to-date scans.")) -> None:
+    def features(
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="Pipeline YAML."),
+        workdir: Optional[Path] = typer.Option(None, "--workdir", help="Work directory."),
+        set: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value (repeatable)."),
+        force: bool = typer.Option(False, "--force", help="Recompute up-to-date scans."),
+    ) -> None:
         """Run the qct and radiomics stages on the preprocessed scans of the work directory."""
         from ..cli import fail, load_cli_config, run_and_report
         from ..errors import CTPhenoError
@@ -72,10 +74,15 @@ def register(app: typer.Typer) -> None:
         run_and_report(cfg, ["qct", "radiomics"], force=force, command="ctpheno features")
 
     @app.command("qct")
-    def qct(input: str = typer.Argument(..., help="Scan: DICOM folder, NIfTI/NRRD/MHA file."),
-            mask: Optional[str] = typer.Option(None, "--mask", help="Label image on the scan's grid "
-                                               "(1 right lung, 2 left lung); segmented when omitted."),
-            as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    def qct(
+        input: str = typer.Argument(..., help="Scan: DICOM folder, NIfTI/NRRD/MHA file."),
+        mask: Optional[str] = typer.Option(
+            None,
+            "--mask",
+            help="Label image on the scan's grid (1 right lung, 2 left lung); segmented when omitted.",
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    ) -> None:
         """QCT metrics (LAA-950, Perc15, MLD, LAC ...) of one scan, whole lung and per region."""
         from ..cli import fail
         from ..errors import CTPhenoError
@@ -92,13 +99,19 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"{key:40s} {value}")
 
     @app.command("radiomics")
-    def radiomics(image: Path = typer.Argument(..., help="Image file (NIfTI/NRRD/MHA)."),
-                  mask: Path = typer.Argument(..., help="Label image on the same grid."),
-                  params: Path = typer.Option(Path("config/features/radiomics.yaml"), "--params",
-                                              help="PyRadiomics parameter YAML (PyRadiomics' format)."),
-                  label: Optional[int] = typer.Option(None, "--label", help="Label value (default: the "
-                                                      "params file's setting.label, else 1)."),
-                  as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    def radiomics(
+        image: Path = typer.Argument(..., help="Image file (NIfTI/NRRD/MHA)."),
+        mask: Path = typer.Argument(..., help="Label image on the same grid."),
+        params: Path = typer.Option(
+            Path("config/features/radiomics.yaml"),
+            "--params",
+            help="PyRadiomics parameter YAML (PyRadiomics' format).",
+        ),
+        label: Optional[int] = typer.Option(
+            None, "--label", help="Label value (default: the params file's setting.label, else 1)."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    ) -> None:
         """PyRadiomics features of one image and mask, with ctpheno's validation and error capture."""
         import SimpleITK as sitk
 
@@ -126,12 +139,18 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"# warnings: {diag['warnings']}")
 
     @app.command("ibsi")
-    def ibsi(out: Path = typer.Option(Path("docs/ibsi_compliance.md"), "--out", help="Compliance table (Markdown)."),
-             feature_map: Path = typer.Option(Path("docs/ibsi_feature_map.md"), "--map-out",
-                                              help="PyRadiomics -> IBSI tag table (Markdown)."),
-             data: Path = typer.Option(Path("../shared/data"), "--data", help="Folder holding ibsi_1_* data."),
-             configurations: str = typer.Option("digital,A,B,C,D,E", "--configurations",
-                                                help="Comma-separated subset of digital,A,B,C,D,E.")) -> None:
+    def ibsi(
+        out: Path = typer.Option(
+            Path("docs/ibsi_compliance.md"), "--out", help="Compliance table (Markdown)."
+        ),
+        feature_map: Path = typer.Option(
+            Path("docs/ibsi_feature_map.md"), "--map-out", help="PyRadiomics -> IBSI tag table (Markdown)."
+        ),
+        data: Path = typer.Option(Path("../shared/data"), "--data", help="Folder holding ibsi_1_* data."),
+        configurations: str = typer.Option(
+            "digital,A,B,C,D,E", "--configurations", help="Comma-separated subset of digital,A,B,C,D,E."
+        ),
+    ) -> None:
         """Run PyRadiomics on the IBSI-1 phantoms and write the compliance table."""
         from .ibsi import compliance_markdown, feature_map_markdown, run_ibsi
 

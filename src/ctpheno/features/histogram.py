@@ -57,8 +57,10 @@ REGION_GROUPS = _region_groups()
 def _check_hu(hu: np.ndarray, name: str = "hu") -> None:
     if not isinstance(hu, np.ndarray) or hu.dtype != np.int16:
         got = hu.dtype if isinstance(hu, np.ndarray) else type(hu).__name__
-        raise TypeError(f"{name} must be an int16 array of HU (as stored by preprocess); got {got}. "
-                        f"Convert with np.clip(x, -32768, 32767).astype(np.int16)")
+        raise TypeError(
+            f"{name} must be an int16 array of HU (as stored by preprocess); got {got}. "
+            f"Convert with np.clip(x, -32768, 32767).astype(np.int16)"
+        )
 
 
 def lung_histogram(hu: npt.NDArray[np.int16], mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
@@ -84,20 +86,24 @@ def group_histograms(hu: np.ndarray, labels: np.ndarray, zones: np.ndarray) -> n
     side = (lab[lung] == LABEL_LEFT_LUNG).astype(np.int64)
     zone = np.asarray(zones)[lung].astype(np.int64)
     if zone.size and (zone.max() >= N_ZONES):
-        raise ValueError(f"zones contain code {int(zone.max())}; expected 0..6 (ctpheno.io.zarrstore.ZONE_CODES)")
+        raise ValueError(
+            f"zones contain code {int(zone.max())}; expected 0..6 (ctpheno.io.zarrstore.ZONE_CODES)"
+        )
     code = (side * N_ZONES + zone) * N_BINS + (hu[lung].astype(np.int64) + HU_OFFSET)
     counts = np.bincount(code, minlength=2 * N_ZONES * N_BINS)
     return counts.reshape(2, N_ZONES, N_BINS)
 
 
-def region_histograms(hu: np.ndarray, labels: np.ndarray, zones: np.ndarray,
-                      regions: tuple[str, ...] | list[str] = REGIONS) -> dict[str, npt.NDArray[np.int64]]:
+def region_histograms(
+    hu: np.ndarray, labels: np.ndarray, zones: np.ndarray, regions: tuple[str, ...] | list[str] = REGIONS
+) -> dict[str, npt.NDArray[np.int64]]:
     """Exact histogram of every named region (see :data:`REGION_GROUPS`)."""
     return regions_from_groups(group_histograms(hu, labels, zones), regions)
 
 
-def regions_from_groups(groups: np.ndarray, regions: tuple[str, ...] | list[str] = REGIONS
-                        ) -> dict[str, npt.NDArray[np.int64]]:
+def regions_from_groups(
+    groups: np.ndarray, regions: tuple[str, ...] | list[str] = REGIONS
+) -> dict[str, npt.NDArray[np.int64]]:
     out = {}
     for name in regions:
         if name not in REGION_GROUPS:
@@ -106,8 +112,9 @@ def regions_from_groups(groups: np.ndarray, regions: tuple[str, ...] | list[str]
     return out
 
 
-def region_histograms_dask(image, labels, zones, regions: tuple[str, ...] | list[str] = REGIONS
-                           ) -> dict[str, npt.NDArray[np.int64]]:
+def region_histograms_dask(
+    image, labels, zones, regions: tuple[str, ...] | list[str] = REGIONS
+) -> dict[str, npt.NDArray[np.int64]]:
     """Blockwise twin of :func:`region_histograms` over dask arrays (e.g. :func:`read_dask`).
 
     Each chunk is histogrammed on its own (one ``(2, 7, 65536)`` int64 array, 7 MiB)
@@ -127,11 +134,17 @@ def group_histograms_dask(image, labels, zones) -> npt.NDArray[np.int64]:
         raise TypeError(f"image must be int16 HU; got {image.dtype}")
     labels = da.asarray(labels).rechunk(image.chunks)
     zones = da.asarray(zones).rechunk(image.chunks)
-    parts = [dask.delayed(group_histograms)(a, b, c) for a, b, c in
-             zip(image.to_delayed().ravel(), labels.to_delayed().ravel(), zones.to_delayed().ravel())]
+    parts = [
+        dask.delayed(group_histograms)(a, b, c)
+        for a, b, c in zip(
+            image.to_delayed().ravel(), labels.to_delayed().ravel(), zones.to_delayed().ravel()
+        )
+    ]
     while len(parts) > 1:
-        parts = [dask.delayed(np.add)(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
-                 for i in range(0, len(parts), 2)]
+        parts = [
+            dask.delayed(np.add)(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
+            for i in range(0, len(parts), 2)
+        ]
     (groups,) = dask.compute(parts[0])
     return groups
 
@@ -163,9 +176,13 @@ def percentile_from_histogram(hist: np.ndarray, q: float) -> float:
     return float(a + diff * gamma)
 
 
-def histogram_metrics(hist: np.ndarray, spacing_mm: tuple[float, float, float], *,
-                      laa_thresholds_hu: tuple[int, ...] = (-950, -910, -856),
-                      percentiles: tuple[int, ...] = (15, 10)) -> dict[str, float]:
+def histogram_metrics(
+    hist: np.ndarray,
+    spacing_mm: tuple[float, float, float],
+    *,
+    laa_thresholds_hu: tuple[int, ...] = (-950, -910, -856),
+    percentiles: tuple[int, ...] = (15, 10),
+) -> dict[str, float]:
     """Histogram-type QCT metrics of one region (see :mod:`ctpheno.features.qct` for the formulas).
 
     Returns ``lung_volume_ml``, ``n_voxels``, ``mld_hu``, ``laa<T>_pct`` for each threshold,
@@ -185,9 +202,9 @@ def histogram_metrics(hist: np.ndarray, spacing_mm: tuple[float, float, float], 
     total = int(np.dot(values, counts))  # exact integer sum
     mean = total / n
     dev = values.astype(np.float64) - mean
-    m2 = float(np.dot(counts, dev ** 2)) / n
-    m3 = float(np.dot(counts, dev ** 3)) / n
-    m4 = float(np.dot(counts, dev ** 4)) / n
+    m2 = float(np.dot(counts, dev**2)) / n
+    m3 = float(np.dot(counts, dev**3)) / n
+    m4 = float(np.dot(counts, dev**4)) / n
     out: dict[str, float] = {"lung_volume_ml": n * vox_ml, "n_voxels": n, "mld_hu": mean}
     cum = np.cumsum(hist)
     for t in laa_thresholds_hu:
@@ -196,12 +213,13 @@ def histogram_metrics(hist: np.ndarray, spacing_mm: tuple[float, float, float], 
     for p in percentiles:
         out[f"perc{int(p)}_hu"] = percentile_from_histogram(hist, p)
     out["hu_sd"] = math.sqrt(m2)
-    out["hu_skewness"] = m3 / m2 ** 1.5 if m2 > 0 else 0.0
-    out["hu_kurtosis"] = m4 / m2 ** 2 - 3.0 if m2 > 0 else 0.0
+    out["hu_skewness"] = m3 / m2**1.5 if m2 > 0 else 0.0
+    out["hu_kurtosis"] = m4 / m2**2 - 3.0 if m2 > 0 else 0.0
     return out
 
 
-def metrics_by_region(hists: Mapping[str, np.ndarray], spacing_mm: tuple[float, float, float]
-                      ) -> dict[str, dict[str, float]]:
+def metrics_by_region(
+    hists: Mapping[str, np.ndarray], spacing_mm: tuple[float, float, float]
+) -> dict[str, dict[str, float]]:
     """:func:`histogram_metrics` of each region histogram."""
     return {name: histogram_metrics(h, spacing_mm) for name, h in hists.items()}

@@ -44,24 +44,69 @@ class IBSIConfiguration:
 
 _BASE = {"label": 1, "voxelArrayShift": 0, "additionalInfo": False}
 CONFIGURATIONS: dict[str, IBSIConfiguration] = {
-    "digital": IBSIConfiguration("digital", "ibsi_1_digital_phantom", "digital_phantom",
-                                 {**_BASE, "binWidth": 1}),
-    "A": IBSIConfiguration("A", "ibsi_1_ct_radiomics_phantom", "config_A",
-                           {**_BASE, "force2D": True, "force2Ddimension": 0, "resegmentRange": [-500, 400],
-                            "binWidth": 25}, two_d=True),
-    "B": IBSIConfiguration("B", "ibsi_1_ct_radiomics_phantom", "config_B",
-                           {**_BASE, "force2D": True, "force2Ddimension": 0, "resampledPixelSpacing": [2, 2, 0],
-                            "interpolator": "sitkLinear", "resegmentRange": [-500, 400], "binCount": 32},
-                           two_d=True),
-    "C": IBSIConfiguration("C", "ibsi_1_ct_radiomics_phantom", "config_C",
-                           {**_BASE, "resampledPixelSpacing": [2, 2, 2], "interpolator": "sitkLinear",
-                            "resegmentRange": [-1000, 400], "binWidth": 25}),
-    "D": IBSIConfiguration("D", "ibsi_1_ct_radiomics_phantom", "config_D",
-                           {**_BASE, "resampledPixelSpacing": [2, 2, 2], "interpolator": "sitkLinear",
-                            "resegmentMode": "sigma", "resegmentRange": [-3, 3], "binCount": 32}),
-    "E": IBSIConfiguration("E", "ibsi_1_ct_radiomics_phantom", "config_E",
-                           {**_BASE, "resampledPixelSpacing": [2, 2, 2], "interpolator": "sitkBSpline",
-                            "resegmentMode": "sigma", "resegmentRange": [-3, 3], "binCount": 32}),
+    "digital": IBSIConfiguration(
+        "digital", "ibsi_1_digital_phantom", "digital_phantom", {**_BASE, "binWidth": 1}
+    ),
+    "A": IBSIConfiguration(
+        "A",
+        "ibsi_1_ct_radiomics_phantom",
+        "config_A",
+        {**_BASE, "force2D": True, "force2Ddimension": 0, "resegmentRange": [-500, 400], "binWidth": 25},
+        two_d=True,
+    ),
+    "B": IBSIConfiguration(
+        "B",
+        "ibsi_1_ct_radiomics_phantom",
+        "config_B",
+        {
+            **_BASE,
+            "force2D": True,
+            "force2Ddimension": 0,
+            "resampledPixelSpacing": [2, 2, 0],
+            "interpolator": "sitkLinear",
+            "resegmentRange": [-500, 400],
+            "binCount": 32,
+        },
+        two_d=True,
+    ),
+    "C": IBSIConfiguration(
+        "C",
+        "ibsi_1_ct_radiomics_phantom",
+        "config_C",
+        {
+            **_BASE,
+            "resampledPixelSpacing": [2, 2, 2],
+            "interpolator": "sitkLinear",
+            "resegmentRange": [-1000, 400],
+            "binWidth": 25,
+        },
+    ),
+    "D": IBSIConfiguration(
+        "D",
+        "ibsi_1_ct_radiomics_phantom",
+        "config_D",
+        {
+            **_BASE,
+            "resampledPixelSpacing": [2, 2, 2],
+            "interpolator": "sitkLinear",
+            "resegmentMode": "sigma",
+            "resegmentRange": [-3, 3],
+            "binCount": 32,
+        },
+    ),
+    "E": IBSIConfiguration(
+        "E",
+        "ibsi_1_ct_radiomics_phantom",
+        "config_E",
+        {
+            **_BASE,
+            "resampledPixelSpacing": [2, 2, 2],
+            "interpolator": "sitkBSpline",
+            "resegmentMode": "sigma",
+            "resegmentRange": [-3, 3],
+            "binCount": 32,
+        },
+    ),
 }
 
 
@@ -73,8 +118,10 @@ def load_phantom(data_dir: Path, phantom: str) -> tuple[Volume, Volume]:
     paths = root / "image" / "phantom.nii.gz", root / "mask" / "mask.nii.gz"
     for p in paths:
         if not p.is_file():
-            raise FileNotFoundError(f"IBSI phantom file {p} is missing; expected the shared data folder layout "
-                                    f"(shared/data/README.md)")
+            raise FileNotFoundError(
+                f"IBSI phantom file {p} is missing; expected the shared data folder layout "
+                f"(shared/data/README.md)"
+            )
     img, msk = (Volume.from_sitk(sitk.ReadImage(str(p))) for p in paths)
     return img, msk.with_array((msk.array > 0).astype("uint8"))
 
@@ -102,8 +149,14 @@ def matches(value: float, reference: float, tolerance: float) -> bool:
 def run_configuration(config: IBSIConfiguration, data_dir: Path) -> pd.DataFrame:
     """One row per mapped PyRadiomics feature: feature, tag, reference, tolerance, value, pass, reason."""
     image, mask = load_phantom(data_dir, config.phantom)
-    params = validate_params({"imageType": {"Original": {}}, "featureClass": {c: [] for c in ALL_CLASSES},
-                              "setting": dict(config.setting)}, source=f"IBSI configuration {config.name}")
+    params = validate_params(
+        {
+            "imageType": {"Original": {}},
+            "featureClass": {c: [] for c in ALL_CLASSES},
+            "setting": dict(config.setting),
+        },
+        source=f"IBSI configuration {config.name}",
+    )
     feats, _ = extract_features(image, mask, params=params, label=1)
     ref = read_reference(data_dir, config.reference)
     rows = []
@@ -118,10 +171,25 @@ def run_configuration(config: IBSIConfiguration, data_dir: Path) -> pd.DataFrame
             continue
         r, tol = ref[full]
         ok = matches(value, r, tol)
-        reason = "" if ok else KNOWN_DEVIATIONS.get(tag, CONFIG_DEVIATIONS.get(
-            config.name, "not explained by PyRadiomics' documented deviations"))
-        rows.append({"configuration": config.name, "feature": name, "tag": full, "reference": r,
-                     "tolerance": tol, "value": value, "pass": ok, "reason": reason})
+        reason = (
+            ""
+            if ok
+            else KNOWN_DEVIATIONS.get(
+                tag, CONFIG_DEVIATIONS.get(config.name, "not explained by PyRadiomics' documented deviations")
+            )
+        )
+        rows.append(
+            {
+                "configuration": config.name,
+                "feature": name,
+                "tag": full,
+                "reference": r,
+                "tolerance": tol,
+                "value": value,
+                "pass": ok,
+                "reason": reason,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -136,13 +204,20 @@ def run_ibsi(data_dir: Path, configurations: list[str] | None = None) -> pd.Data
 
 def compliance_markdown(table: pd.DataFrame) -> str:
     """``docs/ibsi_compliance.md`` from :func:`run_ibsi`'s table."""
-    lines = ["# IBSI-1 compliance of ctpheno's PyRadiomics features", "",
-             f"Generated by `ctpheno ibsi --out docs/ibsi_compliance.md` with PyRadiomics {pyradiomics_version()} "
-             "(do not edit by hand). Reference values: IBSI-1 consensus tables (shared/data/ibsi_1_reference_values, "
-             "zrad copy). A value passes when it lies within the IBSI tolerance or equals the reference at its "
-             "3 significant digits. PyRadiomics settings per configuration: `ctpheno.features.ibsi.CONFIGURATIONS`; "
-             "feature-to-tag map: `ctpheno.features.ibsi_map` (see docs/ibsi_feature_map.md).", "",
-             "| configuration | features compared | pass | fail |", "|---|---|---|---|"]
+    lines = [
+        "# IBSI-1 compliance of ctpheno's PyRadiomics features",
+        "",
+        f"Generated by `ctpheno ibsi --out docs/ibsi_compliance.md` with PyRadiomics {pyradiomics_version()} "
+        "(do not edit by hand). Reference values: IBSI-1 consensus tables "
+        "(shared/data/ibsi_1_reference_values, "
+        "zrad copy). A value passes when it lies within the IBSI tolerance or equals the reference at its "
+        "3 significant digits. PyRadiomics settings per configuration: "
+        "`ctpheno.features.ibsi.CONFIGURATIONS`; "
+        "feature-to-tag map: `ctpheno.features.ibsi_map` (see docs/ibsi_feature_map.md).",
+        "",
+        "| configuration | features compared | pass | fail |",
+        "|---|---|---|---|",
+    ]
     for name, g in table.groupby("configuration", sort=False):
         lines.append(f"| {name} | {len(g)} | {int(g['pass'].sum())} | {int((~g['pass']).sum())} |")
     lines.append("")
@@ -150,22 +225,33 @@ def compliance_markdown(table: pd.DataFrame) -> str:
         lines += [f"## Configuration {name}", ""]
         if name in CONFIG_DEVIATIONS:
             lines += [f"Known PyRadiomics deviation: {CONFIG_DEVIATIONS[name]}", ""]
-        lines += ["| feature | IBSI tag | reference | tolerance | value | pass | reason for failure |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "| feature | IBSI tag | reference | tolerance | value | pass | reason for failure |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in g.to_dict("records"):
-            lines.append(f"| `{r['feature']}` | `{r['tag']}` | {r['reference']:g} | {r['tolerance']:g} | "
-                         f"{r['value']:.6g} | {'pass' if r['pass'] else 'FAIL'} | {r['reason']} |")
+            lines.append(
+                f"| `{r['feature']}` | `{r['tag']}` | {r['reference']:g} | {r['tolerance']:g} | "
+                f"{r['value']:.6g} | {'pass' if r['pass'] else 'FAIL'} | {r['reason']} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
 
 def feature_map_markdown() -> str:
     """``docs/ibsi_feature_map.md``: every PyRadiomics feature and its IBSI tag."""
-    lines = ["# PyRadiomics feature -> IBSI tag", "",
-             "Generated from `ctpheno.features.ibsi_map.IBSI_TAGS`. Texture tags take the suffix of PyRadiomics' "
-             "aggregation: GLCM/GLRLM `_3D_avg` (per-direction features averaged), GLSZM/GLDM/NGTDM `_3D`; "
-             "with `force2D`, `_2_5D_avg` / `_2_5D`. '—': no IBSI counterpart.", "",
-             "| PyRadiomics feature | IBSI tag | note |", "|---|---|---|"]
+    lines = [
+        "# PyRadiomics feature -> IBSI tag",
+        "",
+        "Generated from `ctpheno.features.ibsi_map.IBSI_TAGS`. Texture tags take the suffix of PyRadiomics' "
+        "aggregation: GLCM/GLRLM `_3D_avg` (per-direction features averaged), GLSZM/GLDM/NGTDM `_3D`; "
+        "with `force2D`, `_2_5D_avg` / `_2_5D`. '—': no IBSI counterpart.",
+        "",
+        "| PyRadiomics feature | IBSI tag | note |",
+        "|---|---|---|",
+    ]
     for name, tag in IBSI_TAGS.items():
-        lines.append(f"| `original_{name}` | {f'`{tag}`' if tag else '—'} | {KNOWN_DEVIATIONS.get(tag or '', '')} |")
+        lines.append(
+            f"| `original_{name}` | {f'`{tag}`' if tag else '—'} | {KNOWN_DEVIATIONS.get(tag or '', '')} |"
+        )
     return "\n".join(lines) + "\n"

@@ -8,8 +8,7 @@ distribution of low-attenuation areas in emphysema follows a power law,
     Y(s) = \#\{\text{clusters with size} \ge s\} \;\propto\; s^{-D},
 
 and that ``D`` falls as small clusters coalesce into large ones, before LAA%
-changes. Mishima worked on 2D slices; here clusters are 3D (as in the CIP /
-COPDGene implementations of Tanabe et al.):
+changes. Mishima worked on 2D slices; here clusters are 3D:
 
 * a low-attenuation voxel is a lung-mask voxel with ``HU <= -950``;
 * clusters are the connected components of those voxels under **6-connectivity**
@@ -51,7 +50,11 @@ def cluster_sizes_voxels(low: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
     if not low.any():
         return np.zeros(0, dtype=np.int64)
     # crop to the bounding box first: labels are int32, 4 bytes per voxel
-    idx = np.nonzero(low.any(axis=(1, 2)))[0], np.nonzero(low.any(axis=(0, 2)))[0], np.nonzero(low.any(axis=(0, 1)))[0]
+    idx = (
+        np.nonzero(low.any(axis=(1, 2)))[0],
+        np.nonzero(low.any(axis=(0, 2)))[0],
+        np.nonzero(low.any(axis=(0, 1)))[0],
+    )
     box = tuple(slice(int(i[0]), int(i[-1]) + 1) for i in idx)
     lab, n = ndimage.label(low[box], structure=ndimage.generate_binary_structure(3, CONNECTIVITY))
     sizes = np.bincount(lab.ravel())[1:].astype(np.int64)
@@ -86,14 +89,20 @@ def lac_exponent(sizes_ml: np.ndarray, *, fit_range_ml: tuple[float, float]) -> 
     if n < 3:
         raise FeatureExtractionError(
             f"LAC exponent needs >= 3 distinct cluster sizes within {fit_range_ml} mL; found {n} "
-            f"(of {len(sizes_ml)} clusters). Too little emphysema, or widen QCTConfig.lac_fit_range_ml")
+            f"(of {len(sizes_ml)} clusters). Too little emphysema, or widen QCTConfig.lac_fit_range_ml"
+        )
     slope = np.polyfit(np.log10(s[keep]), np.log10(y[keep].astype(np.float64)), 1)[0]
     return float(-slope), n
 
 
-def lac_metrics(hu: npt.NDArray[np.int16], mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float, float],
-                *, fit_range_ml: tuple[float, float] = (0.01, 10.0),
-                threshold_hu: int = LAC_THRESHOLD_HU) -> dict[str, float]:
+def lac_metrics(
+    hu: npt.NDArray[np.int16],
+    mask: npt.NDArray[np.bool_],
+    spacing_mm: tuple[float, float, float],
+    *,
+    fit_range_ml: tuple[float, float] = (0.01, 10.0),
+    threshold_hu: int = LAC_THRESHOLD_HU,
+) -> dict[str, float]:
     """Cluster count, size distribution and ``lac_d_950`` of one region.
 
     Returns
@@ -110,16 +119,23 @@ def lac_metrics(hu: npt.NDArray[np.int16], mask: npt.NDArray[np.bool_], spacing_
     return lac_metrics_from_low(low, spacing_mm, fit_range_ml=fit_range_ml)
 
 
-def lac_metrics_from_low(low: npt.NDArray[np.bool_], spacing_mm: tuple[float, float, float], *,
-                         fit_range_ml: tuple[float, float] = (0.01, 10.0)) -> dict[str, float]:
+def lac_metrics_from_low(
+    low: npt.NDArray[np.bool_],
+    spacing_mm: tuple[float, float, float],
+    *,
+    fit_range_ml: tuple[float, float] = (0.01, 10.0),
+) -> dict[str, float]:
     """:func:`lac_metrics` from a precomputed low-attenuation mask."""
     vox_ml = float(np.prod(spacing_mm)) / 1000.0
     sizes = cluster_sizes_voxels(low) * vox_ml
     out: dict[str, float] = {"lac_count": int(sizes.size)}
     if sizes.size:
-        out.update(lac_mean_ml=float(sizes.mean()), lac_median_ml=float(np.median(sizes)),
-                   lac_max_ml=float(sizes.max()),
-                   lac_frac_large_pct=100.0 * float(sizes[sizes > 1.0].sum() / sizes.sum()))
+        out.update(
+            lac_mean_ml=float(sizes.mean()),
+            lac_median_ml=float(np.median(sizes)),
+            lac_max_ml=float(sizes.max()),
+            lac_frac_large_pct=100.0 * float(sizes[sizes > 1.0].sum() / sizes.sum()),
+        )
     else:
         out.update(lac_mean_ml=0.0, lac_median_ml=0.0, lac_max_ml=0.0, lac_frac_large_pct=0.0)
     try:

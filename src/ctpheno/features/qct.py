@@ -45,9 +45,19 @@ import pandas as pd
 from ..config.features import QCTConfig
 from ..errors import EmptyLungMaskError
 from ..io.zarrstore import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
-from .histogram import (HU_OFFSET, REGION_GROUPS, REGIONS, _check_hu, group_histograms, histogram_metrics,
-                        lung_histogram, percentile_from_histogram, region_histograms, region_histograms_dask,
-                        regions_from_groups)
+from .histogram import (
+    HU_OFFSET,
+    REGION_GROUPS,
+    REGIONS,
+    _check_hu,
+    group_histograms,
+    histogram_metrics,
+    lung_histogram,
+    percentile_from_histogram,
+    region_histograms,
+    region_histograms_dask,
+    regions_from_groups,
+)
 from .lac import lac_metrics_from_low
 
 Spacing = tuple[float, float, float]
@@ -106,8 +116,10 @@ def hu_moments(hu: npt.NDArray[np.int16], mask: npt.NDArray[np.bool_]) -> dict[s
 def laa950_upper_lower_ratio(hu: npt.NDArray[np.int16], labels: np.ndarray, zones: np.ndarray) -> float:
     """LAA-950 of the upper zones (1+4) over the lower zones (3+6), both lungs."""
     h = region_histograms(hu, labels, zones, ["upper", "lower"])
-    return _ratio(histogram_metrics(h["upper"], (1.0, 1.0, 1.0))["laa950_pct"],
-                  histogram_metrics(h["lower"], (1.0, 1.0, 1.0))["laa950_pct"])
+    return _ratio(
+        histogram_metrics(h["upper"], (1.0, 1.0, 1.0))["laa950_pct"],
+        histogram_metrics(h["lower"], (1.0, 1.0, 1.0))["laa950_pct"],
+    )
 
 
 def _ratio(up: float, low: float) -> float:
@@ -126,7 +138,7 @@ def _zone_region_masks(labels: np.ndarray, zones: np.ndarray) -> dict[str, np.nd
 
 def _laa950(hist: np.ndarray) -> float:
     n = int(hist.sum())
-    return 100.0 * int(hist[:HU_OFFSET - 950 + 1].sum()) / n if n else 0.0
+    return 100.0 * int(hist[: HU_OFFSET - 950 + 1].sum()) / n if n else 0.0
 
 
 def _side_ratios(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
@@ -134,12 +146,20 @@ def _side_ratios(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, f
     return {row: _ratio(_laa950(up), _laa950(low)) for row, (up, low) in pairs.items()}
 
 
-def _assemble(metrics: dict[str, dict[str, float]], ratios: dict[str, float],
-              lac: dict[str, dict[str, float]], scan_id: str | None) -> pd.DataFrame:
+def _assemble(
+    metrics: dict[str, dict[str, float]],
+    ratios: dict[str, float],
+    lac: dict[str, dict[str, float]],
+    scan_id: str | None,
+) -> pd.DataFrame:
     rows = []
     for region, m in metrics.items():
-        row = {"region": region, **m, "laa950_upper_lower_ratio": ratios.get(region, math.nan),
-               **lac.get(region, {})}
+        row = {
+            "region": region,
+            **m,
+            "laa950_upper_lower_ratio": ratios.get(region, math.nan),
+            **lac.get(region, {}),
+        }
         rows.append(row)
     df = pd.DataFrame(rows)
     df.insert(0, "scan_id", scan_id if scan_id is not None else "")
@@ -149,20 +169,35 @@ def _assemble(metrics: dict[str, dict[str, float]], ratios: dict[str, float],
 
 
 def _ratios_from_groups(groups: dict[str, np.ndarray]) -> dict[str, float]:
-    return _side_ratios({"whole": (groups["upper"], groups["lower"]),
-                         "right": (groups["right_upper"], groups["right_lower"]),
-                         "left": (groups["left_upper"], groups["left_lower"])})
+    return _side_ratios(
+        {
+            "whole": (groups["upper"], groups["lower"]),
+            "right": (groups["right_upper"], groups["right_lower"]),
+            "left": (groups["left_upper"], groups["left_lower"]),
+        }
+    )
 
 
 def _side_zone_hists(hist_groups) -> dict[str, np.ndarray]:
     """Right/left upper and lower histograms from a ``(2, 7, bins)`` group histogram."""
-    r, l = hist_groups[0], hist_groups[1]
-    return {"right_upper": r[ZONE_CODES[("right", "upper")]], "right_lower": r[ZONE_CODES[("right", "lower")]],
-            "left_upper": l[ZONE_CODES[("left", "upper")]], "left_lower": l[ZONE_CODES[("left", "lower")]]}
+    right, left = hist_groups[0], hist_groups[1]
+    return {
+        "right_upper": right[ZONE_CODES[("right", "upper")]],
+        "right_lower": right[ZONE_CODES[("right", "lower")]],
+        "left_upper": left[ZONE_CODES[("left", "upper")]],
+        "left_lower": left[ZONE_CODES[("left", "lower")]],
+    }
 
 
-def qct_metrics(hu: npt.NDArray[np.int16], labels: np.ndarray, zones: np.ndarray, spacing_mm: Spacing, *,
-                config: QCTConfig = QCTConfig(), scan_id: str | None = None) -> pd.DataFrame:
+def qct_metrics(
+    hu: npt.NDArray[np.int16],
+    labels: np.ndarray,
+    zones: np.ndarray,
+    spacing_mm: Spacing,
+    *,
+    config: QCTConfig = QCTConfig(),
+    scan_id: str | None = None,
+) -> pd.DataFrame:
     """QCT metrics of one scan, long by region (schema :data:`ctpheno.io.schemas.QCT`).
 
     Parameters
@@ -180,8 +215,13 @@ def qct_metrics(hu: npt.NDArray[np.int16], labels: np.ndarray, zones: np.ndarray
     """
     sp = _spacing(spacing_mm)
     groups = group_histograms(hu, labels, zones)
-    return _from_groups(groups, sp, config, scan_id,
-                        low_of=lambda region: (hu <= -950) & _zone_region_masks(labels, zones)[region])
+    return _from_groups(
+        groups,
+        sp,
+        config,
+        scan_id,
+        low_of=lambda region: (hu <= -950) & _zone_region_masks(labels, zones)[region],
+    )
 
 
 def _from_groups(groups, sp: Spacing, config: QCTConfig, scan_id, low_of) -> pd.DataFrame:
@@ -191,17 +231,22 @@ def _from_groups(groups, sp: Spacing, config: QCTConfig, scan_id, low_of) -> pd.
         try:
             metrics[region] = histogram_metrics(hists[region], sp)
         except EmptyLungMaskError:
-            raise EmptyLungMaskError(f"QCT region {region!r} has no lung voxel (scan {scan_id}); check the "
-                                     f"lung labels and zones, or drop the region from features.qct.regions") from None
+            raise EmptyLungMaskError(
+                f"QCT region {region!r} has no lung voxel (scan {scan_id}); check the "
+                f"lung labels and zones, or drop the region from features.qct.regions"
+            ) from None
     ratios = _ratios_from_groups({**hists, **_side_zone_hists(groups)})
-    lac = {region: lac_metrics_from_low(low_of(region), sp, fit_range_ml=config.lac_fit_range_ml)
-           for region in config.regions}
+    lac = {
+        region: lac_metrics_from_low(low_of(region), sp, fit_range_ml=config.lac_fit_range_ml)
+        for region in config.regions
+    }
     return _assemble(metrics, ratios, lac, scan_id)
 
 
-def qct_metrics_dask(image, labels, zones, spacing_mm: Spacing, *, config: QCTConfig = QCTConfig(),
-                     scan_id: str | None = None) -> pd.DataFrame:
-    """Blockwise twin of :func:`qct_metrics` on dask arrays (e.g. from :func:`ctpheno.io.zarrstore.read_dask`).
+def qct_metrics_dask(
+    image, labels, zones, spacing_mm: Spacing, *, config: QCTConfig = QCTConfig(), scan_id: str | None = None
+) -> pd.DataFrame:
+    """Blockwise twin of :func:`qct_metrics` on dask arrays (e.g. from ``zarrstore.read_dask``).
 
     Histogram-type metrics are summed over chunks (exact). The cluster analysis needs
     connected components across chunks, so it labels the boolean low-attenuation mask
@@ -219,11 +264,25 @@ def qct_metrics_dask(image, labels, zones, spacing_mm: Spacing, *, config: QCTCo
     groups = group_histograms_dask(image, labels, zones)
     lung = (labels == LABEL_RIGHT_LUNG) | (labels == LABEL_LEFT_LUNG)
     low = (image <= -950) & lung
-    masks = {"whole": low, "right": low & (labels == LABEL_RIGHT_LUNG), "left": low & (labels == LABEL_LEFT_LUNG)}
+    masks = {
+        "whole": low,
+        "right": low & (labels == LABEL_RIGHT_LUNG),
+        "left": low & (labels == LABEL_LEFT_LUNG),
+    }
     for level in ("upper", "middle", "lower"):
         masks[level] = low & da.isin(zones, [ZONE_CODES[("right", level)], ZONE_CODES[("left", level)]])
     return _from_groups(groups, sp, config, scan_id, low_of=lambda region: masks[region].compute())
 
 
-__all__ = ["lung_volume_ml", "mld_hu", "laa_pct", "percentile_hu", "hu_moments", "laa950_upper_lower_ratio",
-           "qct_metrics", "qct_metrics_dask", "REGION_GROUPS", "region_histograms_dask"]
+__all__ = [
+    "lung_volume_ml",
+    "mld_hu",
+    "laa_pct",
+    "percentile_hu",
+    "hu_moments",
+    "laa950_upper_lower_ratio",
+    "qct_metrics",
+    "qct_metrics_dask",
+    "REGION_GROUPS",
+    "region_histograms_dask",
+]

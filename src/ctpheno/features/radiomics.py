@@ -63,21 +63,27 @@ def validate_params(params: Mapping[str, Any], *, source: str = "<params>") -> d
     finally:
         pyk_log.setLevel(old)
     classes = set(radiomics.getFeatureClasses())
-    for name in (data.get("featureClass") or {}):
+    for name in data.get("featureClass") or {}:
         if name not in classes:
-            raise ConfigError(f"{source}: featureClass {name!r} is unknown to PyRadiomics "
-                              f"{pyradiomics_version()}; choose from {sorted(classes)}")
+            raise ConfigError(
+                f"{source}: featureClass {name!r} is unknown to PyRadiomics "
+                f"{pyradiomics_version()}; choose from {sorted(classes)}"
+            )
     types = set(radiomics.getImageTypes())
-    for name in (data.get("imageType") or {"Original": {}}):
+    for name in data.get("imageType") or {"Original": {}}:
         if name not in types:
             raise ConfigError(f"{source}: imageType {name!r} is unknown; choose from {sorted(types)}")
     setting = data.get("setting") or {}
     if "binWidth" in setting and "binCount" in setting:
-        raise ConfigError(f"{source}: setting has both binWidth and binCount; keep one "
-                          f"(binWidth: fixed bin size in HU, binCount: fixed bin number)")
+        raise ConfigError(
+            f"{source}: setting has both binWidth and binCount; keep one "
+            f"(binWidth: fixed bin size in HU, binCount: fixed bin number)"
+        )
     sp = setting.get("resampledPixelSpacing")
     if sp is not None and len(sp) != 3:
-        raise ConfigError(f"{source}: setting.resampledPixelSpacing must have 3 values (x, y, z mm); got {sp}")
+        raise ConfigError(
+            f"{source}: setting.resampledPixelSpacing must have 3 values (x, y, z mm); got {sp}"
+        )
     return data
 
 
@@ -114,8 +120,9 @@ def make_extractor(params: Mapping[str, Any], *, label: int | None = None):
     return RadiomicsFeatureExtractor(data)
 
 
-def extract_features(image: Volume, mask: Volume, *, params: Mapping[str, Any], label: int = 1,
-                     extractor: Any = None) -> tuple[dict[str, float], dict[str, Any]]:
+def extract_features(
+    image: Volume, mask: Volume, *, params: Mapping[str, Any], label: int = 1, extractor: Any = None
+) -> tuple[dict[str, float], dict[str, Any]]:
     """PyRadiomics features of ``label`` in ``mask`` over ``image``.
 
     Returns
@@ -133,8 +140,9 @@ def extract_features(image: Volume, mask: Volume, *, params: Mapping[str, Any], 
     image.check_same_geometry(mask, what="radiomics mask")
     lab = np.asarray(mask.array)
     if not np.any(lab == label):
-        raise FeatureExtractionError(f"radiomics mask has no voxel with label {label} "
-                                     f"(labels present: {np.unique(lab)[:10].tolist()})")
+        raise FeatureExtractionError(
+            f"radiomics mask has no voxel with label {label} (labels present: {np.unique(lab)[:10].tolist()})"
+        )
     ext = extractor if extractor is not None else make_extractor(params, label=label)
     ext.settings["label"] = int(label)
     cap = _Capture()
@@ -143,8 +151,9 @@ def extract_features(image: Volume, mask: Volume, *, params: Mapping[str, Any], 
     try:
         result = ext.execute(image.to_sitk(), mask.to_sitk(), label=int(label))
     except Exception as err:  # PyRadiomics raises ValueError/RuntimeError/AssertionError on bad inputs
-        raise FeatureExtractionError(f"PyRadiomics failed: {type(err).__name__}: {err}"
-                                     + _log_text(cap.records)) from err
+        raise FeatureExtractionError(
+            f"PyRadiomics failed: {type(err).__name__}: {err}" + _log_text(cap.records)
+        ) from err
     finally:
         logger.removeHandler(cap)
     errors = [r for r in cap.records if r.levelno >= logging.ERROR]
@@ -179,8 +188,15 @@ def region_masks(labels: np.ndarray, zones: np.ndarray, regions: Sequence[str]) 
     return {r: all_masks[r].astype(np.uint8) for r in regions}
 
 
-def extract_regions(image: Volume, labels: Volume, zones: Volume, *, params: Mapping[str, Any],
-                    regions: Sequence[str] = ("whole",), scan_id: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+def extract_regions(
+    image: Volume,
+    labels: Volume,
+    zones: Volume,
+    *,
+    params: Mapping[str, Any],
+    regions: Sequence[str] = ("whole",),
+    scan_id: str = "",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Wide feature table (``scan_id``, ``region``, features...) and diagnostics table of one scan."""
     ext = make_extractor(params, label=1)
     rows, diags = [], []
@@ -205,8 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     (``load_pipeline_config(..., stage_file_for="radiomics")``), or defaults;
     ``--workdir`` overrides ``paths.workdir``.
     """
-    parser = argparse.ArgumentParser(prog="python -m ctpheno.features.radiomics",
-                                     description="Run the radiomics stage with a PyRadiomics parameter file.")
+    parser = argparse.ArgumentParser(
+        prog="python -m ctpheno.features.radiomics",
+        description="Run the radiomics stage with a PyRadiomics parameter file.",
+    )
     parser.add_argument("--config", required=True, type=Path, help="PyRadiomics parameter YAML")
     parser.add_argument("--workdir", type=Path, default=None, help="work directory (overrides paths.workdir)")
     parser.add_argument("--force", action="store_true", help="recompute scans that are up to date")

@@ -31,7 +31,7 @@ from ..io.tables import concat_parts, write_json
 log = logging.getLogger(__name__)
 
 QCT_BYTES_PER_VOXEL = 6
-"""Peak memory of a QCT task per voxel: bool low-attenuation mask + int32 cluster labels (cropped) + chunks."""
+"""Peak memory of a QCT task per voxel: bool low-attenuation mask, int32 cluster labels (cropped), chunks."""
 RADIOMICS_BYTES_PER_VOXEL = 40
 """Peak memory of PyRadiomics per voxel (image copies as float64, mask, cropped matrices)."""
 
@@ -57,8 +57,14 @@ def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: 
     for sid in ids:
         store = wd.volume(sid)
         n = int(np.prod(open_volume_store(store)["image"].shape))
-        tasks.append(ScanTask(sid, inputs={"store": str(store), "content_hash": _store_hash(store), **extra},
-                              source=f"volumes/{sid}.zarr", est_bytes=n * bytes_per_voxel))
+        tasks.append(
+            ScanTask(
+                sid,
+                inputs={"store": str(store), "content_hash": _store_hash(store), **extra},
+                source=f"volumes/{sid}.zarr",
+                est_bytes=n * bytes_per_voxel,
+            )
+        )
     return tasks
 
 
@@ -73,8 +79,14 @@ def qct_scan(task: ScanTask) -> pd.DataFrame:
     cfg = QCTConfig.model_validate(task.inputs["config"])
     spacing = tuple(float(s) for s in store_attrs(store)["spacing_mm"])
     with dask.config.set(scheduler="synchronous"):  # inside a worker: stay on its thread
-        df = qct_metrics_dask(read_dask(store, "image"), read_dask(store, "labels"), read_dask(store, "zones"),
-                              spacing, config=cfg, scan_id=task.scan_id)
+        df = qct_metrics_dask(
+            read_dask(store, "image"),
+            read_dask(store, "labels"),
+            read_dask(store, "zones"),
+            spacing,
+            config=cfg,
+            scan_id=task.scan_id,
+        )
     return QCT.validate(df, where=f"QCT of {task.scan_id}")
 
 
@@ -85,8 +97,18 @@ def run_qct(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> Stage
         return StageResult("qct")
     conf = json.loads(qcfg.model_dump_json())
     tasks = _tasks(wd, _scan_ids(wd, "qct"), {"config": conf}, QCT_BYTES_PER_VOXEL)
-    return run_stage(qct_scan, tasks, stage="qct", workdir=wd, client=client, cfg_hash=stable_hash(conf),
-                     retries=cfg.cluster.retries, force=force, output=wd.qct, schema=QCT)
+    return run_stage(
+        qct_scan,
+        tasks,
+        stage="qct",
+        workdir=wd,
+        client=client,
+        cfg_hash=stable_hash(conf),
+        retries=cfg.cluster.retries,
+        force=force,
+        output=wd.qct,
+        schema=QCT,
+    )
 
 
 def _diagnostics_part(wd_root: str, scan_id: str) -> Path:
@@ -101,8 +123,14 @@ def radiomics_scan(task: ScanTask) -> pd.DataFrame:
 
     store = task.inputs["store"]
     image, labels, zones = (read_volume(store, n) for n in ("image", "labels", "zones"))
-    feats, diag = extract_regions(image, labels, zones, params=task.inputs["params"],
-                                  regions=task.inputs["regions"], scan_id=task.scan_id)
+    feats, diag = extract_regions(
+        image,
+        labels,
+        zones,
+        params=task.inputs["params"],
+        regions=task.inputs["regions"],
+        scan_id=task.scan_id,
+    )
     write_table(diag, _diagnostics_part(task.inputs["workdir"], task.scan_id))
     return RADIOMICS.validate(feats, where=f"radiomics of {task.scan_id}")
 
@@ -111,7 +139,9 @@ def resolve_params_path(rcfg: RadiomicsConfig) -> Path:
     """The PyRadiomics parameter file (relative paths: from the current directory)."""
     path = Path(rcfg.params)
     if not path.is_file():
-        raise ConfigError(f"features.radiomics.params: PyRadiomics parameter file {path.resolve()} does not exist")
+        raise ConfigError(
+            f"features.radiomics.params: PyRadiomics parameter file {path.resolve()} does not exist"
+        )
     return path
 
 
@@ -126,14 +156,35 @@ def run_radiomics(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) ->
     params = load_params(path)
     shash = settings_hash({"params": params, "regions": list(rcfg.regions)})
     wd.features_dir.mkdir(parents=True, exist_ok=True)
-    write_json({"params_file": str(path), "params": params, "regions": list(rcfg.regions),
-                "settings_hash": shash, "pyradiomics_version": pyradiomics_version()},
-               wd.features_dir / "radiomics.settings.json")
+    write_json(
+        {
+            "params_file": str(path),
+            "params": params,
+            "regions": list(rcfg.regions),
+            "settings_hash": shash,
+            "pyradiomics_version": pyradiomics_version(),
+        },
+        wd.features_dir / "radiomics.settings.json",
+    )
     extra = {"params": params, "regions": list(rcfg.regions), "workdir": str(wd.root)}
     tasks = _tasks(wd, _scan_ids(wd, "radiomics"), extra, RADIOMICS_BYTES_PER_VOXEL)
-    res = run_stage(radiomics_scan, tasks, stage="radiomics", workdir=wd, client=client, cfg_hash=shash,
-                    retries=cfg.cluster.retries, force=force, output=wd.radiomics, schema=RADIOMICS)
+    res = run_stage(
+        radiomics_scan,
+        tasks,
+        stage="radiomics",
+        workdir=wd,
+        client=client,
+        cfg_hash=shash,
+        retries=cfg.cluster.retries,
+        force=force,
+        output=wd.radiomics,
+        schema=RADIOMICS,
+    )
     ok = set(res.done) | set(res.skipped)
-    concat_parts(wd.parts_dir("radiomics_diagnostics"), wd.features_dir / "radiomics_diagnostics.parquet",
-                 None, keep=ok)
+    concat_parts(
+        wd.parts_dir("radiomics_diagnostics"),
+        wd.features_dir / "radiomics_diagnostics.parquet",
+        None,
+        keep=ok,
+    )
     return res
