@@ -1,31 +1,149 @@
-"""Clustering, supervised-model and report configuration (owned by ctpheno.train / ctpheno.eval)."""
+"""Clustering, supervised-model and report configuration (owned by ctpheno.train / ctpheno.eval).
+
+Feature sets are named by the feature tables they join, ``+``-separated:
+``qct``, ``radiomics``, ``embeddings``, ``qct+radiomics``, ``qct+radiomics+embeddings``.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
-from pydantic import Field, PositiveFloat, PositiveInt, confloat, conint
+from pydantic import Field, PositiveInt, confloat, conint, field_validator
 
 from .base import StrictModel
 
+FEATURE_TABLES = ("qct", "radiomics", "embeddings")
+"""Feature tables a feature set may combine."""
+
+ClusterAlgorithm = Literal["kmeans", "gmm", "hdbscan"]
+TargetName = Literal["fev1_pct_pred", "fev1_fvc", "gold_stage", "copd", "fev1_decline_ml_per_year"]
+ModelName = Literal["linear", "lightgbm", "random_forest"]
+
+
+def _check_sets(sets: list[str]) -> list[str]:
+    for s in sets:
+        parts = s.split("+")
+        bad = [p for p in parts if p not in FEATURE_TABLES]
+        if bad or len(set(parts)) != len(parts):
+            raise ValueError(f"feature set {s!r} must join distinct names from {list(FEATURE_TABLES)} with '+'")
+    return sets
+
+
+class PreprocessingConfig(StrictModel):
+    """Feature preprocessing, always fitted inside the training folds."""
+
+    max_missing_fraction: confloat(ge=0.0, le=1.0) = 0.2
+    """Drop a feature missing in more than this fraction of training subjects."""
+    impute: Literal["median", "mean"] = "median"
+    """How remaining missing values are filled (statistics of the training fold)."""
+    correlation_threshold: confloat(gt=0.0, le=1.0) = 0.95
+    """Of two features with |Pearson r| above this, keep the earlier one (1.0 = no pruning)."""
+
 
 class UnsupervisedConfig(StrictModel):
-    """Phenotype clustering."""
+    """Phenotype clustering (``ctpheno.train.cluster``)."""
 
     enabled: bool = True
     """Run clustering."""
-    settings: dict[str, Any] = Field(default_factory=dict)
-    """Clustering settings (see config/models/unsupervised.yaml)."""
+    feature_sets: list[str] = ["qct", "radiomics", "embeddings", "qct+radiomics+embeddings"]
+    """Feature sets clustered and reported (``+`` joins tables)."""
+    algorithms: list[ClusterAlgorithm] = ["kmeans", "gmm", "hdbscan"]
+    """Algorithms: k-means, Gaussian mixture (full covariance on PCA scores), HDBSCAN."""
+    k_min: conint(ge=2, le=20) = 2
+    """Smallest number of clusters tried (k-means, GMM)."""
+    k_max: conint(ge=2, le=20) = 6
+    """Largest number of clusters tried (capped at n_subjects // 3)."""
+    pca_variance: confloat(gt=0.0, le=1.0) = 0.9
+    """PCA keeps the components explaining this fraction of variance (1.0 = all)."""
+    pca_max_components: PositiveInt = 10
+    """Upper bound on PCA components (small cohorts: few components keep GMM estimable)."""
+    n_bootstrap: conint(ge=2, le=500) = 10
+    """Resamples for the stability (bootstrap consensus) of each k."""
+    bootstrap_fraction: confloat(gt=0.3, lt=1.0) = 0.8
+    """Fraction of subjects drawn without replacement in each resample."""
+    min_stability: confloat(ge=0.0, le=1.0) = 0.6
+    """A k is eligible only if its mean pairwise ARI between resamples reaches this."""
+    k_selection: Literal["criterion", "largest_stable"] = "criterion"
+    """Among stable k: ``criterion`` = best silhouette (k-means) / lowest BIC (GMM);
+    ``largest_stable`` = the largest k (finest stable partition, as in prediction strength)."""
+    hdbscan_min_cluster_size: conint(ge=2) = 4
+    """HDBSCAN's ``min_cluster_size``."""
+    embedding_map: Literal["umap", "pca"] = "umap"
+    """2-D map of subjects: UMAP (falls back to PCA when unavailable) or PCA."""
+    umap_neighbors: conint(ge=2) = 10
+    """UMAP ``n_neighbors`` (capped at n_subjects - 1)."""
+    preprocessing: PreprocessingConfig = PreprocessingConfig()
+    """Missing values, correlation pruning."""
+    embedding_model: Optional[str] = None
+    """Embedding model name to use from ``embeddings.parquet`` (None = every model present)."""
+    reference_labels: Optional[str] = None
+    """Clinical-table column with known labels (e.g. a synthetic cohort's ``subtype``); when present,
+    each clustering is scored against it by adjusted Rand index."""
+    random_state: int = 0
+    """Seed of every random step."""
+
+    _v = field_validator("feature_sets")(classmethod(lambda cls, v: _check_sets(v)))
+
+
+class LightGBMConfig(StrictModel):
+    """Small, regularised gradient-boosted trees (tiny cohorts)."""
+
+    n_estimators: PositiveInt = 150
+    """Boosting rounds."""
+    learning_rate: confloat(gt=0.0, le=1.0) = 0.05
+    """Shrinkage."""
+    num_leaves: conint(ge=2, le=64) = 4
+    """Leaves per tree."""
+    min_child_samples: conint(ge=1) = 3
+    """Minimum subjects per leaf."""
+    reg_lambda: confloat(ge=0.0) = 1.0
+    """L2 penalty on leaf values."""
+    colsample_bytree: confloat(gt=0.0, le=1.0) = 0.5
+    """Fraction of features per tree."""
 
 
 class SupervisedConfig(StrictModel):
-    """FEV1 / GOLD / progression models."""
+    """FEV1 / GOLD / progression models (``ctpheno.train.supervised``)."""
 
     enabled: bool = True
     """Run supervised models."""
-    settings: dict[str, Any] = Field(default_factory=dict)
-    """Model settings (see config/models/supervised.yaml)."""
+    targets: list[TargetName] = ["fev1_pct_pred", "fev1_fvc", "gold_stage", "copd", "fev1_decline_ml_per_year"]
+    """Targets: regression (FEV1 %pred, FEV1/FVC), ordinal GOLD 0-4, COPD yes/no (GOLD >= 1),
+    progression (FEV1 decline, scored also by Harrell's C-index)."""
+    feature_sets: list[str] = ["qct", "radiomics", "embeddings", "qct+radiomics+embeddings"]
+    """Feature sets compared on the same folds."""
+    models: list[ModelName] = ["linear", "lightgbm"]
+    """Models; ``linear`` (ridge / L2-logistic with CV-chosen penalty) is always added."""
+    covariates: list[Literal["age_years", "sex", "height_cm", "pack_years"]] = ["age_years", "sex", "height_cm"]
+    """Clinical covariates appended to every feature set (empty = imaging only)."""
+    n_splits: conint(ge=2, le=20) = 5
+    """CV folds (reduced to the smallest stratum / class size when needed)."""
+    n_repeats: conint(ge=1, le=50) = 3
+    """CV repeats with different shuffles."""
+    n_bootstrap: conint(ge=50, le=10000) = 400
+    """Bootstrap resamples of subjects for confidence intervals."""
+    ci_level: confloat(gt=0.5, lt=1.0) = 0.95
+    """Confidence level of the intervals."""
+    reference_set: Optional[str] = None
+    """Feature set the others are compared with (None = the last of ``feature_sets``)."""
+    explain_set: str = "qct"
+    """Feature set whose models get permutation importance, SHAP and partial dependence."""
+    permutation_repeats: conint(ge=1, le=100) = 5
+    """Shuffles per feature for permutation importance (on held-out folds)."""
+    top_features: PositiveInt = 15
+    """Features listed per target in importance tables."""
+    lightgbm: LightGBMConfig = LightGBMConfig()
+    """LightGBM settings."""
+    preprocessing: PreprocessingConfig = PreprocessingConfig()
+    """Missing values, correlation pruning."""
+    embedding_model: Optional[str] = None
+    """Embedding model name to use from ``embeddings.parquet`` (None = every model present)."""
+    save_models: bool = True
+    """Fit each (target, set, model) on all subjects and save it under ``models/``."""
+    random_state: int = 0
+    """Seed of every random step."""
+
+    _v = field_validator("feature_sets")(classmethod(lambda cls, v: _check_sets(v)))
 
 
 class ModelsConfig(StrictModel):
@@ -40,3 +158,5 @@ class ReportConfig(StrictModel):
     """Write the HTML report."""
     title: str = "ctpheno report"
     """Report title."""
+    max_qc_images: conint(ge=0) = 12
+    """QC montages embedded in the report (the first scans by id)."""

@@ -1,0 +1,231 @@
+"""Imaging phenotypes by clustering: k-means, Gaussian mixture, HDBSCAN with stability-based k.
+
+For each feature set the features are pruned, imputed, standardised and PCA-reduced; for each
+algorithm and k the *stability* is the mean adjusted Rand index (Hubert & Arabie 1985) between
+clusterings of random subsamples, compared on the subjects they share (Lange et al., Neural
+Comput 2004;16:1299-1323). Among the k whose stability reaches ``min_stability``, k-means takes
+the best silhouette (Rousseeuw 1987) and the mixture the lowest BIC (Schwarz 1978).
+
+``python -m ctpheno.train.cluster --config config/models/unsupervised.yaml`` runs this stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.cluster import HDBSCAN, KMeans
+from sklearn.decomposition import PCA
+from sklearn.metrics import silhouette_score
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import Pipeline
+
+from ..config.models import UnsupervisedConfig
+from .features import Cohort, preprocessor
+
+log = logging.getLogger(__name__)
+PROFILE_METRICS = ("laa950_pct", "laa910_pct", "mld_hu", "perc15_hu", "lung_volume_ml")
+CLINICAL_PROFILE = ("fev1_pct_pred", "fev1_fvc", "age_years", "pack_years", "fev1_decline_ml_per_year")
+
+
+def reduce_features(X: pd.DataFrame, cfg: UnsupervisedConfig) -> npt.NDArray[np.float64]:
+    """Pruned, imputed, standardised, PCA-reduced scores (n_subjects, n_components)."""
+    pre = Pipeline(preprocessor(cfg.preprocessing))
+    z = pre.fit_transform(X)
+    n_max = int(min(cfg.pca_max_components, z.shape[1], z.shape[0] - 1))
+    pca = PCA(n_components=n_max, random_state=cfg.random_state).fit(z)
+    if cfg.pca_variance < 1.0:
+        n = int(np.searchsorted(np.cumsum(pca.explained_variance_ratio_), cfg.pca_variance) + 1)
+        n = max(2, min(n, n_max))
+    else:
+        n = n_max
+    return pca.transform(z)[:, :n]
+
+
+def ari(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
+    """Adjusted Rand index (Hubert & Arabie, J Classif 1985;2:193-218) from the contingency table.
+
+    .. math:: ARI = \\frac{\\sum_{ij}\\binom{n_{ij}}{2} - E}{\\tfrac12(\\sum_i\\binom{a_i}{2}
+              + \\sum_j\\binom{b_j}{2}) - E},\\quad E = \\sum_i\\binom{a_i}{2}\\sum_j\\binom{b_j}{2}/\\binom{n}{2}
+    """
+    _, ia = np.unique(np.asarray(a), return_inverse=True)
+    _, ib = np.unique(np.asarray(b), return_inverse=True)
+    n = ia.size
+    c = np.bincount(ia * (ib.max() + 1) + ib, minlength=(ia.max() + 1) * (ib.max() + 1))
+    comb = lambda x: (x * (x - 1) / 2.0).sum()  # noqa: E731
+    sij, sa, sb = comb(c), comb(np.bincount(ia)), comb(np.bincount(ib))
+    expected = sa * sb / (n * (n - 1) / 2.0) if n > 1 else 0.0
+    den = 0.5 * (sa + sb) - expected
+    return 1.0 if den == 0 else float((sij - expected) / den)
+
+
+def fit_labels(algorithm: str, Z: npt.NDArray, k: int | None, *, seed: int, min_cluster_size: int = 4,
+               n_init: int = 10) -> npt.NDArray[np.int64]:
+    """Cluster labels of one algorithm (HDBSCAN ignores ``k``; its noise points are -1)."""
+    if algorithm == "kmeans":
+        return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(Z)
+    if algorithm == "gmm":
+        return GaussianMixture(n_components=k, covariance_type="diag", n_init=max(1, n_init // 3), reg_covar=1e-3,
+                               random_state=seed).fit(Z).predict(Z)
+    if algorithm == "hdbscan":
+        return HDBSCAN(min_cluster_size=min(min_cluster_size, len(Z) - 1), copy=True).fit_predict(Z)
+    raise ValueError(f"unknown clustering algorithm {algorithm!r}; use kmeans, gmm or hdbscan")
+
+
+def stability(algorithm: str, Z: npt.NDArray, k: int | None, *, n_boot: int, fraction: float, seed: int,
+              min_cluster_size: int = 4) -> float:
+    """Mean pairwise ARI between clusterings of subsamples, on the subjects each pair shares."""
+    rng = np.random.default_rng(seed)
+    n = len(Z)
+    m = max(int(round(fraction * n)), (k or 2) + 1)
+    labs = []
+    for b in range(n_boot):
+        idx = np.sort(rng.choice(n, size=m, replace=False))
+        full = np.full(n, -2)
+        full[idx] = fit_labels(algorithm, Z[idx], k, seed=seed + b, min_cluster_size=min_cluster_size,
+                               n_init=3)
+        labs.append(full)
+    aris = []
+    for i in range(len(labs)):
+        for j in range(i + 1, len(labs)):
+            both = (labs[i] != -2) & (labs[j] != -2)
+            aris.append(ari(labs[i][both], labs[j][both]))
+    return float(np.mean(aris))
+
+
+def _bic(Z: npt.NDArray, k: int, seed: int) -> float:
+    return float(GaussianMixture(n_components=k, covariance_type="diag", n_init=3, reg_covar=1e-3,
+                                 random_state=seed).fit(Z).bic(Z))
+
+
+@dataclass
+class ClusterResult:
+    """Tables of the clustering stage."""
+
+    selection: pd.DataFrame
+    """feature_set, algorithm, k, stability_ari, silhouette, bic, chosen (and reference_ari)."""
+    assignments: pd.DataFrame
+    """subject_id, feature_set, algorithm, cluster, map_x, map_y, map_method."""
+    profiles: pd.DataFrame
+    """feature_set, algorithm, cluster, n, mean QCT / zonal / spirometry values, GOLD counts."""
+
+    def summary(self) -> str:
+        ch = self.selection[self.selection["chosen"]]
+        parts = [f"{r.feature_set}/{r.algorithm}: k={r.k}" + (f" ARI={r.reference_ari:.2f}"
+                 if "reference_ari" in ch and pd.notna(r.reference_ari) else "") for r in ch.itertuples()]
+        return "clustering: " + "; ".join(parts)
+
+
+def cluster_cohort(cohort: Cohort, cfg: UnsupervisedConfig) -> ClusterResult:
+    """Cluster every configured feature set with every algorithm; choose k; profile; map."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # tiny matrices: BLAS/OpenMP threads only add overhead
+        return _cluster_cohort(cohort, cfg)
+
+
+def _cluster_cohort(cohort: Cohort, cfg: UnsupervisedConfig) -> ClusterResult:
+    frame = cohort.frame
+    n = len(frame)
+    ks = [k for k in range(cfg.k_min, cfg.k_max + 1) if k <= max(2, n // 3)]
+    sel_rows, assign, profs = [], [], []
+    truth = frame[cfg.reference_labels] if cfg.reference_labels and cfg.reference_labels in frame else None
+    for fset in cfg.feature_sets:
+        X = frame[cohort.feature_columns(fset)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Z = reduce_features(X, cfg)
+            xy, how = _map(Z, cfg)
+            for algo in cfg.algorithms:
+                rows = []
+                for k in ([None] if algo == "hdbscan" else ks):
+                    lab = fit_labels(algo, Z, k, seed=cfg.random_state, min_cluster_size=cfg.hdbscan_min_cluster_size)
+                    n_cl = len(set(lab) - {-1})
+                    ok = lab != -1
+                    sil = (float(silhouette_score(Z[ok], lab[ok])) if 2 <= n_cl < ok.sum() else np.nan)
+                    st = stability(algo, Z, k, n_boot=cfg.n_bootstrap, fraction=cfg.bootstrap_fraction,
+                                   seed=cfg.random_state, min_cluster_size=cfg.hdbscan_min_cluster_size)
+                    row = dict(feature_set=fset, algorithm=algo, k=n_cl, stability_ari=st, silhouette=sil,
+                               bic=_bic(Z, k, cfg.random_state) if algo == "gmm" else np.nan,
+                               n_components=Z.shape[1], chosen=False, labels=lab)
+                    if truth is not None:
+                        row["reference_ari"] = ari(truth.to_numpy(), lab)
+                    rows.append(row)
+                best = _choose(rows, algo, cfg.min_stability, cfg.k_selection)
+                best["chosen"] = True
+                sel_rows += rows
+                assign.append(pd.DataFrame({"subject_id": frame.index, "feature_set": fset, "algorithm": algo,
+                                            "cluster": best["labels"], "map_x": xy[:, 0], "map_y": xy[:, 1],
+                                            "map_method": how}))
+                profs.append(cluster_profiles(frame, best["labels"]).assign(feature_set=fset, algorithm=algo))
+    selection = pd.DataFrame(sel_rows).drop(columns="labels")
+    return ClusterResult(selection, pd.concat(assign, ignore_index=True), pd.concat(profs, ignore_index=True))
+
+
+def _choose(rows: list[dict], algo: str, min_stability: float, rule: str) -> dict:
+    if len(rows) == 1:
+        return rows[0]
+    ok = [r for r in rows if r["stability_ari"] >= min_stability] or [max(rows, key=lambda r: r["stability_ari"])]
+    if rule == "largest_stable":
+        return max(ok, key=lambda r: r["k"])
+    if algo == "gmm":
+        return min(ok, key=lambda r: r["bic"])
+    return max(ok, key=lambda r: -np.inf if np.isnan(r["silhouette"]) else r["silhouette"])
+
+
+def _map(Z: npt.NDArray, cfg: UnsupervisedConfig) -> tuple[npt.NDArray, str]:
+    if cfg.embedding_map == "umap" and len(Z) > 4:
+        try:
+            import umap
+
+            reducer = umap.UMAP(n_neighbors=min(cfg.umap_neighbors, len(Z) - 1), random_state=cfg.random_state,
+                                n_components=2, init="spectral" if len(Z) > 10 else "random")
+            return np.asarray(reducer.fit_transform(Z)), "umap"
+        except Exception as err:  # umap-learn missing or failing on a degenerate input: PCA map instead
+            log.warning("UMAP map failed (%s); using PCA", err)
+    xy = Z[:, :2] if Z.shape[1] >= 2 else np.column_stack([Z[:, 0], np.zeros(len(Z))])
+    return xy, "pca"
+
+
+def cluster_profiles(frame: pd.DataFrame, labels: npt.NDArray) -> pd.DataFrame:
+    """Per cluster: size, mean whole-lung QCT metrics, zonal LAA-950, spirometry, GOLD counts."""
+    cols = [f"qct_{m}__whole" for m in PROFILE_METRICS]
+    cols += [f"qct_laa950_pct__{z}" for z in ("upper", "middle", "lower")]
+    cols += list(CLINICAL_PROFILE)
+    cols = [c for c in cols if c in frame.columns]
+    df = frame[cols].assign(cluster=labels)
+    out = df.groupby("cluster").mean()
+    out.insert(0, "n", df.groupby("cluster").size())
+    if "gold_stage" in frame.columns:
+        g = pd.crosstab(labels, frame["gold_stage"].fillna(-1).astype(int).to_numpy())
+        g.columns = [f"gold_{c}_n" if c >= 0 else "gold_missing_n" for c in g.columns]
+        g.index.name = "cluster"
+        out = out.join(g)
+    return out.reset_index()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ctpheno.train.cluster --config config/models/unsupervised.yaml [--workdir DIR]``."""
+    import argparse
+
+    from ..config.pipeline import load_pipeline_config
+    from ..io.layout import WorkDir
+    from .stage import run_clustering
+
+    ap = argparse.ArgumentParser(prog="python -m ctpheno.train.cluster", description=__doc__)
+    ap.add_argument("--config", required=True, type=Path, help="config/models/unsupervised.yaml")
+    ap.add_argument("--workdir", type=Path, default=None, help="work directory (default: paths.workdir)")
+    ap.add_argument("--force", action="store_true", help="recompute even if up to date")
+    a = ap.parse_args(argv)
+    cfg = load_pipeline_config(a.config, stage_file_for="unsupervised")
+    res = run_clustering(cfg, WorkDir(a.workdir or cfg.paths.workdir), None, force=a.force)
+    print(res.summary())
+
+
+if __name__ == "__main__":
+    main()

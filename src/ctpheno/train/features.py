@@ -1,0 +1,191 @@
+"""Feature-matrix assembly and leakage-free preprocessing.
+
+Feature tables (``features/qct.parquet`` long by region, ``features/radiomics.parquet`` and
+``features/embeddings.parquet`` wide) are pivoted to one row per scan with columns
+``qct_<metric>__<region>``, ``rad_<feature>__<region>`` and ``emb_<model>_<k>__<region>``,
+joined to the manifest (scan -> pseudonymous subject) and to the clinical table by
+``subject_id``. Scaling, imputation and correlated-feature pruning are sklearn transformers
+placed *inside* each model's :class:`~sklearn.pipeline.Pipeline`, so they are fitted on the
+training folds only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ..config.models import PreprocessingConfig
+from ..io.layout import WorkDir
+
+PREFIX = {"qct": "qct_", "radiomics": "rad_", "embeddings": "emb_"}
+"""Column prefix of each feature table in the wide matrix."""
+COVARIATES = ("age_years", "sex", "height_cm", "pack_years")
+
+
+def pivot_qct(qct: pd.DataFrame) -> pd.DataFrame:
+    """Long QCT table (scan_id, region, metrics...) -> wide ``qct_<metric>__<region>`` indexed by scan_id."""
+    metrics = [c for c in qct.columns if c not in ("scan_id", "region") and pd.api.types.is_numeric_dtype(qct[c])]
+    wide = qct.pivot_table(index="scan_id", columns="region", values=metrics, aggfunc="first", dropna=False)
+    wide.columns = [f"qct_{m}__{r}" for m, r in wide.columns]
+    return wide.dropna(axis=1, how="all")
+
+
+def pivot_radiomics(rad: pd.DataFrame) -> pd.DataFrame:
+    """Wide radiomics table (scan_id, region, original_*...) -> ``rad_<feature>__<region>``."""
+    feats = [c for c in rad.columns if c not in ("scan_id", "region") and pd.api.types.is_numeric_dtype(rad[c])]
+    wide = rad.pivot_table(index="scan_id", columns="region", values=feats, aggfunc="first", dropna=False)
+    wide.columns = [f"rad_{f}__{r}" for f, r in wide.columns]
+    return wide.dropna(axis=1, how="all")
+
+
+def pivot_embeddings(emb: pd.DataFrame, *, model: str | None = None) -> pd.DataFrame:
+    """Embeddings (scan_id, region, model, emb_000...) -> ``emb_<model>_<k>__<region>``.
+
+    ``model`` selects one embedding model; a name absent from the table raises ValueError.
+    """
+    if "model" not in emb.columns:
+        emb = emb.assign(model="cnn")
+    if model is not None:
+        if model not in set(emb["model"]):
+            raise ValueError(f"embedding_model={model!r} is not in embeddings.parquet; "
+                             f"models present: {sorted(set(emb['model']))}")
+        emb = emb[emb["model"] == model]
+    feats = [c for c in emb.columns if c.startswith("emb_")]
+    wide = emb.pivot_table(index="scan_id", columns=["model", "region"], values=feats, aggfunc="first")
+    wide.columns = [f"emb_{m}_{f[4:]}__{r}" for f, m, r in wide.columns]
+    return wide
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """One row per subject: feature columns by table, clinical columns, pseudonymous ids."""
+
+    frame: pd.DataFrame
+    """Index ``subject_id``; columns ``scan_id``, feature columns and clinical columns."""
+    columns: dict[str, list[str]]
+    """Feature table name -> its columns in ``frame``."""
+
+    def feature_columns(self, feature_set: str, *, covariates: tuple[str, ...] | list[str] = ()) -> list[str]:
+        """Columns of a ``+``-joined feature set, then the covariates."""
+        cols: list[str] = []
+        for part in feature_set.split("+"):
+            if part not in self.columns:
+                raise ValueError(f"feature set {feature_set!r} needs the {part!r} table, which this work "
+                                 f"directory lacks; available: {sorted(self.columns)}")
+            cols += self.columns[part]
+        return cols + [c for c in covariates if c not in cols]
+
+
+def load_feature_tables(wd: WorkDir, *, embedding_model: str | None = None) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Wide per-scan features from every feature table present in ``wd`` (index scan_id)."""
+    parts: dict[str, pd.DataFrame] = {}
+    if wd.qct.is_file():
+        parts["qct"] = pivot_qct(pd.read_parquet(wd.qct))
+    if wd.radiomics.is_file():
+        parts["radiomics"] = pivot_radiomics(pd.read_parquet(wd.radiomics))
+    if wd.embeddings.is_file():
+        parts["embeddings"] = pivot_embeddings(pd.read_parquet(wd.embeddings), model=embedding_model)
+    if not parts:
+        raise FileNotFoundError(f"no feature table in {wd.features_dir}; run `ctpheno features` and "
+                                "`ctpheno embed` first")
+    wide = pd.concat(list(parts.values()), axis=1, join="outer")
+    wide.index.name = "scan_id"
+    return wide, {k: list(v.columns) for k, v in parts.items()}
+
+
+def assemble_cohort(wd: WorkDir, *, embedding_model: str | None = None, require_clinical: bool = True) -> Cohort:
+    """Join features, manifest and clinical table into one row per subject.
+
+    Scans must be ``usable`` (and ``selected`` where the column exists); a subject with several
+    such scans keeps its first scan by ``acquisition_offset_days`` then ``scan_id`` (baseline).
+    """
+    feats, columns = load_feature_tables(wd, embedding_model=embedding_model)
+    man = pd.read_parquet(wd.manifest, columns=None)
+    keep = man["usable"].fillna(False).astype(bool)
+    if "selected" in man.columns:
+        keep &= man["selected"].fillna(False).astype(bool)
+    man = man[keep & man["scan_id"].isin(feats.index)]
+    order = [c for c in ("acquisition_offset_days", "scan_id") if c in man.columns]
+    man = man.sort_values(order).drop_duplicates("subject_id", keep="first")
+    frame = man[["subject_id", "scan_id"]].merge(feats, left_on="scan_id", right_index=True, how="inner")
+    if wd.clinical.is_file():
+        clin = pd.read_parquet(wd.clinical).drop_duplicates("subject_id")
+        clin = clin.drop(columns=[c for c in clin.columns if c in frame.columns and c != "subject_id"])
+        frame = frame.merge(clin, on="subject_id", how="left" if not require_clinical else "inner")
+    elif require_clinical:
+        raise FileNotFoundError(f"{wd.clinical} does not exist; supervised models and cluster profiles need "
+                                "the clinical table (ingest with paths.clinical set)")
+    if "sex" in frame.columns:
+        frame["sex"] = frame["sex"].map({"M": 1.0, "F": 0.0, "m": 1.0, "f": 0.0}).astype(float)
+    if "gold_stage" in frame.columns:
+        frame["copd"] = (frame["gold_stage"] >= 1).astype(float).where(frame["gold_stage"].notna())
+    return Cohort(frame.set_index("subject_id").sort_index(), columns)
+
+
+class CorrelationPruner(TransformerMixin, BaseEstimator):
+    """Drop features too correlated with an earlier kept feature (greedy, column order).
+
+    A feature *j* is dropped when :math:`|r_{ij}| > \\tau` for a kept feature *i < j*; also drops
+    constant features and those missing in more than ``max_missing_fraction`` of rows.
+    Fitted on training data only (use inside a Pipeline).
+    """
+
+    def __init__(self, threshold: float = 0.95, max_missing_fraction: float = 0.2) -> None:
+        self.threshold = threshold
+        self.max_missing_fraction = max_missing_fraction
+
+    def fit(self, X: npt.ArrayLike, y: object = None) -> "CorrelationPruner":
+        names = list(X.columns) if isinstance(X, pd.DataFrame) else None
+        a = np.asarray(X, dtype=float)
+        self.n_features_in_ = a.shape[1]
+        self.feature_names_in_ = np.asarray(names if names is not None else [f"x{i}" for i in range(a.shape[1])],
+                                            dtype=object)
+        miss = np.isnan(a).mean(axis=0)
+        sd = np.nanstd(a, axis=0)
+        cand = np.flatnonzero((miss <= self.max_missing_fraction) & (np.nan_to_num(sd) > 1e-12))
+        if cand.size == 0:
+            raise ValueError("every feature is constant or too often missing in this training fold; "
+                             "check the feature tables or raise preprocessing.max_missing_fraction")
+        z = a[:, cand]
+        mu = np.nanmean(z, axis=0)
+        z = np.where(np.isnan(z), mu, z)
+        z = (z - z.mean(axis=0)) / np.where(z.std(axis=0) > 0, z.std(axis=0), 1.0)
+        if self.threshold >= 1.0:
+            kept = list(range(cand.size))
+        else:
+            r = np.abs(z.T @ z) / len(z)
+            kept = []
+            for j in range(cand.size):
+                if not kept or r[j, kept].max() <= self.threshold:
+                    kept.append(j)
+        self.support_ = cand[kept]
+        return self
+
+    def transform(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        return np.asarray(X, dtype=float)[:, self.support_]
+
+    def get_feature_names_out(self, input_features: object = None) -> npt.NDArray[np.object_]:
+        return self.feature_names_in_[self.support_]
+
+
+def preprocessor(cfg: PreprocessingConfig, *, scale: bool = True) -> list[tuple[str, object]]:
+    """Steps (prune, impute, scale) to put before a model in a Pipeline."""
+    steps: list[tuple[str, object]] = [
+        ("prune", CorrelationPruner(cfg.correlation_threshold, cfg.max_missing_fraction)),
+        ("impute", SimpleImputer(strategy=cfg.impute)),
+    ]
+    if scale:
+        steps.append(("scale", StandardScaler()))
+    return steps
+
+
+def transformed_names(pipe: Pipeline) -> list[str]:
+    """Names of the features reaching the final estimator of a fitted pipeline."""
+    return [str(n) for n in pipe.named_steps["prune"].get_feature_names_out()]

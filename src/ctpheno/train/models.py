@@ -1,0 +1,105 @@
+"""Model registry, CV splits and cross-validated predictions (no I/O)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import Pipeline
+
+from ..config.models import LightGBMConfig, PreprocessingConfig
+from .features import preprocessor
+
+TASKS: dict[str, str] = {"fev1_pct_pred": "regression", "fev1_fvc": "regression", "gold_stage": "ordinal",
+                         "copd": "binary", "fev1_decline_ml_per_year": "progression"}
+"""Target -> task; ordinal GOLD is fitted as a regression on the stage and rounded to 0-4."""
+
+
+def make_model(name: str, task: str, *, pre: PreprocessingConfig, lgbm: LightGBMConfig, seed: int) -> Pipeline:
+    """A preprocessing + estimator pipeline for ``name`` in {linear, lightgbm, random_forest}."""
+    binary = task == "binary"
+    if name == "linear":
+        est = (LogisticRegression(C=0.5, max_iter=5000) if binary
+               else RidgeCV(alphas=np.logspace(-2, 4, 25)))
+        return Pipeline(preprocessor(pre) + [("model", est)])
+    if name == "lightgbm":
+        import lightgbm as lgb
+
+        kw = dict(n_estimators=lgbm.n_estimators, learning_rate=lgbm.learning_rate, num_leaves=lgbm.num_leaves,
+                  min_child_samples=lgbm.min_child_samples, reg_lambda=lgbm.reg_lambda,
+                  colsample_bytree=lgbm.colsample_bytree, subsample=0.8, subsample_freq=1, min_data_in_bin=1,
+                  random_state=seed, n_jobs=1, verbose=-1)
+        est = lgb.LGBMClassifier(**kw) if binary else lgb.LGBMRegressor(**kw)
+        return Pipeline(preprocessor(pre, scale=False) + [("model", est)])
+    if name == "random_forest":
+        kw = dict(n_estimators=200, min_samples_leaf=2, max_features="sqrt", random_state=seed, n_jobs=1)
+        est = RandomForestClassifier(**kw) if binary else RandomForestRegressor(**kw)
+        return Pipeline(preprocessor(pre, scale=False) + [("model", est)])
+    raise ValueError(f"unknown model {name!r}; use linear, lightgbm or random_forest")
+
+
+def predict(pipe: Pipeline, X: pd.DataFrame | npt.NDArray, task: str) -> npt.NDArray[np.float64]:
+    """Continuous prediction: probability of the positive class for binary tasks."""
+    if task == "binary":
+        return pipe.predict_proba(X)[:, 1]
+    return np.asarray(pipe.predict(X), dtype=float)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Repeated, stratified, subject-grouped folds shared by every model and feature set."""
+
+    folds: list[list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]]
+    """folds[repeat][k] = (train indices, test indices)."""
+    n_splits: int
+
+
+def make_splits(y: npt.ArrayLike, groups: npt.ArrayLike, task: str, *, n_splits: int, n_repeats: int,
+                seed: int) -> Splits:
+    """Stratified group k-fold, repeated with different shuffles.
+
+    Strata are the classes (binary) or quantile bins of the target; ``n_splits`` shrinks to the
+    smallest class (binary) and to n/4 so each test fold holds several subjects.
+    """
+    y = np.asarray(y, float)
+    n = len(y)
+    if task == "binary":
+        strata = y.astype(int)
+        n_splits = min(n_splits, int(np.bincount(strata).min()))
+    else:
+        bins = max(2, min(5, n // max(n_splits, 2)))
+        strata = np.searchsorted(np.quantile(y, np.linspace(0, 1, bins + 1)[1:-1]), y, side="right")
+    n_splits = min(n_splits, n // 4)
+    if n_splits < 2:
+        raise ValueError(f"too few subjects for cross-validation: n={n}, task={task}, smallest class "
+                         f"{np.bincount(strata).min()}; need at least 2 per class and 8 subjects")
+    folds = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for r in range(n_repeats):
+            cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed + r)
+            folds.append([(tr, te) for tr, te in cv.split(np.zeros(n), strata, np.asarray(groups))])
+    return Splits(folds, n_splits)
+
+
+def cross_val_predict(make: "callable", X: pd.DataFrame, y: npt.NDArray, task: str,
+                      splits: Splits) -> tuple[npt.NDArray[np.float64], list[Pipeline]]:
+    """Out-of-fold predictions, shape (n_repeats, n); also the fitted pipelines of repeat 0."""
+    out = np.full((len(splits.folds), len(y)), np.nan)
+    fitted: list[Pipeline] = []
+    for r, folds in enumerate(splits.folds):
+        for tr, te in folds:
+            pipe = make()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pipe.fit(X.iloc[tr], y[tr])
+                out[r, te] = predict(pipe, X.iloc[te], task)
+            if r == 0:
+                fitted.append(pipe)
+    return out, fitted

@@ -1,0 +1,152 @@
+"""Train stages: clustering and supervised models over the work directory's feature tables.
+
+Outputs (under ``wd.models_dir``)::
+
+    clusters/selection.parquet, assignments.parquet, profiles.parquet
+    supervised/metrics.parquet, comparison.parquet, predictions.parquet, importance.parquet,
+               partial_dependence.parquet
+    <target>__<feature set>__<model>.joblib    pipeline + feature list + config (``ctpheno predict``)
+
+A stage is skipped when its inputs and configuration are unchanged (``state.json`` beside its tables).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+
+from ..cluster.runner import config_hash, stable_hash
+from ..config.pipeline import PipelineConfig
+from ..io.layout import WorkDir
+from ..io.tables import atomic_path, write_table
+from .cluster import cluster_cohort
+from .features import assemble_cohort
+from .supervised import fit_supervised
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a train stage did."""
+
+    stage: str
+    text: str
+    seconds: float
+    skipped: bool = False
+
+    def summary(self) -> str:
+        return f"{self.text} ({'up to date' if self.skipped else f'{self.seconds:.1f} s'})"
+
+
+def _inputs_hash(wd: WorkDir, section: Any) -> str:
+    files = [wd.qct, wd.radiomics, wd.embeddings, wd.manifest, wd.clinical]
+    stat = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
+    return stable_hash({"files": stat, "config": config_hash(section)})
+
+
+def _up_to_date(state: Path, key: str) -> bool:
+    return state.is_file() and json.loads(state.read_text()).get("key") == key
+
+
+def _mark(state: Path, key: str) -> None:
+    state.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(state) as tmp:
+        tmp.write_text(json.dumps({"key": key}))
+
+
+def run_clustering(cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: bool = False) -> TrainResult:
+    """Cluster subjects on each configured feature set; write ``models/clusters/*.parquet``."""
+    ucfg = cfg.models.unsupervised
+    t0 = time.perf_counter()
+    out = wd.models_dir / "clusters"
+    if not ucfg.enabled:
+        return TrainResult("cluster", "clustering disabled", 0.0, skipped=True)
+    key = _inputs_hash(wd, ucfg)
+    if not force and _up_to_date(out / "state.json", key):
+        return TrainResult("cluster", "clustering", 0.0, skipped=True)
+    cohort = assemble_cohort(wd, embedding_model=ucfg.embedding_model, require_clinical=False)
+    present = [s for s in ucfg.feature_sets if all(p in cohort.columns for p in s.split("+"))]
+    if len(present) < len(ucfg.feature_sets):
+        log.warning("feature sets without their tables skipped: %s", sorted(set(ucfg.feature_sets) - set(present)))
+    res = cluster_cohort(cohort, ucfg.model_copy(update={"feature_sets": present}))
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(res.selection, out / "selection.parquet")
+    write_table(res.assignments, out / "assignments.parquet")
+    write_table(res.profiles, out / "profiles.parquet")
+    _mark(out / "state.json", key)
+    return TrainResult("cluster", res.summary(), time.perf_counter() - t0)
+
+
+def run_supervised(cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: bool = False) -> TrainResult:
+    """Cross-validate, compare, explain and save the supervised models; write ``models/supervised/``."""
+    scfg = cfg.models.supervised
+    t0 = time.perf_counter()
+    out = wd.models_dir / "supervised"
+    if not scfg.enabled:
+        return TrainResult("supervised", "supervised models disabled", 0.0, skipped=True)
+    key = _inputs_hash(wd, scfg)
+    if not force and _up_to_date(out / "state.json", key):
+        return TrainResult("supervised", "supervised", 0.0, skipped=True)
+    cohort = assemble_cohort(wd, embedding_model=scfg.embedding_model, require_clinical=True)
+    present = [s for s in scfg.feature_sets if all(p in cohort.columns for p in s.split("+"))]
+    updates: dict[str, Any] = {"feature_sets": present}
+    if scfg.reference_set is not None and scfg.reference_set not in present:
+        updates["reference_set"] = None
+    res = fit_supervised(cohort, scfg.model_copy(update=updates))
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("metrics", "comparison", "predictions", "importance", "partial_dependence"):
+        write_table(getattr(res, name), out / f"{name}.parquet")
+    for stem, bundle in res.models.items():
+        with atomic_path(wd.models_dir / f"{stem}.joblib") as tmp:
+            joblib.dump(bundle, tmp)
+    _mark(out / "state.json", key)
+    return TrainResult("supervised", res.summary(), time.perf_counter() - t0)
+
+
+def predict_with_model(model_path: str | Path, wd: WorkDir) -> pd.DataFrame:
+    """Apply a saved model to every scan with features in ``wd``.
+
+    Returns scan_id, subject_id, target, prediction (probability of COPD for the binary target,
+    rounded GOLD stage in ``prediction_stage`` for the ordinal one). Features the model needs but
+    the work directory lacks are missing values (imputed as in training); a model needing
+    covariates reads them from ``clinical.parquet`` when present.
+    """
+    from .features import load_feature_tables
+    from .models import predict
+
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"model file {model_path} does not exist; models are saved as "
+                                f"<workdir>/models/<target>__<set>__<model>.joblib by `ctpheno train`")
+    bundle = joblib.load(model_path)
+    feats, _ = load_feature_tables(wd)
+    man = pd.read_parquet(wd.manifest, columns=["scan_id", "subject_id"]) if wd.manifest.is_file() else None
+    X = feats.reset_index()
+    if man is not None:
+        X = X.merge(man, on="scan_id", how="left")
+    if wd.clinical.is_file() and "subject_id" in X:
+        clin = pd.read_parquet(wd.clinical)
+        cov = [c for c in ("age_years", "sex", "height_cm", "pack_years") if c in clin.columns]
+        X = X.merge(clin[["subject_id", *cov]].drop_duplicates("subject_id"), on="subject_id", how="left")
+        if "sex" in X:
+            X["sex"] = X["sex"].map({"M": 1.0, "F": 0.0}).astype(float)
+    missing = [c for c in bundle["features"] if c not in X.columns]
+    if len(missing) == len(bundle["features"]):
+        raise ValueError(f"none of the {len(missing)} features of {model_path.name} exist in {wd.features_dir}; "
+                         "extract the same feature tables (same regions and embedding model) first")
+    for c in missing:
+        X[c] = float("nan")
+    p = predict(bundle["pipeline"], X[bundle["features"]], bundle["task"])
+    out = pd.DataFrame({"scan_id": X["scan_id"], "subject_id": X.get("subject_id"), "target": bundle["target"],
+                        "prediction": p})
+    if bundle["task"] == "ordinal":
+        out["prediction_stage"] = p.round().clip(0, 4).astype(int)
+    return out
