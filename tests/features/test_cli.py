@@ -127,3 +127,34 @@ def test_module_entry_point_takes_a_pyradiomics_file(tmp_path):
     table = pd.read_parquet(wd.radiomics)
     assert table["original_firstorder_Minimum"].tolist() == [-980.0]
     assert np.isfinite(table["original_firstorder_Minimum"]).all()
+
+
+def test_features_command_runs_qct_and_radiomics(tmp_path):
+    from ctpheno.io.layout import WorkDir
+    from ctpheno.io.volume import Volume
+    from ctpheno.io.zarrstore import write_volume_store
+
+    from .conftest import make_lung_phantom
+
+    p = make_lung_phantom(shape=(24, 24, 32))
+    wd = WorkDir(tmp_path / "work").ensure()
+    write_volume_store(
+        wd.volume("s1"),
+        {"image": p.hu, "labels": p.labels, "zones": p.zones},
+        Volume(p.hu, p.spacing_mm),
+        attrs={"content_hash": "x"},
+    )
+    wd.qc_table.parent.mkdir(parents=True)
+    pd.DataFrame({"scan_id": ["s1"]}).to_parquet(wd.qc_table)
+    params = tmp_path / "r.yaml"
+    params.write_text("featureClass:\n  firstorder: [Mean]\nsetting:\n  binWidth: 25\n")
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text(
+        f"paths:\n  workdir: {wd.root}\ncluster:\n  kind: synchronous\n"
+        f"features:\n  radiomics:\n    params: {params}\n"
+    )
+    res = runner.invoke(app, ["features", "--config", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert "qct: 1 done" in res.output and "radiomics: 1 done" in res.output
+    assert pd.read_parquet(wd.qct)["region"].nunique() == 6
+    assert pd.read_parquet(wd.radiomics)["original_firstorder_Mean"].notna().all()

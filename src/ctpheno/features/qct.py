@@ -215,12 +215,14 @@ def qct_metrics(
     """
     sp = _spacing(spacing_mm)
     groups = group_histograms(hu, labels, zones)
+    low = hu <= -950
+    region_masks = _zone_region_masks(labels, zones)
     return _from_groups(
         groups,
         sp,
         config,
         scan_id,
-        low_of=lambda region: (hu <= -950) & _zone_region_masks(labels, zones)[region],
+        low_of=lambda region: low & region_masks[region],
     )
 
 

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -101,12 +102,16 @@ def settings_hash(params: Mapping[str, Any]) -> str:
 
 
 class _Capture(logging.Handler):
+    """Keeps WARNING+ records of the calling thread only (a multi-threaded worker runs several scans)."""
+
     def __init__(self) -> None:
         super().__init__(level=logging.WARNING)
         self.records: list[logging.LogRecord] = []
+        self.thread = threading.get_ident()
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+        if record.thread == self.thread:
+            self.records.append(record)
 
 
 def make_extractor(params: Mapping[str, Any], *, label: int | None = None):
