@@ -30,7 +30,7 @@ def test_stage_trains_extracts_and_resumes(wd, fast_cfg):
     assert res.ok and sorted(res.done) == ["s00", "s01", "s02"]
     assert (ssl_dir(wd) / "encoder.pt").is_file() and (ssl_dir(wd) / "MODEL_CARD.md").is_file()
     df = pd.read_parquet(wd.embeddings)
-    EMBEDDINGS.validate(df) if hasattr(EMBEDDINGS, "validate") else None
+    EMBEDDINGS.validate(df, where=str(wd.embeddings))
     assert set(df["region"]) == {"whole", "upper", "middle", "lower"}
     assert (df["model"] == "ssl").all()
     assert len([c for c in df.columns if c.startswith("emb_")]) == 8 * emb.width

@@ -70,8 +70,9 @@ class EmbeddingsConfig(StrictModel):
     """InfoNCE (NT-Xent) temperature."""
     positive_shift: confloat(ge=0.0, le=1.0) = 0.5  # type: ignore[valid-type]
     """The positive view is centred up to this fraction of the patch edge away from the anchor."""
-    noise_sd: confloat(ge=0.0) = 0.02  # type: ignore[valid-type]
-    """SD of Gaussian noise added to each view (in window units)."""
+    noise_sd: confloat(ge=0.0) = 0.05  # type: ignore[valid-type]
+    """SD of Gaussian noise added to each view (window units; 0.05 = 31 HU with the default window).
+    Strong enough that scan-specific noise texture is no shortcut for the contrastive task."""
     seed: NonNegativeInt = 0
     """Seeds weights, patch sampling and augmentation (same seed -> same encoder on CPU)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"

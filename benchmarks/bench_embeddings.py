@@ -1,0 +1,73 @@
+"""Benchmark: embedding extraction scans/min per core (demo and full size; ssl and, when the
+[pretrained] extra is installed, astra) and SSL training seconds per epoch on CPU. JSON out.
+
+    python benchmarks/bench_embeddings.py --out benchmarks/out/embeddings.json [--threads 1] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/out/embeddings.json"))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="demo size only, 2 scans")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from ctpheno.config.embeddings import EmbeddingsConfig
+    from ctpheno.features.deep_embeddings.extract import embed_lungs, load_encoder
+    from ctpheno.features.deep_embeddings.patches import lung_grid
+    from ctpheno.features.deep_embeddings.pretrained import astra_available, embed_chest, load_astra_encoder
+    from ctpheno.features.deep_embeddings.ssl import train_encoder, training_scan
+    from ctpheno.synth import make_phantom
+
+    cfg = EmbeddingsConfig(device="cpu")
+    out: dict = {"threads": args.threads, "torch": torch.__version__, "config": json.loads(cfg.model_dump_json())}
+    sizes = ["demo"] if args.quick else ["demo", "full"]
+    n = 2 if args.quick else 3
+    for size in sizes:
+        phantoms = [make_phantom(seed=900 + i, size=size, subtype="centrilobular", emphysema_fraction=0.2)
+                    for i in range(n)]
+        scans = [training_scan(f"b{i}", lung_grid(p.image.array, p.lungs.array, p.image.spacing_mm,
+                                                  target_mm=cfg.spacing_mm, hu_window=cfg.hu_window),
+                               patch_size=cfg.patch_size, min_lung_fraction=cfg.min_lung_fraction)
+                 for i, p in enumerate(phantoms)]
+        with tempfile.TemporaryDirectory() as tmp:
+            tcfg = cfg.model_copy(update={"epochs": 1})
+            t0 = time.perf_counter()
+            train_encoder(scans, cfg=tcfg, out_dir=tmp)
+            out[f"ssl_train_s_per_epoch_{size}_{n}scans"] = time.perf_counter() - t0
+            enc = load_encoder(cfg, checkpoint=Path(tmp) / "encoder.pt")
+            t0 = time.perf_counter()
+            for p in phantoms:
+                embed_lungs(p.image.array, p.lungs.array, p.image.spacing_mm, encoder=enc, cfg=cfg)
+            dt = (time.perf_counter() - t0) / n
+            out[f"ssl_scans_per_min_per_core_{size}"] = 60.0 / dt / args.threads
+        if astra_available():
+            model = load_astra_encoder()
+            t0 = time.perf_counter()
+            embed_chest(phantoms[0].image, model)
+            dt = time.perf_counter() - t0
+            out[f"astra_scans_per_min_per_core_{size}"] = 60.0 / dt / args.threads
+            out[f"astra_seconds_per_scan_{size}"] = dt
+        else:
+            out["astra"] = "skipped: pip install 'ctpheno[pretrained]'"
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
