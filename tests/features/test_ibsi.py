@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ctpheno.features.ibsi import CONFIGURATIONS, matches, read_reference, run_configuration
@@ -25,6 +26,14 @@ def test_digital_phantom_pass_count(digital):
     assert failing == {"stat_kurt", "morph_pca_min_axis", "morph_pca_least_axis"}
     for tag in failing:  # every failure carries its documented reason
         assert digital.loc[tag, "reason"] == KNOWN_DEVIATIONS[tag]
+
+
+def test_pca_axis_failures_are_the_sample_covariance_factor(digital):
+    n = digital.loc["morph_vol_approx", "value"] / 8.0  # 2 mm voxels
+    assert n == 74
+    for tag in ("morph_pca_min_axis", "morph_pca_least_axis", "morph_pca_maj_axis"):
+        corrected = digital.loc[tag, "value"] * np.sqrt(n / (n - 1))
+        assert abs(corrected - digital.loc[tag, "reference"]) <= digital.loc[tag, "tolerance"], tag
 
 
 def test_known_values_and_the_kurtosis_offset(digital):
