@@ -4,9 +4,10 @@ Held-out protocol: 4-fold cross-validated predictions on 16 phantoms (every scan
 a probe fitted on the other 12). The encoder is trained without labels on the cohort, as the
 pipeline does. Margins asserted (measured values are in docs/embeddings.md):
 
-* emphysema fraction, ridge on the whole-lung embedding: R2(ssl) >= 0.40 (the gap to random
-  weights is NOT asserted: on this cohort both reach R2 0.57 with the short run; on another
-  16-phantom cohort SSL 0.66 vs random 0.46 — see docs/embeddings.md);
+* emphysema fraction, ridge on the whole-lung embedding: R2(ssl) >= 0.55 and R2(ssl) > R2(random)
+  (measured 0.606 vs 0.569 on this cohort: a small gap, because a random conv net with mean
+  pooling already recovers mean density linearly; 0.788 vs 0.462 on another 16-phantom cohort —
+  see docs/embeddings.md);
 * subtype (none / centrilobular / panlobular / paraseptal), logistic regression on the
   concatenated whole + upper + middle + lower embeddings: accuracy(ssl) >= accuracy(random) + 0.125
   (two more scans of 16 right).
@@ -83,6 +84,7 @@ def test_ssl_probe_beats_random_weights(trained, cohort, fast_cfg):
     r2_rnd, acc_rnd = _probe_scores(rnd, cohort)
     print(f"\nemphysema fraction R2: ssl {r2_ssl:.3f} random {r2_rnd:.3f}; "
           f"subtype accuracy: ssl {acc_ssl:.3f} random {acc_rnd:.3f}")
-    assert r2_ssl >= 0.40
+    assert r2_ssl >= 0.55
+    assert r2_ssl > r2_rnd
     assert acc_ssl >= acc_rnd + 0.125
     assert ssl[0]["whole"].shape == (8 * fast_cfg.width,)
