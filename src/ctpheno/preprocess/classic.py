@@ -48,6 +48,10 @@ from .grid import (STRUCT_6, bbox_slices, binary_closing_padded, block_factors, 
 LABEL_BG, LABEL_RIGHT, LABEL_LEFT, LABEL_AIRWAY = 0, 1, 2, 3
 TRACHEA_AREA_MM2 = (80.0, 900.0)
 """Cross-section range of a trachea (adult diameters ~10-30 mm)."""
+MIDLINE_SEED_MM = 20.0
+"""Air voxels of a joined lung region farther than this from the body midline seed their own side."""
+NECK_HU_PER_MM = 20.0
+"""Weight of the distance to the mask border in the left/right watershed elevation (HU per mm)."""
 MAX_HOLE_MM2 = 400.0
 """Largest in-slice hole filled inside a lung (vessels, nodules up to ~2 cm); larger islands are the
 diaphragm dome or the heart seen through a lung base, which expert contours exclude. Enclosed 3-D
@@ -135,7 +139,8 @@ def _grow_airway(hu_c: npt.NDArray[np.float32], body: npt.NDArray[np.bool_], see
 
 
 def _split_joined(lung: npt.NDArray[np.bool_], hu_c: npt.NDArray[np.float32], side: npt.NDArray[np.float64],
-                  spacing: tuple[float, float, float]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+                  spacing: tuple[float, float, float], *, use_erosion: bool = True,
+                  ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Split one air region holding both lungs into (patient-right, patient-left) by erosion + watershed.
 
     ``side`` is the signed lateral distance (mm) from the body midline, positive to the patient's left.
@@ -145,7 +150,7 @@ def _split_joined(lung: npt.NDArray[np.bool_], hu_c: npt.NDArray[np.float32], si
     markers = np.zeros(lung.shape, dtype=np.int32)
     er = lung
     total = int(lung.sum())
-    for _ in range(12):
+    for _ in range(12 if use_erosion else 0):
         er = ndi.binary_erosion(er, structure=STRUCT_6)
         lab, n = ndi.label(er, structure=STRUCT_6)
         if n < 2:
@@ -165,7 +170,14 @@ def _split_joined(lung: npt.NDArray[np.bool_], hu_c: npt.NDArray[np.float32], si
     if not markers.any():  # no erosion split: seeds well away from the midline
         markers[lung & (side < -10.0)] = 1
         markers[lung & (side > 10.0)] = 2
-    elevation = ndi.gaussian_filter(hu_c, sigma=1.0)
+    # a lung crosses the midline by at most ~2 cm (anterior junction): voxels farther out are seeds
+    # of their side, so a thin part of one lung joined to the other is not flooded from the wrong side
+    markers[lung & (side < -MIDLINE_SEED_MM)] = 1
+    markers[lung & (side > MIDLINE_SEED_MM)] = 2
+    # elevation: bright junction lines (HU) and narrow necks (small distance to the mask border), so
+    # the floods from the two seeds meet at the junction even where emphysema makes it air-filled
+    depth_mm = ndi.distance_transform_edt(lung, sampling=spacing)
+    elevation = ndi.gaussian_filter(hu_c, sigma=1.0) - NECK_HU_PER_MM * depth_mm
     ws = watershed(elevation, markers, mask=lung)
     return ws == 1, ws == 2
 
@@ -257,6 +269,8 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
         reaches_up = cz.max() >= z_mid if superior_axis[1] > 0 else cz.min() <= z_mid
         if reaches_up and np.sign(float(side[comp].mean())) != np.sign(main_side) and main_minor < 0.2:
             right, left = (main, comp) if main_side < 0 else (comp, main)
+            if main_minor > 0.03:  # part of the other lung hangs on the main component: split both
+                right, left = _split_joined(main | comp, hu_c, side, sp_c, use_erosion=False)
             break
     if right is None:
         if main_minor >= 0.2:  # one region over both sides: joined lungs
