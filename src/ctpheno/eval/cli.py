@@ -1,9 +1,29 @@
-"""`ctpheno` commands of the eval stage."""
+"""`ctpheno` commands of the eval stage: ``report``."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
+
+    @app.command("report")
+    def report(
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="Pipeline YAML."),
+        workdir: Optional[Path] = typer.Option(None, "--workdir", help="Work directory."),
+        set: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value (repeatable)."),
+    ) -> None:
+        """Write the self-contained HTML report (<workdir>/report/index.html) and print its path."""
+        from ..cli import fail, load_cli_config, run_and_report
+        from ..errors import CTPhenoError
+
+        try:
+            cfg = load_cli_config(config, set, workdir=workdir)
+        except CTPhenoError as err:
+            fail(str(err))
+            return
+        run_and_report(cfg, ["report"], force=True, command="ctpheno report")

@@ -1,9 +1,57 @@
-"""`ctpheno` commands of the train stage."""
+"""`ctpheno` commands of the train stage: ``train`` (clustering + supervised) and ``predict``."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
+
+    @app.command("train")
+    def train(
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="Pipeline YAML."),
+        workdir: Optional[Path] = typer.Option(None, "--workdir", help="Work directory."),
+        set: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value (repeatable)."),
+        only: Optional[str] = typer.Option(None, "--only", help="cluster | supervised (default: both)."),
+        force: bool = typer.Option(False, "--force", help="Recompute even if inputs and config are unchanged."),
+    ) -> None:
+        """Cluster subjects and cross-validate FEV1/GOLD/progression models on the feature tables."""
+        from ..cli import fail, load_cli_config, run_and_report
+        from ..errors import CTPhenoError
+
+        if only not in (None, "cluster", "supervised"):
+            fail(f"--only must be cluster or supervised, got {only!r}")
+            return
+        try:
+            cfg = load_cli_config(config, set, workdir=workdir)
+        except CTPhenoError as err:
+            fail(str(err))
+            return
+        names = [only] if only else ["cluster", "supervised"]
+        run_and_report(cfg, names, force=force, command="ctpheno train")
+
+    @app.command("predict")
+    def predict(
+        model: Path = typer.Option(..., "--model", "-m", help="Saved model (<workdir>/models/*.joblib)."),
+        workdir: Path = typer.Option(..., "--workdir", help="Work directory with the new scans' features."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Output table (.parquet or .csv); "
+                                           "default <workdir>/models/predictions/<model>.parquet."),
+    ) -> None:
+        """Apply a saved model to every scan with features in a work directory."""
+        from ..cli import fail
+        from ..io.layout import WorkDir
+        from .stage import predict_with_model
+
+        try:
+            df = predict_with_model(model, WorkDir(workdir))
+        except (FileNotFoundError, ValueError) as err:
+            fail(str(err))
+            return
+        dest = out or WorkDir(workdir).models_dir / "predictions" / f"{model.stem}.parquet"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(dest, index=False) if dest.suffix == ".csv" else df.to_parquet(dest)
+        typer.echo(f"{len(df)} predictions of {df['target'].iloc[0] if len(df) else '?'} written to {dest}")

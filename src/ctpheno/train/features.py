@@ -27,22 +27,33 @@ from ..io.layout import WorkDir
 PREFIX = {"qct": "qct_", "radiomics": "rad_", "embeddings": "emb_"}
 """Column prefix of each feature table in the wide matrix."""
 COVARIATES = ("age_years", "sex", "height_cm", "pack_years")
+QCT_PRIORITY = ("laa950_pct", "perc15_hu", "mld_hu", "laa910_pct", "laa856_pct", "perc10_hu", "lung_volume_ml")
+"""Canonical QCT metrics first: correlation pruning keeps the earlier of two correlated columns."""
+REGION_ORDER = ("whole", "upper", "middle", "lower", "right", "left")
+
+
+def _ordered(wide: pd.DataFrame, metrics: list[str], prefix: str) -> pd.DataFrame:
+    regions = list(dict.fromkeys([r for r in REGION_ORDER if r in set(wide.columns.get_level_values(1))]
+                                 + sorted(set(wide.columns.get_level_values(1)))))
+    cols = [(m, r) for m in metrics for r in regions if (m, r) in wide.columns]
+    wide = wide[cols]
+    wide.columns = [f"{prefix}{m}__{r}" for m, r in cols]
+    return wide
 
 
 def pivot_qct(qct: pd.DataFrame) -> pd.DataFrame:
     """Long QCT table (scan_id, region, metrics...) -> wide ``qct_<metric>__<region>`` indexed by scan_id."""
     metrics = [c for c in qct.columns if c not in ("scan_id", "region") and pd.api.types.is_numeric_dtype(qct[c])]
+    metrics = [m for m in QCT_PRIORITY if m in metrics] + [m for m in metrics if m not in QCT_PRIORITY]
     wide = qct.pivot_table(index="scan_id", columns="region", values=metrics, aggfunc="first", dropna=False)
-    wide.columns = [f"qct_{m}__{r}" for m, r in wide.columns]
-    return wide.dropna(axis=1, how="all")
+    return _ordered(wide, metrics, "qct_").dropna(axis=1, how="all")
 
 
 def pivot_radiomics(rad: pd.DataFrame) -> pd.DataFrame:
     """Wide radiomics table (scan_id, region, original_*...) -> ``rad_<feature>__<region>``."""
     feats = [c for c in rad.columns if c not in ("scan_id", "region") and pd.api.types.is_numeric_dtype(rad[c])]
     wide = rad.pivot_table(index="scan_id", columns="region", values=feats, aggfunc="first", dropna=False)
-    wide.columns = [f"rad_{f}__{r}" for f, r in wide.columns]
-    return wide.dropna(axis=1, how="all")
+    return _ordered(wide, feats, "rad_").dropna(axis=1, how="all")
 
 
 def pivot_embeddings(emb: pd.DataFrame, *, model: str | None = None) -> pd.DataFrame:

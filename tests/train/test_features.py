@@ -1,0 +1,63 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import Pipeline
+
+from ctpheno.config.models import PreprocessingConfig
+from ctpheno.train.features import (CorrelationPruner, assemble_cohort, pivot_embeddings, pivot_qct, preprocessor,
+                                    transformed_names)
+from ctpheno.train.testing import write_synthetic_workdir
+
+
+def test_pivot_names():
+    qct = pd.DataFrame({"scan_id": ["a", "a", "b", "b"], "region": ["whole", "upper"] * 2,
+                        "laa950_pct": [1.0, 2.0, 3.0, 4.0]})
+    w = pivot_qct(qct)
+    assert list(w.columns) == ["qct_laa950_pct__whole", "qct_laa950_pct__upper"]  # canonical order
+    assert w.loc["b", "qct_laa950_pct__upper"] == 4.0
+    emb = pd.DataFrame({"scan_id": ["a"], "region": ["whole"], "model": ["ssl"], "emb_000": [0.5]})
+    assert list(pivot_embeddings(emb).columns) == ["emb_ssl_000__whole"]
+    with pytest.raises(ValueError, match="embedding_model='cnn' is not in embeddings.parquet"):
+        pivot_embeddings(emb, model="cnn")
+
+
+def test_assemble_one_row_per_subject_usable_only(tmp_path):
+    info = write_synthetic_workdir(tmp_path, n=10, seed=1)
+    wd = info["workdir"]
+    man = pd.read_parquet(wd.manifest)
+    man.loc[0, "usable"] = False
+    extra = man.iloc[[1]].assign(scan_id="s-extra", acquisition_offset_days=400.0)  # follow-up scan
+    pd.concat([man, extra]).to_parquet(wd.manifest)
+    q = pd.read_parquet(wd.qct)
+    pd.concat([q, q[q.scan_id == man.scan_id[1]].assign(scan_id="s-extra")]).to_parquet(wd.qct)
+    c = assemble_cohort(wd)
+    assert len(c.frame) == 9 and c.frame.index.is_unique
+    assert man.subject_id[0] not in c.frame.index
+    assert c.frame.loc[man.subject_id[1], "scan_id"] == man.scan_id[1]  # baseline kept
+    assert set(c.columns) == {"qct", "radiomics", "embeddings"}
+    assert c.frame["copd"].eq(c.frame["gold_stage"] >= 1).all()
+    with pytest.raises(ValueError, match="needs the 'foo' table"):
+        c.feature_columns("qct+foo")
+
+
+def test_pruner_drops_correlated_constant_and_missing():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=50)
+    X = pd.DataFrame({"a": a, "a2": 2 * a + 1e-3 * rng.normal(size=50), "b": rng.normal(size=50),
+                      "const": 1.0, "holes": np.where(np.arange(50) < 20, np.nan, 1.0) * rng.normal(size=50)})
+    p = CorrelationPruner(0.95, 0.2).fit(X)
+    assert list(p.get_feature_names_out()) == ["a", "b"]
+    with pytest.raises(ValueError, match="every feature is constant"):
+        CorrelationPruner().fit(pd.DataFrame({"c": np.ones(5)}))
+
+
+def test_preprocessing_is_fitted_on_training_rows_only():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=30), "z": rng.normal(size=30)})
+    X.loc[25:, "x"] += 100.0  # a shifted "test" block
+    X.loc[3, "x"] = np.nan
+    pipe = Pipeline(preprocessor(PreprocessingConfig()))
+    pipe.fit(X.iloc[:25])
+    assert pipe.named_steps["impute"].statistics_[0] == pytest.approx(np.nanmedian(X["x"][:25]))
+    assert pipe.named_steps["scale"].mean_[0] == pytest.approx(X["x"][:25].fillna(np.nanmedian(X["x"][:25])).mean())
+    assert transformed_names(pipe) == ["x", "z"]
