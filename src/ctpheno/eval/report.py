@@ -125,12 +125,12 @@ def build_report(wd: WorkDir, *, title: str = "ctpheno report", max_qc_images: i
 
     s = b.section("qc", "Segmentation QC")
     if qc is not None:
-        s.append(b.table("qc", qc, max_rows=30))
         ids = sorted(qc["scan_id"])[:max_qc_images]
         for sid in ids:
             p = wd.qc_png(sid)
             if p.is_file():
                 s.append(b.image(f"qc_{sid}", p.read_bytes(), f"QC montage {sid}"))
+        s.append(b.table("qc", qc, max_rows=12))
     else:
         s.append(_missing("QC table and montages", "run `ctpheno preprocess`"))
 

@@ -162,7 +162,10 @@ def _cluster_cohort(cohort: Cohort, cfg: UnsupervisedConfig) -> ClusterResult:
                 assign.append(pd.DataFrame({"subject_id": frame.index, "feature_set": fset, "algorithm": algo,
                                             "cluster": best["labels"], "map_x": xy[:, 0], "map_y": xy[:, 1],
                                             "map_method": how}))
-                profs.append(cluster_profiles(frame, best["labels"]).assign(feature_set=fset, algorithm=algo))
+                prof = cluster_profiles(frame, best["labels"])
+                prof.insert(0, "algorithm", algo)
+                prof.insert(0, "feature_set", fset)
+                profs.append(prof)
     selection = pd.DataFrame(sel_rows).drop(columns="labels")
     return ClusterResult(selection, pd.concat(assign, ignore_index=True), pd.concat(profs, ignore_index=True))
 

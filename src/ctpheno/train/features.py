@@ -106,7 +106,8 @@ def load_feature_tables(wd: WorkDir, *, embedding_model: str | None = None) -> t
     if not parts:
         raise FileNotFoundError(f"no feature table in {wd.features_dir}; run `ctpheno features` and "
                                 "`ctpheno embed` first")
-    wide = pd.concat(list(parts.values()), axis=1, join="outer")
+    wide = pd.concat(list(parts.values()), axis=1, join="outer").astype(float)
+    wide = wide.replace([np.inf, -np.inf], np.nan)  # e.g. an undefined LAC exponent: a missing value
     wide.index.name = "scan_id"
     return wide, {k: list(v.columns) for k, v in parts.items()}
 
