@@ -113,3 +113,40 @@ def test_module_entry_point_help():
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0
+
+
+def test_ingest_then_preprocess_contract(tmp_path):
+    """The stage runs on what the real ingest stage writes (manifest + sources), zones are volume thirds."""
+    import SimpleITK as sitk
+
+    from ctpheno.config.pipeline import PipelineConfig
+    from ctpheno.ingest.stage import run_ingest
+    from ctpheno.io.layout import WorkDir
+    from ctpheno.io.zarrstore import read_volume
+    from ctpheno.preprocess.stage import run_preprocess
+    from ctpheno.synth import make_phantom
+
+    src = tmp_path / "in"
+    src.mkdir()
+    ph = make_phantom(seed=3, size="demo", subtype="panlobular", emphysema_fraction=0.3)
+    sitk.WriteImage(ph.image.to_sitk(), str(src / "subject1.nii.gz"))
+    cfg = PipelineConfig()
+    cfg = cfg.model_copy(update={"paths": cfg.paths.model_copy(update={"inputs": [str(src)],
+                                                                       "workdir": str(tmp_path / "work")})})
+    wd = WorkDir(tmp_path / "work").ensure()
+    run_ingest(cfg, wd, None)
+    res = run_preprocess(cfg, wd, None)
+    assert len(res.done) == 1 and not res.failed
+    scan_id = res.done[0]
+    labels = read_volume(wd.volume(scan_id), "labels").array
+    zones = read_volume(wd.volume(scan_id), "zones").array
+    truth = ph.lungs.array
+    for code in (1, 2):
+        d = 2 * np.count_nonzero((labels == code) & (truth == code)) / (np.count_nonzero(labels == code)
+                                                                        + np.count_nonzero(truth == code))
+        assert d >= 0.97
+    for z in range(1, 7):
+        lung = 1 if z <= 3 else 2
+        assert abs(np.count_nonzero(zones == z) - np.count_nonzero(labels == lung) / 3) <= 1
+    qc = pd.read_parquet(wd.qc_table)
+    assert 1500 < qc["lung_volume_ml"].iloc[0] < 9000
