@@ -141,3 +141,19 @@ def test_upper_abdomen_series_is_not_a_chest_ct(shared_data):
     image = read_scan(shared_data / "totalsegmentator_ct_dicom")
     with pytest.raises(NotChestCTError, match="does not contain the lungs"):
         segment_lungs(image)
+
+
+def test_field_of_view_cutting_the_lungs(shared_data):
+    """A small reconstruction field of view that cuts through both lungs laterally: they stay lungs."""
+    from ctpheno.io.readers import read_scan
+
+    image = read_scan(shared_data / "pyradiomics_lung1" / "lung1_image.nrrd")
+    full = segment_lungs(image).array
+    x0, x1 = 100, 412  # 178 mm wide: both lungs touch the image's left and right edges
+    crop = Volume(np.ascontiguousarray(image.array[:, :, x0:x1]), image.spacing_mm,
+                  tuple(image.index_to_physical([0, 0, x0])), image.direction)
+    lab = segment_lungs(crop).array
+    ref = full[:, :, x0:x1]
+    assert (ref[:, :, 0] == 1).any() and (ref[:, :, -1] == 2).any()
+    assert dice(lab == 1, ref == 1) >= 0.98
+    assert dice(lab == 2, ref == 2) >= 0.98

@@ -42,8 +42,8 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from ..errors import EmptyLungMaskError, NotChestCTError
-from .grid import (STRUCT_6, bbox_slices, binary_closing_padded, block_factors, block_mean, fill_holes_2d,
-                   fill_holes_3d, largest_component, midpoint_threshold, upsample_nearest)
+from .grid import (STRUCT_6, bbox_slices, binary_closing_padded, block_factors, block_mean, body_interior,
+                   fill_holes_2d, fill_holes_3d, largest_component, midpoint_threshold, upsample_nearest)
 
 LABEL_BG, LABEL_RIGHT, LABEL_LEFT, LABEL_AIRWAY = 0, 1, 2, 3
 TRACHEA_AREA_MM2 = (80.0, 900.0)
@@ -222,7 +222,7 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
 
     # 1. body -------------------------------------------------------------------------------
     thr = float(threshold_hu)
-    body = fill_holes_2d(largest_component(hu_c >= thr))
+    body = body_interior(largest_component(hu_c >= thr))
     if adaptive_threshold:
         t = otsu_threshold(hu_c[body])
         thr = float(np.clip(t, -650.0, -350.0)) if np.isfinite(t) else thr

@@ -70,6 +70,51 @@ def fill_holes_2d(mask: npt.NDArray[np.bool_], *, max_area_px: int | None = None
     return ~outside[lab]
 
 
+def body_interior(body: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Body with its interior, per axial slice, robust to a field of view that cuts the body.
+
+    Background pieces of ``body`` (4-connected within their slice) are inside unless they touch the
+    slice border and either are the largest border-touching piece of their slice (the air around
+    the patient) or lie mostly outside the body's bounding box in that slice (air under the table).
+    So a lung cut by the edge of a small reconstruction field of view stays inside the body.
+    """
+    lab, n = ndi.label(~body, structure=STRUCT_INPLANE)
+    if n == 0:
+        return body.copy()
+    nz, ny, nx = body.shape
+    border = np.zeros(n + 1, dtype=bool)
+    for edge in (lab[:, 0, :], lab[:, -1, :], lab[:, :, 0], lab[:, :, -1]):
+        border[np.unique(edge)] = True
+    border[0] = False
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    # per-slice bounding box of the body
+    ys, xs = body.any(axis=2), body.any(axis=1)
+    def lo_hi(a: npt.NDArray[np.bool_], size: int) -> tuple[npt.NDArray, npt.NDArray]:
+        has = a.any(axis=1)
+        lo = np.where(has, np.argmax(a, axis=1), size)
+        hi = np.where(has, size - 1 - np.argmax(a[:, ::-1], axis=1), -1)
+        return lo, hi
+    ylo, yhi = lo_hi(ys, ny)
+    xlo, xhi = lo_hi(xs, nx)
+    yy = np.arange(ny)[None, :, None]
+    xx = np.arange(nx)[None, None, :]
+    in_box = ((yy >= ylo[:, None, None]) & (yy <= yhi[:, None, None])
+              & (xx >= xlo[:, None, None]) & (xx <= xhi[:, None, None]))
+    frac_in = np.bincount(lab.ravel(), weights=in_box.ravel(), minlength=n + 1) / np.maximum(sizes, 1)
+    outside = border & (frac_in < 0.5)
+    # the largest border-touching piece of each slice is the air around the patient
+    objs = ndi.find_objects(lab)
+    best: dict[int, tuple[int, int]] = {}
+    for i in np.flatnonzero(border):
+        k = objs[i - 1][0].start
+        if k not in best or sizes[i] > best[k][1]:
+            best[k] = (int(i), int(sizes[i]))
+    for i, _ in best.values():
+        outside[i] = True
+    outside[0] = False
+    return ~outside[lab]
+
+
 def fill_holes_3d(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     """Fill cavities of a binary mask that no 6-connected path joins to the array border."""
     lab, n = ndi.label(~mask, structure=STRUCT_6)
