@@ -31,12 +31,22 @@ def _png(seed: int) -> bytes:
 def report_cfg():
     return PipelineConfig(
         models=ModelsConfig(
-            unsupervised=UnsupervisedConfig(feature_sets=["qct", "qct+radiomics+embeddings"], n_bootstrap=4,
-                                            embedding_map="umap", reference_labels="subtype"),
-            supervised=SupervisedConfig(targets=["fev1_pct_pred", "gold_stage", "copd", "fev1_decline_ml_per_year"],
-                                        feature_sets=["qct", "embeddings", "qct+radiomics+embeddings"],
-                                        n_repeats=1, n_bootstrap=100, permutation_repeats=2)),
-        report=ReportConfig(title="ctpheno test report", max_qc_images=4))
+            unsupervised=UnsupervisedConfig(
+                feature_sets=["qct", "qct+radiomics+embeddings"],
+                n_bootstrap=4,
+                embedding_map="umap",
+                reference_labels="subtype",
+            ),
+            supervised=SupervisedConfig(
+                targets=["fev1_pct_pred", "gold_stage", "copd", "fev1_decline_ml_per_year"],
+                feature_sets=["qct", "embeddings", "qct+radiomics+embeddings"],
+                n_repeats=1,
+                n_bootstrap=100,
+                permutation_repeats=2,
+            ),
+        ),
+        report=ReportConfig(title="ctpheno test report", max_qc_images=4),
+    )
 
 
 @pytest.fixture(scope="package")
@@ -51,8 +61,18 @@ def trained(tmp_path_factory, report_cfg):
     pd.DataFrame({"scan_id": scans, "lung_volume_ml": 5000.0, "flags": ""}).to_parquet(wd.qc_table)
     for i, s in enumerate(scans[:4]):
         wd.qc_png(s).write_bytes(_png(i))
-    pd.DataFrame({"scan_id": ["s-broken000000"], "stage": ["preprocess"], "error_type": ["EmptyLungMaskError"],
-                  "message": ["lung mask is empty"], "source": [""], "attempts": [2],
-                  "timestamp": ["2026-01-01T00:00:00Z"]}).to_parquet(wd.failures)
-    results = {f.__name__: f(report_cfg, wd, None, force=True) for f in (run_clustering, run_supervised, run_report)}
+    pd.DataFrame(
+        {
+            "scan_id": ["s-broken000000"],
+            "stage": ["preprocess"],
+            "error_type": ["EmptyLungMaskError"],
+            "message": ["lung mask is empty"],
+            "source": [""],
+            "attempts": [2],
+            "timestamp": ["2026-01-01T00:00:00Z"],
+        }
+    ).to_parquet(wd.failures)
+    results = {
+        f.__name__: f(report_cfg, wd, None, force=True) for f in (run_clustering, run_supervised, run_report)
+    }
     return {"wd": wd, "results": results, **info}

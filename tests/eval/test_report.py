@@ -17,15 +17,27 @@ SECTIONS = ("cohort", "failures", "qc", "qct", "clusters", "models", "comparison
 def _chromium() -> str:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        pytest.fail("Debian's chromium is required to check the report: apt-get install -y chromium "
-                    "(the Makefile's test target installs it)")
+        pytest.fail(
+            "Debian's chromium is required to check the report: apt-get install -y chromium "
+            "(the Makefile's test target installs it)"
+        )
     return exe
 
 
 def _run_chromium(args: list[str], tmp: Path) -> str:
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp}", *args]
+    cmd = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp}",
+        *args,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
@@ -55,6 +67,8 @@ def test_report_renders_in_headless_chromium(trained, tmp_path):
     assert attrs["empty-sections"] == "", body
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shot = tmp_path / "shot.png"
-    _run_chromium(["--window-size=1280,4200", "--hide-scrollbars", f"--screenshot={shot}", url], tmp_path / "p2")
+    _run_chromium(
+        ["--window-size=1280,4200", "--hide-scrollbars", f"--screenshot={shot}", url], tmp_path / "p2"
+    )
     assert shot.stat().st_size > 50_000
     shutil.copyfile(shot, SCREENSHOT)

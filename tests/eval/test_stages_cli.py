@@ -31,15 +31,27 @@ def test_stage_outputs_and_resume(trained, report_cfg):
 def test_predict_cli_applies_saved_model(trained, tmp_path):
     wd = trained["wd"]
     out = tmp_path / "pred.csv"
-    r = CliRunner().invoke(app, ["predict", "--model", str(wd.models_dir / "gold_stage__qct__linear.joblib"),
-                                 "--workdir", str(wd.root), "--out", str(out)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            str(wd.models_dir / "gold_stage__qct__linear.joblib"),
+            "--workdir",
+            str(wd.root),
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     df = pd.read_csv(out)
     assert len(df) == 24 and df["prediction_stage"].between(0, 4).all()
     clin = pd.read_parquet(wd.clinical).set_index("subject_id")
     # in-sample predictions of a fitted model agree with the truth within one stage mostly
     assert ((df.set_index("subject_id")["prediction_stage"] - clin["gold_stage"]).abs() <= 1).mean() > 0.8
-    r = CliRunner().invoke(app, ["predict", "--model", str(tmp_path / "nope.joblib"), "--workdir", str(wd.root)])
+    r = CliRunner().invoke(
+        app, ["predict", "--model", str(tmp_path / "nope.joblib"), "--workdir", str(wd.root)]
+    )
     assert r.exit_code != 0 and "does not exist" in r.output
 
 
@@ -50,8 +62,21 @@ def test_module_entry_point(trained, tmp_path):
     shutil.copytree(trained["wd"].root, root)
     cfg = tmp_path / "unsupervised.yaml"
     cfg.write_text("feature_sets: [qct]\nalgorithms: [kmeans]\nn_bootstrap: 3\nembedding_map: pca\n")
-    out = subprocess.run([sys.executable, "-m", "ctpheno.train.cluster", "--config", str(cfg),
-                          "--workdir", str(root), "--force"], capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ctpheno.train.cluster",
+            "--config",
+            str(cfg),
+            "--workdir",
+            str(root),
+            "--force",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "qct/kmeans: k=" in out.stdout

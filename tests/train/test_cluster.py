@@ -18,8 +18,10 @@ def test_recovers_latent_subtype_for_best_set(clustered):
     # shuffled reference labels are not recovered by the same clusters
     rng = np.random.default_rng(0)
     from ctpheno.train.cluster import ari
+
     best = ch.sort_values("reference_ari").iloc[-1]
-    a = clustered.assignments.query("feature_set == @best.feature_set and algorithm == @best.algorithm")
+    a = clustered.assignments
+    a = a[(a["feature_set"] == best["feature_set"]) & (a["algorithm"] == best["algorithm"])]
     assert abs(ari(rng.permutation(a["cluster"].to_numpy()), a["cluster"].to_numpy())) < 0.2
 
 

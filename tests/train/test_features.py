@@ -4,14 +4,25 @@ import pytest
 from sklearn.pipeline import Pipeline
 
 from ctpheno.config.models import PreprocessingConfig
-from ctpheno.train.features import (CorrelationPruner, assemble_cohort, pivot_embeddings, pivot_qct, preprocessor,
-                                    transformed_names)
+from ctpheno.train.features import (
+    CorrelationPruner,
+    assemble_cohort,
+    pivot_embeddings,
+    pivot_qct,
+    preprocessor,
+    transformed_names,
+)
 from ctpheno.train.testing import write_synthetic_workdir
 
 
 def test_pivot_names():
-    qct = pd.DataFrame({"scan_id": ["a", "a", "b", "b"], "region": ["whole", "upper"] * 2,
-                        "laa950_pct": [1.0, 2.0, 3.0, 4.0]})
+    qct = pd.DataFrame(
+        {
+            "scan_id": ["a", "a", "b", "b"],
+            "region": ["whole", "upper"] * 2,
+            "laa950_pct": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
     w = pivot_qct(qct)
     assert list(w.columns) == ["qct_laa950_pct__whole", "qct_laa950_pct__upper"]  # canonical order
     assert w.loc["b", "qct_laa950_pct__upper"] == 4.0
@@ -43,8 +54,15 @@ def test_assemble_one_row_per_subject_usable_only(tmp_path):
 def test_pruner_drops_correlated_constant_and_missing():
     rng = np.random.default_rng(0)
     a = rng.normal(size=50)
-    X = pd.DataFrame({"a": a, "a2": 2 * a + 1e-3 * rng.normal(size=50), "b": rng.normal(size=50),
-                      "const": 1.0, "holes": np.where(np.arange(50) < 20, np.nan, 1.0) * rng.normal(size=50)})
+    X = pd.DataFrame(
+        {
+            "a": a,
+            "a2": 2 * a + 1e-3 * rng.normal(size=50),
+            "b": rng.normal(size=50),
+            "const": 1.0,
+            "holes": np.where(np.arange(50) < 20, np.nan, 1.0) * rng.normal(size=50),
+        }
+    )
     p = CorrelationPruner(0.95, 0.2).fit(X)
     assert list(p.get_feature_names_out()) == ["a", "b"]
     with pytest.raises(ValueError, match="every feature is constant"):
@@ -59,5 +77,7 @@ def test_preprocessing_is_fitted_on_training_rows_only():
     pipe = Pipeline(preprocessor(PreprocessingConfig()))
     pipe.fit(X.iloc[:25])
     assert pipe.named_steps["impute"].statistics_[0] == pytest.approx(np.nanmedian(X["x"][:25]))
-    assert pipe.named_steps["scale"].mean_[0] == pytest.approx(X["x"][:25].fillna(np.nanmedian(X["x"][:25])).mean())
+    assert pipe.named_steps["scale"].mean_[0] == pytest.approx(
+        X["x"][:25].fillna(np.nanmedian(X["x"][:25])).mean()
+    )
     assert transformed_names(pipe) == ["x", "z"]

@@ -1,11 +1,27 @@
 import numpy as np
 import pytest
-from sklearn.metrics import (adjusted_rand_score, balanced_accuracy_score, cohen_kappa_score, mean_absolute_error,
-                             r2_score, roc_auc_score)
+from sklearn.metrics import (
+    adjusted_rand_score,
+    balanced_accuracy_score,
+    cohen_kappa_score,
+    mean_absolute_error,
+    r2_score,
+    roc_auc_score,
+)
 
 from ctpheno.train.cluster import ari
-from ctpheno.train.metrics import (auc, balanced_accuracy, bootstrap_indices, c_index, corrected_ttest, mae,
-                                   quadratic_kappa, r2, score_with_ci, within_one_accuracy)
+from ctpheno.train.metrics import (
+    auc,
+    balanced_accuracy,
+    bootstrap_indices,
+    c_index,
+    corrected_ttest,
+    mae,
+    quadratic_kappa,
+    r2,
+    score_with_ci,
+    within_one_accuracy,
+)
 
 rng = np.random.default_rng(0)
 Y = rng.normal(size=40)
@@ -20,7 +36,9 @@ def test_metrics_match_sklearn():
     assert mae(Y, P) == pytest.approx(mean_absolute_error(Y, P))
     assert auc(B, P) == pytest.approx(roc_auc_score(B, P))
     assert balanced_accuracy(S, SP) == pytest.approx(balanced_accuracy_score(S, SP))
-    assert quadratic_kappa(S, SP) == pytest.approx(cohen_kappa_score(S, SP, weights="quadratic", labels=range(5)))
+    assert quadratic_kappa(S, SP) == pytest.approx(
+        cohen_kappa_score(S, SP, weights="quadratic", labels=range(5))
+    )
     a, b = rng.integers(0, 4, 50), rng.integers(0, 3, 50)
     assert ari(a, b) == pytest.approx(adjusted_rand_score(a, b))
 

@@ -17,8 +17,9 @@ def _get(m, **kw):
 
 @pytest.fixture(scope="module")
 def fev1(synth60):
-    cfg = SupervisedConfig(targets=["fev1_pct_pred", "gold_stage"], n_repeats=2, n_bootstrap=200,
-                           save_models=False)
+    cfg = SupervisedConfig(
+        targets=["fev1_pct_pred", "gold_stage"], n_repeats=2, n_bootstrap=200, save_models=False
+    )
     return fit_supervised(synth60["cohort"], cfg)
 
 
@@ -57,8 +58,15 @@ def test_shuffled_labels_find_no_signal(synth60):
     for col in ("fev1_pct_pred", "copd"):
         frame[col] = rng.permutation(frame[col].to_numpy())
     cohort = Cohort(frame, synth60["cohort"].columns)
-    cfg = SupervisedConfig(targets=["fev1_pct_pred", "copd"], feature_sets=["qct", "radiomics"], models=["linear"],
-                           n_repeats=2, n_bootstrap=300, save_models=False, covariates=[])
+    cfg = SupervisedConfig(
+        targets=["fev1_pct_pred", "copd"],
+        feature_sets=["qct", "radiomics"],
+        models=["linear"],
+        n_repeats=2,
+        n_bootstrap=300,
+        save_models=False,
+        covariates=[],
+    )
     m = fit_supervised(cohort, cfg).metrics
     for fset in ("qct", "radiomics"):
         r2 = _get(m, target="fev1_pct_pred", feature_set=fset, metric="r2")

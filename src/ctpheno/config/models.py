@@ -6,9 +6,9 @@ Feature sets are named by the feature tables they join, ``+``-separated:
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
-from pydantic import Field, PositiveInt, confloat, conint, field_validator
+from pydantic import PositiveInt, confloat, conint, field_validator
 
 from .base import StrictModel
 
@@ -25,7 +25,9 @@ def _check_sets(sets: list[str]) -> list[str]:
         parts = s.split("+")
         bad = [p for p in parts if p not in FEATURE_TABLES]
         if bad or len(set(parts)) != len(parts):
-            raise ValueError(f"feature set {s!r} must join distinct names from {list(FEATURE_TABLES)} with '+'")
+            raise ValueError(
+                f"feature set {s!r} must join distinct names from {list(FEATURE_TABLES)} with '+'"
+            )
     return sets
 
 
@@ -74,9 +76,9 @@ class UnsupervisedConfig(StrictModel):
     """UMAP ``n_neighbors`` (capped at n_subjects - 1)."""
     preprocessing: PreprocessingConfig = PreprocessingConfig()
     """Missing values, correlation pruning."""
-    embedding_model: Optional[str] = None
+    embedding_model: str | None = None
     """Embedding model name to use from ``embeddings.parquet`` (None = every model present)."""
-    reference_labels: Optional[str] = None
+    reference_labels: str | None = None
     """Clinical-table column with known labels (e.g. a synthetic cohort's ``subtype``); when present,
     each clustering is scored against it by adjusted Rand index."""
     random_state: int = 0
@@ -107,14 +109,24 @@ class SupervisedConfig(StrictModel):
 
     enabled: bool = True
     """Run supervised models."""
-    targets: list[TargetName] = ["fev1_pct_pred", "fev1_fvc", "gold_stage", "copd", "fev1_decline_ml_per_year"]
+    targets: list[TargetName] = [
+        "fev1_pct_pred",
+        "fev1_fvc",
+        "gold_stage",
+        "copd",
+        "fev1_decline_ml_per_year",
+    ]
     """Targets: regression (FEV1 %pred, FEV1/FVC), ordinal GOLD 0-4, COPD yes/no (GOLD >= 1),
     progression (FEV1 decline, scored also by Harrell's C-index)."""
     feature_sets: list[str] = ["qct", "radiomics", "embeddings", "qct+radiomics+embeddings"]
     """Feature sets compared on the same folds."""
     models: list[ModelName] = ["linear", "lightgbm"]
     """Models; ``linear`` (ridge / L2-logistic with CV-chosen penalty) is always added."""
-    covariates: list[Literal["age_years", "sex", "height_cm", "pack_years"]] = ["age_years", "sex", "height_cm"]
+    covariates: list[Literal["age_years", "sex", "height_cm", "pack_years"]] = [
+        "age_years",
+        "sex",
+        "height_cm",
+    ]
     """Clinical covariates appended to every feature set (empty = imaging only)."""
     n_splits: conint(ge=2, le=20) = 5
     """CV folds (reduced to the smallest stratum / class size when needed)."""
@@ -124,7 +136,7 @@ class SupervisedConfig(StrictModel):
     """Bootstrap resamples of subjects for confidence intervals."""
     ci_level: confloat(gt=0.5, lt=1.0) = 0.95
     """Confidence level of the intervals."""
-    reference_set: Optional[str] = None
+    reference_set: str | None = None
     """Feature set the others are compared with (None = the last of ``feature_sets``)."""
     explain_set: str = "qct"
     """Feature set whose models get permutation importance, SHAP and partial dependence."""
@@ -136,7 +148,7 @@ class SupervisedConfig(StrictModel):
     """LightGBM settings."""
     preprocessing: PreprocessingConfig = PreprocessingConfig()
     """Missing values, correlation pruning."""
-    embedding_model: Optional[str] = None
+    embedding_model: str | None = None
     """Embedding model name to use from ``embeddings.parquet`` (None = every model present)."""
     save_models: bool = True
     """Fit each (target, set, model) on all subjects and save it under ``models/``."""

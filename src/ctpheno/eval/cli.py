@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -13,9 +12,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("report")
     def report(
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="Pipeline YAML."),
-        workdir: Optional[Path] = typer.Option(None, "--workdir", help="Work directory."),
-        set: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value (repeatable)."),
+        config: Path | None = typer.Option(None, "--config", "-c", help="Pipeline YAML."),
+        workdir: Path | None = typer.Option(None, "--workdir", help="Work directory."),
+        set: list[str] | None = typer.Option(None, "--set", help="section.key=value (repeatable)."),
     ) -> None:
         """Write the self-contained HTML report (<workdir>/report/index.html) and print its path."""
         from ..cli import fail, load_cli_config, run_and_report

@@ -7,9 +7,9 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 
 def _png(fig: plt.Figure) -> bytes:
@@ -21,15 +21,20 @@ def _png(fig: plt.Figure) -> bytes:
 
 def qct_distributions(qct_whole: pd.DataFrame, gold: pd.Series | None) -> bytes:
     """Histograms of whole-lung QCT metrics, stacked by GOLD stage when known."""
-    cols = [c for c in ("laa950_pct", "laa910_pct", "mld_hu", "perc15_hu", "lung_volume_ml", "lac_d_950")
-            if c in qct_whole.columns]
+    cols = [
+        c
+        for c in ("laa950_pct", "laa910_pct", "mld_hu", "perc15_hu", "lung_volume_ml", "lac_d_950")
+        if c in qct_whole.columns
+    ]
     fig, axes = plt.subplots(1, len(cols), figsize=(3.0 * len(cols), 2.6), squeeze=False)
     for ax, c in zip(axes[0], cols):
         v = qct_whole[c]
         if gold is not None and gold.notna().any():
             g = gold.reindex(v.index)
             groups = [v[g == s].dropna().to_numpy() for s in sorted(g.dropna().unique())]
-            ax.hist(groups, bins=12, stacked=True, label=[f"GOLD {int(s)}" for s in sorted(g.dropna().unique())])
+            ax.hist(
+                groups, bins=12, stacked=True, label=[f"GOLD {int(s)}" for s in sorted(g.dropna().unique())]
+            )
         else:
             ax.hist(v.dropna(), bins=12)
         ax.set_title(c, fontsize=9)

@@ -58,20 +58,28 @@ class _Builder:
         df.to_csv(self.tab_dir / f"{name}.csv", index=False)
         df.reset_index(drop=True).to_parquet(self.tab_dir / f"{name}.parquet")
         shown = df.head(max_rows)
-        more = f'<p class="note">first {max_rows} of {len(df)} rows; all in tables/{name}.csv</p>' \
-            if len(df) > max_rows else ""
-        return shown.to_html(index=False, float_format=lambda v: floatfmt.format(v), border=0,
-                             na_rep="–") + more
+        more = (
+            f'<p class="note">first {max_rows} of {len(df)} rows; all in tables/{name}.csv</p>'
+            if len(df) > max_rows
+            else ""
+        )
+        return (
+            shown.to_html(index=False, float_format=floatfmt.format, border=0, na_rep="–") + more
+        )
 
     def render(self, title: str) -> str:
         nav = " · ".join(f'<a href="#{sid}">{html.escape(t)}</a>' for sid, t, _ in self.sections)
-        body = "\n".join(f'<section id="{sid}"><h2>{html.escape(t)}</h2>\n' + "\n".join(parts) + "</section>"
-                         for sid, t, parts in self.sections)
+        body = "\n".join(
+            f'<section id="{sid}"><h2>{html.escape(t)}</h2>\n' + "\n".join(parts) + "</section>"
+            for sid, t, parts in self.sections
+        )
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body><h1>{html.escape(title)}</h1>"
-                f"<p class='note'>generated {stamp} by ctpheno; subject and scan ids are pseudonyms</p>"
-                f"<nav>{nav}</nav>{body}</body></html>")
+        return (
+            f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body><h1>{html.escape(title)}</h1>"
+            f"<p class='note'>generated {stamp} by ctpheno; subject and scan ids are pseudonyms</p>"
+            f"<nav>{nav}</nav>{body}</body></html>"
+        )
 
 
 def _missing(what: str, fix: str) -> str:
@@ -82,8 +90,14 @@ def _read(path: Path) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.is_file() else None
 
 
-def build_report(wd: WorkDir, *, title: str = "ctpheno report", max_qc_images: int = 12,
-                 config_yaml: str | None = None, versions: dict | None = None) -> Path:
+def build_report(
+    wd: WorkDir,
+    *,
+    title: str = "ctpheno report",
+    max_qc_images: int = 12,
+    config_yaml: str | None = None,
+    versions: dict | None = None,
+) -> Path:
     """Write ``wd.report`` from the work directory's artifacts; return its path.
 
     Missing artifacts give a sentence saying which stage produces them, never an empty section.
@@ -92,9 +106,13 @@ def build_report(wd: WorkDir, *, title: str = "ctpheno report", max_qc_images: i
     man, clin, fail = _read(wd.manifest), _read(wd.clinical), _read(wd.failures)
     qct, qc = _read(wd.qct), _read(wd.qc_table)
     mdir = wd.models_dir
-    sel, assign, prof = (_read(mdir / "clusters" / f"{n}.parquet") for n in ("selection", "assignments", "profiles"))
-    met, comp, pred, imp, pdp = (_read(mdir / "supervised" / f"{n}.parquet") for n in
-                                 ("metrics", "comparison", "predictions", "importance", "partial_dependence"))
+    sel, assign, prof = (
+        _read(mdir / "clusters" / f"{n}.parquet") for n in ("selection", "assignments", "profiles")
+    )
+    met, comp, pred, imp, pdp = (
+        _read(mdir / "supervised" / f"{n}.parquet")
+        for n in ("metrics", "comparison", "predictions", "importance", "partial_dependence")
+    )
     gold = None
     if clin is not None and "gold_stage" in clin:
         gold = clin.set_index("subject_id")["gold_stage"]
@@ -102,8 +120,11 @@ def build_report(wd: WorkDir, *, title: str = "ctpheno report", max_qc_images: i
     s = b.section("cohort", "Cohort summary")
     rows = []
     if man is not None:
-        rows += [("series discovered", len(man)), ("usable series", int(man["usable"].sum())),
-                 ("subjects", man["subject_id"].nunique())]
+        rows += [
+            ("series discovered", len(man)),
+            ("usable series", int(man["usable"].sum())),
+            ("subjects", man["subject_id"].nunique()),
+        ]
     if clin is not None:
         rows.append(("subjects with clinical data", len(clin)))
         for c in ("age_years", "height_cm", "pack_years", "fev1_pct_pred", "fev1_fvc"):
@@ -112,14 +133,23 @@ def build_report(wd: WorkDir, *, title: str = "ctpheno report", max_qc_images: i
         if "sex" in clin:
             rows.append(("sex M/F", f"{(clin['sex'] == 'M').sum()}/{(clin['sex'] == 'F').sum()}"))
         if "gold_stage" in clin:
-            rows += [(f"GOLD {int(k)}", int(v)) for k, v in clin["gold_stage"].value_counts().sort_index().items()]
-    s.append(b.table("cohort_summary", pd.DataFrame(rows, columns=["item", "value"]).astype(str)) if rows
-             else _missing("manifest and clinical table", "run `ctpheno ingest`"))
+            rows += [
+                (f"GOLD {int(k)}", int(v)) for k, v in clin["gold_stage"].value_counts().sort_index().items()
+            ]
+    s.append(
+        b.table("cohort_summary", pd.DataFrame(rows, columns=["item", "value"]).astype(str))
+        if rows
+        else _missing("manifest and clinical table", "run `ctpheno ingest`")
+    )
 
     s = b.section("failures", "Failures")
     if fail is not None and len(fail):
-        s.append(b.table("failures", fail[[c for c in ("scan_id", "stage", "error_type", "message", "attempts")
-                                           if c in fail]]))
+        s.append(
+            b.table(
+                "failures",
+                fail[[c for c in ("scan_id", "stage", "error_type", "message", "attempts") if c in fail]],
+            )
+        )
     else:
         s.append("<p>No per-scan failures recorded.</p>")
 
@@ -148,8 +178,10 @@ def build_report(wd: WorkDir, *, title: str = "ctpheno report", max_qc_images: i
 
     s = b.section("clusters", "Imaging phenotypes (clusters)")
     if sel is not None and assign is not None:
-        s.append("<p>k chosen among stable k (mean ARI between subsample clusterings &ge; threshold) by "
-                 "silhouette (k-means) or BIC (Gaussian mixture); HDBSCAN chooses its own number.</p>")
+        s.append(
+            "<p>k chosen among stable k (mean ARI between subsample clusterings &ge; threshold) by "
+            "silhouette (k-means) or BIC (Gaussian mixture); HDBSCAN chooses its own number.</p>"
+        )
         s.append(b.table("cluster_selection", sel))
         for (fset, algo), a in assign.groupby(["feature_set", "algorithm"], sort=False):
             if algo != "kmeans":
@@ -164,34 +196,62 @@ def build_report(wd: WorkDir, *, title: str = "ctpheno report", max_qc_images: i
     s = b.section("models", "Prediction models (cross-validated, bootstrap CIs)")
     if met is not None and len(met):
         s.append(b.table("model_metrics", met, max_rows=300))
-        for target, metric in (("fev1_pct_pred", "r2"), ("gold_stage", "within_one_accuracy"), ("copd", "auc")):
+        for target, metric in (
+            ("fev1_pct_pred", "r2"),
+            ("gold_stage", "within_one_accuracy"),
+            ("copd", "auc"),
+        ):
             if ((met["target"] == target) & (met["metric"] == metric)).any():
-                s.append(b.image(f"forest_{target}", figures.metric_forest(met, target, metric), f"{target} {metric}"))
+                s.append(
+                    b.image(
+                        f"forest_{target}", figures.metric_forest(met, target, metric), f"{target} {metric}"
+                    )
+                )
         if pred is not None and len(pred):
             p = pred[(pred["target"] == "fev1_pct_pred")]
             if len(p):
-                best = met[(met["target"] == "fev1_pct_pred") & (met["metric"] == "r2")].sort_values("estimate").iloc[-1]
+                best = (
+                    met[(met["target"] == "fev1_pct_pred") & (met["metric"] == "r2")]
+                    .sort_values("estimate")
+                    .iloc[-1]
+                )
                 p = p[(p["feature_set"] == best["feature_set"]) & (p["model"] == best["model"])]
-                s.append(b.image("fev1_observed_predicted", figures.observed_vs_predicted(
-                    p, f"FEV1 %pred ({best['feature_set']}, {best['model']})"), "FEV1 observed vs predicted"))
+                s.append(
+                    b.image(
+                        "fev1_observed_predicted",
+                        figures.observed_vs_predicted(
+                            p, f"FEV1 %pred ({best['feature_set']}, {best['model']})"
+                        ),
+                        "FEV1 observed vs predicted",
+                    )
+                )
     else:
         s.append(_missing("model metrics", "run `ctpheno train` (supervised)"))
 
     s = b.section("comparison", "Comparison of feature sets (same folds)")
     if comp is not None and len(comp):
-        s.append("<p>Difference of the primary metric against the reference set: mean over the same CV folds, "
-                 "paired bootstrap CI and p over subjects, and the Nadeau-Bengio corrected resampled t-test.</p>")
+        s.append(
+            "<p>Difference of the primary metric against the reference set: mean over the same CV folds, "
+            "paired bootstrap CI and p over subjects, and the Nadeau-Bengio corrected resampled t-test.</p>"
+        )
         s.append(b.table("comparison", comp, max_rows=200))
     else:
-        s.append(_missing("comparison", "configure two or more feature sets in models.supervised.feature_sets"))
+        s.append(
+            _missing("comparison", "configure two or more feature sets in models.supervised.feature_sets")
+        )
 
     s = b.section("importance", "Explainability")
     if imp is not None and len(imp):
         s.append(b.table("importance", imp, max_rows=200))
         for (target, model, kind), g in imp.groupby(["target", "model", "kind"], sort=False):
             if target in ("fev1_pct_pred", "gold_stage"):
-                s.append(b.image(f"importance_{target}_{model}_{kind}", figures.importance_bars(
-                    g, f"{target} / {model} / {kind}"), f"importance {target}"))
+                s.append(
+                    b.image(
+                        f"importance_{target}_{model}_{kind}",
+                        figures.importance_bars(g, f"{target} / {model} / {kind}"),
+                        f"importance {target}",
+                    )
+                )
         if pdp is not None and len(pdp):
             s.append("<h3>Partial dependence of FEV1 %pred on LAA-950</h3>")
             s.append(b.image("pd_fev1_laa950", figures.partial_dependence_plot(pdp), "partial dependence"))
@@ -200,8 +260,11 @@ def build_report(wd: WorkDir, *, title: str = "ctpheno report", max_qc_images: i
 
     s = b.section("run", "Run configuration and versions")
     cfg_text, ver = config_yaml, versions
-    runs = sorted(wd.runs_dir.glob("*/config.resolved.yaml"), key=lambda p: p.stat().st_mtime) \
-        if wd.runs_dir.is_dir() else []
+    runs = (
+        sorted(wd.runs_dir.glob("*/config.resolved.yaml"), key=lambda p: p.stat().st_mtime)
+        if wd.runs_dir.is_dir()
+        else []
+    )
     if runs:
         cfg_text = runs[-1].read_text()
         vf = runs[-1].parent / "versions.json"
@@ -209,6 +272,7 @@ def build_report(wd: WorkDir, *, title: str = "ctpheno report", max_qc_images: i
             ver = json.loads(vf.read_text())
     if ver is None:
         from ..config.pipeline import package_versions
+
         ver = package_versions()
     s.append(f"<h3>Versions</h3><pre>{html.escape(json.dumps(ver, indent=1))}</pre>")
     s.append(f"<h3>Configuration</h3><pre>{html.escape(cfg_text or 'defaults')}</pre>")

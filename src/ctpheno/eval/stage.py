@@ -32,6 +32,10 @@ def run_report(cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: b
         return ReportResult(None, 0.0)
     data = cfg.model_dump(mode="json")
     data["paths"]["pseudonym_salt"] = "***" if data["paths"].get("pseudonym_salt") else None
-    path = build_report(wd, title=cfg.report.title, max_qc_images=cfg.report.max_qc_images,
-                        config_yaml=yaml.safe_dump(data, sort_keys=False))
+    path = build_report(
+        wd,
+        title=cfg.report.title,
+        max_qc_images=cfg.report.max_qc_images,
+        config_yaml=yaml.safe_dump(data, sort_keys=False),
+    )
     return ReportResult(path, time.perf_counter() - t0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -13,11 +12,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train")
     def train(
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="Pipeline YAML."),
-        workdir: Optional[Path] = typer.Option(None, "--workdir", help="Work directory."),
-        set: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value (repeatable)."),
-        only: Optional[str] = typer.Option(None, "--only", help="cluster | supervised (default: both)."),
-        force: bool = typer.Option(False, "--force", help="Recompute even if inputs and config are unchanged."),
+        config: Path | None = typer.Option(None, "--config", "-c", help="Pipeline YAML."),
+        workdir: Path | None = typer.Option(None, "--workdir", help="Work directory."),
+        set: list[str] | None = typer.Option(None, "--set", help="section.key=value (repeatable)."),
+        only: str | None = typer.Option(None, "--only", help="cluster | supervised (default: both)."),
+        force: bool = typer.Option(
+            False, "--force", help="Recompute even if inputs and config are unchanged."
+        ),
     ) -> None:
         """Cluster subjects and cross-validate FEV1/GOLD/progression models on the feature tables."""
         from ..cli import fail, load_cli_config, run_and_report
@@ -38,8 +39,11 @@ def register(app: typer.Typer) -> None:
     def predict(
         model: Path = typer.Option(..., "--model", "-m", help="Saved model (<workdir>/models/*.joblib)."),
         workdir: Path = typer.Option(..., "--workdir", help="Work directory with the new scans' features."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Output table (.parquet or .csv); "
-                                           "default <workdir>/models/predictions/<model>.parquet."),
+        out: Path | None = typer.Option(
+            None,
+            "--out",
+            help="Output table (.parquet or .csv); default <workdir>/models/predictions/<model>.parquet.",
+        ),
     ) -> None:
         """Apply a saved model to every scan with features in a work directory."""
         from ..cli import fail

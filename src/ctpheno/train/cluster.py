@@ -50,35 +50,54 @@ def reduce_features(X: pd.DataFrame, cfg: UnsupervisedConfig) -> npt.NDArray[np.
 def ari(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     """Adjusted Rand index (Hubert & Arabie, J Classif 1985;2:193-218) from the contingency table.
 
-    .. math:: ARI = \\frac{\\sum_{ij}\\binom{n_{ij}}{2} - E}{\\tfrac12(\\sum_i\\binom{a_i}{2}
-              + \\sum_j\\binom{b_j}{2}) - E},\\quad E = \\sum_i\\binom{a_i}{2}\\sum_j\\binom{b_j}{2}/\\binom{n}{2}
+    .. math:: ARI = \\frac{\\sum_{ij}\\binom{n_{ij}}{2} - E}
+              {\\tfrac12(\\sum_i\\binom{a_i}{2} + \\sum_j\\binom{b_j}{2}) - E},
+              \\quad E = \\sum_i\\binom{a_i}{2}\\sum_j\\binom{b_j}{2}/\\binom{n}{2}
     """
     _, ia = np.unique(np.asarray(a), return_inverse=True)
     _, ib = np.unique(np.asarray(b), return_inverse=True)
     n = ia.size
     c = np.bincount(ia * (ib.max() + 1) + ib, minlength=(ia.max() + 1) * (ib.max() + 1))
-    comb = lambda x: (x * (x - 1) / 2.0).sum()  # noqa: E731
+    comb = lambda x: (x * (x - 1) / 2.0).sum()
     sij, sa, sb = comb(c), comb(np.bincount(ia)), comb(np.bincount(ib))
     expected = sa * sb / (n * (n - 1) / 2.0) if n > 1 else 0.0
     den = 0.5 * (sa + sb) - expected
     return 1.0 if den == 0 else float((sij - expected) / den)
 
 
-def fit_labels(algorithm: str, Z: npt.NDArray, k: int | None, *, seed: int, min_cluster_size: int = 4,
-               n_init: int = 10) -> npt.NDArray[np.int64]:
+def fit_labels(
+    algorithm: str, Z: npt.NDArray, k: int | None, *, seed: int, min_cluster_size: int = 4, n_init: int = 10
+) -> npt.NDArray[np.int64]:
     """Cluster labels of one algorithm (HDBSCAN ignores ``k``; its noise points are -1)."""
     if algorithm == "kmeans":
         return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(Z)
     if algorithm == "gmm":
-        return GaussianMixture(n_components=k, covariance_type="diag", n_init=max(1, n_init // 3), reg_covar=1e-3,
-                               random_state=seed).fit(Z).predict(Z)
+        return (
+            GaussianMixture(
+                n_components=k,
+                covariance_type="diag",
+                n_init=max(1, n_init // 3),
+                reg_covar=1e-3,
+                random_state=seed,
+            )
+            .fit(Z)
+            .predict(Z)
+        )
     if algorithm == "hdbscan":
         return HDBSCAN(min_cluster_size=min(min_cluster_size, len(Z) - 1), copy=True).fit_predict(Z)
     raise ValueError(f"unknown clustering algorithm {algorithm!r}; use kmeans, gmm or hdbscan")
 
 
-def stability(algorithm: str, Z: npt.NDArray, k: int | None, *, n_boot: int, fraction: float, seed: int,
-              min_cluster_size: int = 4) -> float:
+def stability(
+    algorithm: str,
+    Z: npt.NDArray,
+    k: int | None,
+    *,
+    n_boot: int,
+    fraction: float,
+    seed: int,
+    min_cluster_size: int = 4,
+) -> float:
     """Mean pairwise ARI between clusterings of subsamples, on the subjects each pair shares."""
     rng = np.random.default_rng(seed)
     n = len(Z)
@@ -87,8 +106,9 @@ def stability(algorithm: str, Z: npt.NDArray, k: int | None, *, n_boot: int, fra
     for b in range(n_boot):
         idx = np.sort(rng.choice(n, size=m, replace=False))
         full = np.full(n, -2)
-        full[idx] = fit_labels(algorithm, Z[idx], k, seed=seed + b, min_cluster_size=min_cluster_size,
-                               n_init=3)
+        full[idx] = fit_labels(
+            algorithm, Z[idx], k, seed=seed + b, min_cluster_size=min_cluster_size, n_init=3
+        )
         labs.append(full)
     aris = []
     for i in range(len(labs)):
@@ -99,8 +119,11 @@ def stability(algorithm: str, Z: npt.NDArray, k: int | None, *, n_boot: int, fra
 
 
 def _bic(Z: npt.NDArray, k: int, seed: int) -> float:
-    return float(GaussianMixture(n_components=k, covariance_type="diag", n_init=3, reg_covar=1e-3,
-                                 random_state=seed).fit(Z).bic(Z))
+    return float(
+        GaussianMixture(n_components=k, covariance_type="diag", n_init=3, reg_covar=1e-3, random_state=seed)
+        .fit(Z)
+        .bic(Z)
+    )
 
 
 @dataclass
@@ -116,8 +139,11 @@ class ClusterResult:
 
     def summary(self) -> str:
         ch = self.selection[self.selection["chosen"]]
-        parts = [f"{r.feature_set}/{r.algorithm}: k={r.k}" + (f" ARI={r.reference_ari:.2f}"
-                 if "reference_ari" in ch and pd.notna(r.reference_ari) else "") for r in ch.itertuples()]
+        parts = [
+            f"{r.feature_set}/{r.algorithm}: k={r.k}"
+            + (f" ARI={r.reference_ari:.2f}" if "reference_ari" in ch and pd.notna(r.reference_ari) else "")
+            for r in ch.itertuples()
+        ]
         return "clustering: " + "; ".join(parts)
 
 
@@ -143,25 +169,52 @@ def _cluster_cohort(cohort: Cohort, cfg: UnsupervisedConfig) -> ClusterResult:
             xy, how = _map(Z, cfg)
             for algo in cfg.algorithms:
                 rows = []
-                for k in ([None] if algo == "hdbscan" else ks):
-                    lab = fit_labels(algo, Z, k, seed=cfg.random_state, min_cluster_size=cfg.hdbscan_min_cluster_size)
+                for k in [None] if algo == "hdbscan" else ks:
+                    lab = fit_labels(
+                        algo, Z, k, seed=cfg.random_state, min_cluster_size=cfg.hdbscan_min_cluster_size
+                    )
                     n_cl = len(set(lab) - {-1})
                     ok = lab != -1
-                    sil = (float(silhouette_score(Z[ok], lab[ok])) if 2 <= n_cl < ok.sum() else np.nan)
-                    st = stability(algo, Z, k, n_boot=cfg.n_bootstrap, fraction=cfg.bootstrap_fraction,
-                                   seed=cfg.random_state, min_cluster_size=cfg.hdbscan_min_cluster_size)
-                    row = dict(feature_set=fset, algorithm=algo, k=n_cl, stability_ari=st, silhouette=sil,
-                               bic=_bic(Z, k, cfg.random_state) if algo == "gmm" else np.nan,
-                               n_components=Z.shape[1], chosen=False, labels=lab)
+                    sil = float(silhouette_score(Z[ok], lab[ok])) if 2 <= n_cl < ok.sum() else np.nan
+                    st = stability(
+                        algo,
+                        Z,
+                        k,
+                        n_boot=cfg.n_bootstrap,
+                        fraction=cfg.bootstrap_fraction,
+                        seed=cfg.random_state,
+                        min_cluster_size=cfg.hdbscan_min_cluster_size,
+                    )
+                    row = dict(
+                        feature_set=fset,
+                        algorithm=algo,
+                        k=n_cl,
+                        stability_ari=st,
+                        silhouette=sil,
+                        bic=_bic(Z, k, cfg.random_state) if algo == "gmm" else np.nan,
+                        n_components=Z.shape[1],
+                        chosen=False,
+                        labels=lab,
+                    )
                     if truth is not None:
                         row["reference_ari"] = ari(truth.to_numpy(), lab)
                     rows.append(row)
                 best = _choose(rows, algo, cfg.min_stability, cfg.k_selection)
                 best["chosen"] = True
                 sel_rows += rows
-                assign.append(pd.DataFrame({"subject_id": frame.index, "feature_set": fset, "algorithm": algo,
-                                            "cluster": best["labels"], "map_x": xy[:, 0], "map_y": xy[:, 1],
-                                            "map_method": how}))
+                assign.append(
+                    pd.DataFrame(
+                        {
+                            "subject_id": frame.index,
+                            "feature_set": fset,
+                            "algorithm": algo,
+                            "cluster": best["labels"],
+                            "map_x": xy[:, 0],
+                            "map_y": xy[:, 1],
+                            "map_method": how,
+                        }
+                    )
+                )
                 prof = cluster_profiles(frame, best["labels"])
                 prof.insert(0, "algorithm", algo)
                 prof.insert(0, "feature_set", fset)
@@ -173,7 +226,9 @@ def _cluster_cohort(cohort: Cohort, cfg: UnsupervisedConfig) -> ClusterResult:
 def _choose(rows: list[dict], algo: str, min_stability: float, rule: str) -> dict:
     if len(rows) == 1:
         return rows[0]
-    ok = [r for r in rows if r["stability_ari"] >= min_stability] or [max(rows, key=lambda r: r["stability_ari"])]
+    ok = [r for r in rows if r["stability_ari"] >= min_stability] or [
+        max(rows, key=lambda r: r["stability_ari"])
+    ]
     if rule == "largest_stable":
         return max(ok, key=lambda r: r["k"])
     if algo == "gmm":
@@ -186,10 +241,14 @@ def _map(Z: npt.NDArray, cfg: UnsupervisedConfig) -> tuple[npt.NDArray, str]:
         try:
             import umap
 
-            reducer = umap.UMAP(n_neighbors=min(cfg.umap_neighbors, len(Z) - 1), random_state=cfg.random_state,
-                                n_components=2, init="spectral" if len(Z) > 10 else "random")
+            reducer = umap.UMAP(
+                n_neighbors=min(cfg.umap_neighbors, len(Z) - 1),
+                random_state=cfg.random_state,
+                n_components=2,
+                init="spectral" if len(Z) > 10 else "random",
+            )
             return np.asarray(reducer.fit_transform(Z)), "umap"
-        except Exception as err:  # umap-learn missing or failing on a degenerate input: PCA map instead
+        except Exception as err:  # noqa: BLE001 - umap-learn missing or failing: PCA map instead
             log.warning("UMAP map failed (%s); using PCA", err)
     xy = Z[:, :2] if Z.shape[1] >= 2 else np.column_stack([Z[:, 0], np.zeros(len(Z))])
     return xy, "pca"

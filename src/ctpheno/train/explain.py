@@ -12,8 +12,17 @@ from .metrics import MetricFn
 from .models import Splits, predict
 
 
-def permutation_importance_cv(fitted: list[Pipeline], X: pd.DataFrame, y: npt.NDArray, task: str, splits: Splits,
-                              score: MetricFn, *, n_repeats: int, seed: int) -> pd.DataFrame:
+def permutation_importance_cv(
+    fitted: list[Pipeline],
+    X: pd.DataFrame,
+    y: npt.NDArray,
+    task: str,
+    splits: Splits,
+    score: MetricFn,
+    *,
+    n_repeats: int,
+    seed: int,
+) -> pd.DataFrame:
     """Drop in held-out score when one raw feature is shuffled within a test fold (Breiman 2001).
 
     Uses the repeat-0 pipelines on their own test folds; all permuted copies of a fold are
@@ -36,9 +45,13 @@ def permutation_importance_cv(fitted: list[Pipeline], X: pd.DataFrame, y: npt.ND
         p = p.reshape(len(cols), n_repeats, len(te))
         d = np.array([[base - score(yt, p[j, r]) for r in range(n_repeats)] for j in range(len(cols))])
         drops = np.concatenate([drops, d], axis=1)
-    return pd.DataFrame({"feature": cols, "importance_mean": np.nanmean(drops, axis=1),
-                         "importance_sd": np.nanstd(drops, axis=1)}).sort_values("importance_mean",
-                                                                                   ascending=False)
+    return pd.DataFrame(
+        {
+            "feature": cols,
+            "importance_mean": np.nanmean(drops, axis=1),
+            "importance_sd": np.nanstd(drops, axis=1),
+        }
+    ).sort_values("importance_mean", ascending=False)
 
 
 def tree_shap_importance(pipe: Pipeline, X: pd.DataFrame) -> pd.DataFrame:
@@ -50,12 +63,14 @@ def tree_shap_importance(pipe: Pipeline, X: pd.DataFrame) -> pd.DataFrame:
     xt = steps.transform(X)
     contrib = np.asarray(pipe.named_steps["model"].predict(xt, pred_contrib=True))
     names = transformed_names(pipe)
-    return pd.DataFrame({"feature": names, "mean_abs_shap": np.abs(contrib[:, :len(names)]).mean(axis=0)}
-                        ).sort_values("mean_abs_shap", ascending=False)
+    return pd.DataFrame(
+        {"feature": names, "mean_abs_shap": np.abs(contrib[:, : len(names)]).mean(axis=0)}
+    ).sort_values("mean_abs_shap", ascending=False)
 
 
-def partial_dependence_1d(pipe: Pipeline, X: pd.DataFrame, feature: str, task: str, *,
-                          n_grid: int = 20) -> pd.DataFrame:
+def partial_dependence_1d(
+    pipe: Pipeline, X: pd.DataFrame, feature: str, task: str, *, n_grid: int = 20
+) -> pd.DataFrame:
     """Average prediction with ``feature`` set to each grid value (Friedman 2001, Ann Stat 29:1189).
 
     The grid spans the 5th-95th percentile of the observed values. Returns value, prediction.

@@ -27,14 +27,26 @@ from ..io.layout import WorkDir
 PREFIX = {"qct": "qct_", "radiomics": "rad_", "embeddings": "emb_"}
 """Column prefix of each feature table in the wide matrix."""
 COVARIATES = ("age_years", "sex", "height_cm", "pack_years")
-QCT_PRIORITY = ("laa950_pct", "perc15_hu", "mld_hu", "laa910_pct", "laa856_pct", "perc10_hu", "lung_volume_ml")
+QCT_PRIORITY = (
+    "laa950_pct",
+    "perc15_hu",
+    "mld_hu",
+    "laa910_pct",
+    "laa856_pct",
+    "perc10_hu",
+    "lung_volume_ml",
+)
 """Canonical QCT metrics first: correlation pruning keeps the earlier of two correlated columns."""
 REGION_ORDER = ("whole", "upper", "middle", "lower", "right", "left")
 
 
 def _ordered(wide: pd.DataFrame, metrics: list[str], prefix: str) -> pd.DataFrame:
-    regions = list(dict.fromkeys([r for r in REGION_ORDER if r in set(wide.columns.get_level_values(1))]
-                                 + sorted(set(wide.columns.get_level_values(1)))))
+    regions = list(
+        dict.fromkeys(
+            [r for r in REGION_ORDER if r in set(wide.columns.get_level_values(1))]
+            + sorted(set(wide.columns.get_level_values(1)))
+        )
+    )
     cols = [(m, r) for m in metrics for r in regions if (m, r) in wide.columns]
     wide = wide[cols]
     wide.columns = [f"{prefix}{m}__{r}" for m, r in cols]
@@ -43,7 +55,9 @@ def _ordered(wide: pd.DataFrame, metrics: list[str], prefix: str) -> pd.DataFram
 
 def pivot_qct(qct: pd.DataFrame) -> pd.DataFrame:
     """Long QCT table (scan_id, region, metrics...) -> wide ``qct_<metric>__<region>`` indexed by scan_id."""
-    metrics = [c for c in qct.columns if c not in ("scan_id", "region") and pd.api.types.is_numeric_dtype(qct[c])]
+    metrics = [
+        c for c in qct.columns if c not in ("scan_id", "region") and pd.api.types.is_numeric_dtype(qct[c])
+    ]
     metrics = [m for m in QCT_PRIORITY if m in metrics] + [m for m in metrics if m not in QCT_PRIORITY]
     wide = qct.pivot_table(index="scan_id", columns="region", values=metrics, aggfunc="first", dropna=False)
     return _ordered(wide, metrics, "qct_").dropna(axis=1, how="all")
@@ -51,7 +65,9 @@ def pivot_qct(qct: pd.DataFrame) -> pd.DataFrame:
 
 def pivot_radiomics(rad: pd.DataFrame) -> pd.DataFrame:
     """Wide radiomics table (scan_id, region, original_*...) -> ``rad_<feature>__<region>``."""
-    feats = [c for c in rad.columns if c not in ("scan_id", "region") and pd.api.types.is_numeric_dtype(rad[c])]
+    feats = [
+        c for c in rad.columns if c not in ("scan_id", "region") and pd.api.types.is_numeric_dtype(rad[c])
+    ]
     wide = rad.pivot_table(index="scan_id", columns="region", values=feats, aggfunc="first", dropna=False)
     return _ordered(wide, feats, "rad_").dropna(axis=1, how="all")
 
@@ -65,8 +81,10 @@ def pivot_embeddings(emb: pd.DataFrame, *, model: str | None = None) -> pd.DataF
         emb = emb.assign(model="cnn")
     if model is not None:
         if model not in set(emb["model"]):
-            raise ValueError(f"embedding_model={model!r} is not in embeddings.parquet; "
-                             f"models present: {sorted(set(emb['model']))}")
+            raise ValueError(
+                f"embedding_model={model!r} is not in embeddings.parquet; "
+                f"models present: {sorted(set(emb['model']))}"
+            )
         emb = emb[emb["model"] == model]
     feats = [c for c in emb.columns if c.startswith("emb_")]
     wide = emb.pivot_table(index="scan_id", columns=["model", "region"], values=feats, aggfunc="first")
@@ -88,13 +106,17 @@ class Cohort:
         cols: list[str] = []
         for part in feature_set.split("+"):
             if part not in self.columns:
-                raise ValueError(f"feature set {feature_set!r} needs the {part!r} table, which this work "
-                                 f"directory lacks; available: {sorted(self.columns)}")
+                raise ValueError(
+                    f"feature set {feature_set!r} needs the {part!r} table, which this work "
+                    f"directory lacks; available: {sorted(self.columns)}"
+                )
             cols += self.columns[part]
         return cols + [c for c in covariates if c not in cols]
 
 
-def load_feature_tables(wd: WorkDir, *, embedding_model: str | None = None) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def load_feature_tables(
+    wd: WorkDir, *, embedding_model: str | None = None
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Wide per-scan features from every feature table present in ``wd`` (index scan_id)."""
     parts: dict[str, pd.DataFrame] = {}
     if wd.qct.is_file():
@@ -104,15 +126,18 @@ def load_feature_tables(wd: WorkDir, *, embedding_model: str | None = None) -> t
     if wd.embeddings.is_file():
         parts["embeddings"] = pivot_embeddings(pd.read_parquet(wd.embeddings), model=embedding_model)
     if not parts:
-        raise FileNotFoundError(f"no feature table in {wd.features_dir}; run `ctpheno features` and "
-                                "`ctpheno embed` first")
+        raise FileNotFoundError(
+            f"no feature table in {wd.features_dir}; run `ctpheno features` and `ctpheno embed` first"
+        )
     wide = pd.concat(list(parts.values()), axis=1, join="outer").astype(float)
     wide = wide.replace([np.inf, -np.inf], np.nan)  # e.g. an undefined LAC exponent: a missing value
     wide.index.name = "scan_id"
     return wide, {k: list(v.columns) for k, v in parts.items()}
 
 
-def assemble_cohort(wd: WorkDir, *, embedding_model: str | None = None, require_clinical: bool = True) -> Cohort:
+def assemble_cohort(
+    wd: WorkDir, *, embedding_model: str | None = None, require_clinical: bool = True
+) -> Cohort:
     """Join features, manifest and clinical table into one row per subject.
 
     Scans must be ``usable`` (and ``selected`` where the column exists); a subject with several
@@ -132,8 +157,10 @@ def assemble_cohort(wd: WorkDir, *, embedding_model: str | None = None, require_
         clin = clin.drop(columns=[c for c in clin.columns if c in frame.columns and c != "subject_id"])
         frame = frame.merge(clin, on="subject_id", how="left" if not require_clinical else "inner")
     elif require_clinical:
-        raise FileNotFoundError(f"{wd.clinical} does not exist; supervised models and cluster profiles need "
-                                "the clinical table (ingest with paths.clinical set)")
+        raise FileNotFoundError(
+            f"{wd.clinical} does not exist; supervised models and cluster profiles need "
+            "the clinical table (ingest with paths.clinical set)"
+        )
     if "sex" in frame.columns:
         frame["sex"] = frame["sex"].map({"M": 1.0, "F": 0.0, "m": 1.0, "f": 0.0}).astype(float)
     if "gold_stage" in frame.columns:
@@ -153,18 +180,21 @@ class CorrelationPruner(TransformerMixin, BaseEstimator):
         self.threshold = threshold
         self.max_missing_fraction = max_missing_fraction
 
-    def fit(self, X: npt.ArrayLike, y: object = None) -> "CorrelationPruner":
+    def fit(self, X: npt.ArrayLike, y: object = None) -> CorrelationPruner:
         names = list(X.columns) if isinstance(X, pd.DataFrame) else None
         a = np.asarray(X, dtype=float)
         self.n_features_in_ = a.shape[1]
-        self.feature_names_in_ = np.asarray(names if names is not None else [f"x{i}" for i in range(a.shape[1])],
-                                            dtype=object)
+        self.feature_names_in_ = np.asarray(
+            names if names is not None else [f"x{i}" for i in range(a.shape[1])], dtype=object
+        )
         miss = np.isnan(a).mean(axis=0)
         sd = np.nanstd(a, axis=0)
         cand = np.flatnonzero((miss <= self.max_missing_fraction) & (np.nan_to_num(sd) > 1e-12))
         if cand.size == 0:
-            raise ValueError("every feature is constant or too often missing in this training fold; "
-                             "check the feature tables or raise preprocessing.max_missing_fraction")
+            raise ValueError(
+                "every feature is constant or too often missing in this training fold; "
+                "check the feature tables or raise preprocessing.max_missing_fraction"
+            )
         z = a[:, cand]
         mu = np.nanmean(z, axis=0)
         z = np.where(np.isnan(z), mu, z)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -80,11 +80,13 @@ TASK_METRICS: dict[str, dict[str, MetricFn]] = {
     "regression": {"r2": r2, "mae": mae},
     "progression": {"r2": r2, "mae": mae, "c_index": c_index},
     "binary": {"auc": auc, "balanced_accuracy": lambda y, s: balanced_accuracy(y, (s >= 0.5).astype(float))},
-    "ordinal": {"exact_accuracy": lambda y, p: exact_accuracy(y, _stage(p)),
-                "within_one_accuracy": lambda y, p: within_one_accuracy(y, _stage(p)),
-                "balanced_accuracy": lambda y, p: balanced_accuracy(y, _stage(p)),
-                "quadratic_kappa": lambda y, p: quadratic_kappa(y, _stage(p)),
-                "mae": mae},
+    "ordinal": {
+        "exact_accuracy": lambda y, p: exact_accuracy(y, _stage(p)),
+        "within_one_accuracy": lambda y, p: within_one_accuracy(y, _stage(p)),
+        "balanced_accuracy": lambda y, p: balanced_accuracy(y, _stage(p)),
+        "quadratic_kappa": lambda y, p: quadratic_kappa(y, _stage(p)),
+        "mae": mae,
+    },
 }
 """Metrics per task; functions take (truth, prediction) for one set of subjects."""
 PRIMARY = {"regression": "r2", "progression": "r2", "binary": "auc", "ordinal": "within_one_accuracy"}
@@ -100,8 +102,9 @@ def bootstrap_indices(n: int, n_boot: int, *, seed: int) -> npt.NDArray[np.int64
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
-def score_with_ci(fn: MetricFn, y: Arr, preds: Arr, boot: npt.NDArray[np.int64], *,
-                  level: float = 0.95) -> tuple[float, float, float, Arr]:
+def score_with_ci(
+    fn: MetricFn, y: Arr, preds: Arr, boot: npt.NDArray[np.int64], *, level: float = 0.95
+) -> tuple[float, float, float, Arr]:
     """Metric averaged over CV repeats, with a percentile bootstrap CI over subjects.
 
     Parameters

@@ -16,25 +16,41 @@ from sklearn.pipeline import Pipeline
 from ..config.models import LightGBMConfig, PreprocessingConfig
 from .features import preprocessor
 
-TASKS: dict[str, str] = {"fev1_pct_pred": "regression", "fev1_fvc": "regression", "gold_stage": "ordinal",
-                         "copd": "binary", "fev1_decline_ml_per_year": "progression"}
+TASKS: dict[str, str] = {
+    "fev1_pct_pred": "regression",
+    "fev1_fvc": "regression",
+    "gold_stage": "ordinal",
+    "copd": "binary",
+    "fev1_decline_ml_per_year": "progression",
+}
 """Target -> task; ordinal GOLD is fitted as a regression on the stage and rounded to 0-4."""
 
 
-def make_model(name: str, task: str, *, pre: PreprocessingConfig, lgbm: LightGBMConfig, seed: int) -> Pipeline:
+def make_model(
+    name: str, task: str, *, pre: PreprocessingConfig, lgbm: LightGBMConfig, seed: int
+) -> Pipeline:
     """A preprocessing + estimator pipeline for ``name`` in {linear, lightgbm, random_forest}."""
     binary = task == "binary"
     if name == "linear":
-        est = (LogisticRegression(C=0.5, max_iter=5000) if binary
-               else RidgeCV(alphas=np.logspace(-2, 4, 25)))
+        est = LogisticRegression(C=0.5, max_iter=5000) if binary else RidgeCV(alphas=np.logspace(-2, 4, 25))
         return Pipeline(preprocessor(pre) + [("model", est)])
     if name == "lightgbm":
         import lightgbm as lgb
 
-        kw = dict(n_estimators=lgbm.n_estimators, learning_rate=lgbm.learning_rate, num_leaves=lgbm.num_leaves,
-                  min_child_samples=lgbm.min_child_samples, reg_lambda=lgbm.reg_lambda,
-                  colsample_bytree=lgbm.colsample_bytree, subsample=0.8, subsample_freq=1, min_data_in_bin=1,
-                  random_state=seed, n_jobs=1, verbose=-1)
+        kw = dict(
+            n_estimators=lgbm.n_estimators,
+            learning_rate=lgbm.learning_rate,
+            num_leaves=lgbm.num_leaves,
+            min_child_samples=lgbm.min_child_samples,
+            reg_lambda=lgbm.reg_lambda,
+            colsample_bytree=lgbm.colsample_bytree,
+            subsample=0.8,
+            subsample_freq=1,
+            min_data_in_bin=1,
+            random_state=seed,
+            n_jobs=1,
+            verbose=-1,
+        )
         est = lgb.LGBMClassifier(**kw) if binary else lgb.LGBMRegressor(**kw)
         return Pipeline(preprocessor(pre, scale=False) + [("model", est)])
     if name == "random_forest":
@@ -60,8 +76,9 @@ class Splits:
     n_splits: int
 
 
-def make_splits(y: npt.ArrayLike, groups: npt.ArrayLike, task: str, *, n_splits: int, n_repeats: int,
-                seed: int) -> Splits:
+def make_splits(
+    y: npt.ArrayLike, groups: npt.ArrayLike, task: str, *, n_splits: int, n_repeats: int, seed: int
+) -> Splits:
     """Stratified group k-fold, repeated with different shuffles.
 
     Strata are the classes (binary) or quantile bins of the target; ``n_splits`` shrinks to the
@@ -77,8 +94,10 @@ def make_splits(y: npt.ArrayLike, groups: npt.ArrayLike, task: str, *, n_splits:
         strata = np.searchsorted(np.quantile(y, np.linspace(0, 1, bins + 1)[1:-1]), y, side="right")
     n_splits = min(n_splits, n // 4)
     if n_splits < 2:
-        raise ValueError(f"too few subjects for cross-validation: n={n}, task={task}, smallest class "
-                         f"{np.bincount(strata).min()}; need at least 2 per class and 8 subjects")
+        raise ValueError(
+            f"too few subjects for cross-validation: n={n}, task={task}, smallest class "
+            f"{np.bincount(strata).min()}; need at least 2 per class and 8 subjects"
+        )
     folds = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -88,8 +107,9 @@ def make_splits(y: npt.ArrayLike, groups: npt.ArrayLike, task: str, *, n_splits:
     return Splits(folds, n_splits)
 
 
-def cross_val_predict(make: "callable", X: pd.DataFrame, y: npt.NDArray, task: str,
-                      splits: Splits) -> tuple[npt.NDArray[np.float64], list[Pipeline]]:
+def cross_val_predict(
+    make: callable, X: pd.DataFrame, y: npt.NDArray, task: str, splits: Splits
+) -> tuple[npt.NDArray[np.float64], list[Pipeline]]:
     """Out-of-fold predictions, shape (n_repeats, n); also the fitted pipelines of repeat 0."""
     out = np.full((len(splits.folds), len(y)), np.nan)
     fitted: list[Pipeline] = []

@@ -62,7 +62,9 @@ def _mark(state: Path, key: str) -> None:
         tmp.write_text(json.dumps({"key": key}))
 
 
-def run_clustering(cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: bool = False) -> TrainResult:
+def run_clustering(
+    cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: bool = False
+) -> TrainResult:
     """Cluster subjects on each configured feature set; write ``models/clusters/*.parquet``."""
     ucfg = cfg.models.unsupervised
     t0 = time.perf_counter()
@@ -75,7 +77,9 @@ def run_clustering(cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, forc
     cohort = assemble_cohort(wd, embedding_model=ucfg.embedding_model, require_clinical=False)
     present = [s for s in ucfg.feature_sets if all(p in cohort.columns for p in s.split("+"))]
     if len(present) < len(ucfg.feature_sets):
-        log.warning("feature sets without their tables skipped: %s", sorted(set(ucfg.feature_sets) - set(present)))
+        log.warning(
+            "feature sets without their tables skipped: %s", sorted(set(ucfg.feature_sets) - set(present))
+        )
     res = cluster_cohort(cohort, ucfg.model_copy(update={"feature_sets": present}))
     out.mkdir(parents=True, exist_ok=True)
     write_table(res.selection, out / "selection.parquet")
@@ -85,7 +89,9 @@ def run_clustering(cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, forc
     return TrainResult("cluster", res.summary(), time.perf_counter() - t0)
 
 
-def run_supervised(cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: bool = False) -> TrainResult:
+def run_supervised(
+    cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: bool = False
+) -> TrainResult:
     """Cross-validate, compare, explain and save the supervised models; write ``models/supervised/``."""
     scfg = cfg.models.supervised
     t0 = time.perf_counter()
@@ -124,8 +130,10 @@ def predict_with_model(model_path: str | Path, wd: WorkDir) -> pd.DataFrame:
 
     model_path = Path(model_path)
     if not model_path.is_file():
-        raise FileNotFoundError(f"model file {model_path} does not exist; models are saved as "
-                                f"<workdir>/models/<target>__<set>__<model>.joblib by `ctpheno train`")
+        raise FileNotFoundError(
+            f"model file {model_path} does not exist; models are saved as "
+            f"<workdir>/models/<target>__<set>__<model>.joblib by `ctpheno train`"
+        )
     bundle = joblib.load(model_path)
     feats, _ = load_feature_tables(wd)
     man = pd.read_parquet(wd.manifest, columns=["scan_id", "subject_id"]) if wd.manifest.is_file() else None
@@ -140,13 +148,21 @@ def predict_with_model(model_path: str | Path, wd: WorkDir) -> pd.DataFrame:
             X["sex"] = X["sex"].map({"M": 1.0, "F": 0.0}).astype(float)
     missing = [c for c in bundle["features"] if c not in X.columns]
     if len(missing) == len(bundle["features"]):
-        raise ValueError(f"none of the {len(missing)} features of {model_path.name} exist in {wd.features_dir}; "
-                         "extract the same feature tables (same regions and embedding model) first")
+        raise ValueError(
+            f"none of the {len(missing)} features of {model_path.name} exist in {wd.features_dir}; "
+            "extract the same feature tables (same regions and embedding model) first"
+        )
     for c in missing:
         X[c] = float("nan")
     p = predict(bundle["pipeline"], X[bundle["features"]], bundle["task"])
-    out = pd.DataFrame({"scan_id": X["scan_id"], "subject_id": X.get("subject_id"), "target": bundle["target"],
-                        "prediction": p})
+    out = pd.DataFrame(
+        {
+            "scan_id": X["scan_id"],
+            "subject_id": X.get("subject_id"),
+            "target": bundle["target"],
+            "prediction": p,
+        }
+    )
     if bundle["task"] == "ordinal":
         out["prediction_stage"] = p.round().clip(0, 4).astype(int)
     return out
