@@ -172,8 +172,19 @@ def train_encoder(scans: Sequence[TrainingScan], *, cfg: EmbeddingsConfig, out_d
             log.info("SSL encoder %s is up to date", final)
             return TrainResult(final, list(saved.get("losses", [])), 0, 0.0)
     device = select_device(cfg.device)
+    previous = torch.are_deterministic_algorithms_enabled()
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
+    try:
+        return _train(scans, cfg=cfg, out_dir=out_dir, ckpt_dir=ckpt_dir, final=final, settings=settings,
+                      device=device, on_epoch=on_epoch)
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _train(scans: Sequence[TrainingScan], *, cfg: EmbeddingsConfig, out_dir: Path, ckpt_dir: Path, final: Path,
+           settings: dict[str, Any], device: torch.device,
+           on_epoch: Callable[[int, float], None] | None) -> TrainResult:
     model = make_encoder(width=cfg.width, seed=cfg.seed).to(device)
     torch.manual_seed(cfg.seed + 1)
     head = ProjectionHead(model.embedding_dim).to(device)
