@@ -41,7 +41,8 @@ def test_gold_within_one_reported_with_ci(fev1):
 
 def test_comparison_and_explanations(fev1):
     c = fev1.comparison
-    assert len(c) == 2 * 3 * 2  # targets x non-reference sets x models
+    assert len(c) == 2 * 6 * 2  # targets x pairs of the 4 sets x models
+    assert set(zip(c["feature_set"], c["reference_set"])) >= {("radiomics", "embeddings"), ("qct", "radiomics")}
     assert c["corrected_p"].between(0, 1).all()
     imp = fev1.importance.query("target == 'fev1_pct_pred' and kind == 'permutation' and model == 'linear'")
     assert imp.iloc[:5]["feature"].str.contains("laa|perc|mld|hu_sd|lac").any()

@@ -137,7 +137,7 @@ class SupervisedConfig(StrictModel):
     ci_level: confloat(gt=0.5, lt=1.0) = 0.95
     """Confidence level of the intervals."""
     reference_set: str | None = None
-    """Feature set the others are compared with (None = the last of ``feature_sets``)."""
+    """Feature set the others are compared with (None = every pair of ``feature_sets``)."""
     explain_set: str = "qct"
     """Feature set whose models get permutation importance, SHAP and partial dependence."""
     permutation_repeats: conint(ge=1, le=100) = 5

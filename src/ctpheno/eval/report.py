@@ -231,8 +231,8 @@ def build_report(
     s = b.section("comparison", "Comparison of feature sets (same folds)")
     if comp is not None and len(comp):
         s.append(
-            "<p>Difference of the primary metric against the reference set: mean over the same CV folds, "
-            "paired bootstrap CI and p over subjects, and the Nadeau-Bengio corrected resampled t-test.</p>"
+            "<p>Difference of the primary metric, feature_set minus reference_set, same models and CV folds: "
+            "mean over folds, paired bootstrap CI and p over subjects, Nadeau-Bengio corrected resampled t-test.</p>"
         )
         s.append(b.table("comparison", comp, max_rows=200))
     else:

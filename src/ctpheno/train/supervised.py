@@ -7,6 +7,7 @@ on the work directory of the pipeline configuration.
 from __future__ import annotations
 
 import logging
+from itertools import combinations
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def fit_supervised(cohort: Cohort, cfg: SupervisedConfig) -> SupervisedResult:
 def _fit_supervised(cohort: Cohort, cfg: SupervisedConfig) -> SupervisedResult:
     models = list(dict.fromkeys(["linear", *cfg.models]))
     sets = list(cfg.feature_sets)
-    ref = cfg.reference_set or sets[-1]
+    ref = cfg.reference_set
     level = cfg.ci_level
     rows, comp, preds, imps, pds, saved = [], [], [], [], [], {}
     frame = cohort.frame
@@ -155,9 +156,11 @@ def _fit_supervised(cohort: Cohort, cfg: SupervisedConfig) -> SupervisedResult:
                             )
                         )
         n_tr = len(y) * (splits.n_splits - 1) / splits.n_splits
-        for fset in sets:
-            if fset == ref or ref not in sets:
-                continue
+        if cfg.reference_set is None:
+            pairs = list(combinations(sets, 2))
+        else:
+            pairs = [(f, ref) for f in sets if f != ref and ref in sets]
+        for fset, ref in pairs:
             for name in models:
                 t, p = corrected_ttest(
                     fold_scores[(fset, name)] - fold_scores[(ref, name)],
