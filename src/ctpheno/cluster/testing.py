@@ -18,7 +18,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -163,3 +163,58 @@ def subprocess_cluster(tmp: str | Path, *, n_workers: int = 1, memory_limit: str
                 proc.wait()
         for log in logs:
             log.close()
+
+
+def _executing_keys(dask_worker: Any) -> list[str]:
+    """Keys of the tasks this worker is running now (called through ``client.run``)."""
+    return sorted(str(ts.key) for ts in dask_worker.state.executing)
+
+
+def executing_keys(client: Any) -> dict[str, list[str]]:
+    """Worker address -> keys of the tasks it is running now (unreachable workers are left out)."""
+    out = client.run(_executing_keys, on_error="return")
+    return {addr: keys for addr, keys in out.items() if isinstance(keys, list)}
+
+
+def worker_pids(client: Any) -> dict[str, int]:
+    """Worker address -> PID of the worker process itself (not its nanny)."""
+    out = client.run(os.getpid, on_error="return")
+    return {addr: pid for addr, pid in out.items() if isinstance(pid, int)}
+
+
+def kill_worker_running(client: Any, key_prefix: str | tuple[str, ...], *, timeout_s: float = 60.0,
+                        poll_s: float = 0.02) -> tuple[int, str]:
+    """SIGKILL the worker process that is running a task whose key starts with ``key_prefix``
+    (one prefix or a tuple of them; :func:`ctpheno.cluster.run_stage` keys are
+    ``<stage>-<scan_id>-<attempt>-<hex>``).
+
+    Waits (at most ``timeout_s``) until some worker executes such a task; returns the killed
+    PID and the key it was running. The nanny, if any, then starts a fresh worker process.
+    """
+    if not key_prefix:
+        raise ValueError("key_prefix is empty; give a stage prefix such as 'preprocess-'")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        for addr, keys in executing_keys(client).items():
+            hit = [k for k in keys if k.startswith(key_prefix)]
+            if hit:
+                pid = worker_pids(client).get(addr)
+                if pid is None:  # the worker went away between the two calls
+                    break
+                os.kill(pid, signal.SIGKILL)
+                return pid, hit[0]
+        time.sleep(poll_s)
+    raise TimeoutError(f"no worker ran a task with key prefix {key_prefix!r} within {timeout_s} s")
+
+
+def wait_until_idle(client: Any, *, n_workers: int, timeout_s: float = 60.0, poll_s: float = 0.1) -> None:
+    """Wait until ``n_workers`` workers are connected and none of them is running a task
+    (e.g. the tasks a killed driver left behind have finished)."""
+    t0 = time.monotonic()
+    client.wait_for_workers(n_workers, timeout=timeout_s)
+    while time.monotonic() - t0 < timeout_s:
+        keys = executing_keys(client)
+        if len(keys) >= n_workers and not any(keys.values()):
+            return
+        time.sleep(poll_s)
+    raise TimeoutError(f"workers still busy after {timeout_s} s: {executing_keys(client)}")
