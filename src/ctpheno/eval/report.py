@@ -24,7 +24,8 @@ from . import figures
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;font-size:12px;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}
-th{background:#eee}section{margin-bottom:2em}img{max-width:100%;margin:4px}pre{background:#f6f6f6;
+th{background:#eee}section{margin-bottom:2em}img{max-width:100%;margin:4px}
+.thumbs{display:flex;flex-wrap:wrap}.thumbs figure{width:31%;margin:4px}.thumbs figcaption{font-size:11px}pre{background:#f6f6f6;
 padding:8px;font-size:11px;max-height:400px;overflow:auto}.note{color:#666;font-style:italic}"""
 
 CHECK_SCRIPT = """window.addEventListener('load',function(){var im=document.images,ok=0;
@@ -63,9 +64,7 @@ class _Builder:
             if len(df) > max_rows
             else ""
         )
-        return (
-            shown.to_html(index=False, float_format=floatfmt.format, border=0, na_rep="–") + more
-        )
+        return shown.to_html(index=False, float_format=floatfmt.format, border=0, na_rep="–") + more
 
     def render(self, title: str) -> str:
         nav = " · ".join(f'<a href="#{sid}">{html.escape(t)}</a>' for sid, t, _ in self.sections)
@@ -156,10 +155,14 @@ def build_report(
     s = b.section("qc", "Segmentation QC")
     if qc is not None:
         ids = sorted(qc["scan_id"])[:max_qc_images]
-        for sid in ids:
-            p = wd.qc_png(sid)
-            if p.is_file():
-                s.append(b.image(f"qc_{sid}", p.read_bytes(), f"QC montage {sid}"))
+        thumbs = [
+            f"<figure>{b.image(f'qc_{sid}', wd.qc_png(sid).read_bytes(), f'QC montage {sid}')}"
+            f"<figcaption>{html.escape(sid)}</figcaption></figure>"
+            for sid in ids
+            if wd.qc_png(sid).is_file()
+        ]
+        if thumbs:
+            s.append('<div class="thumbs">' + "".join(thumbs) + "</div>")
         s.append(b.table("qc", qc, max_rows=12))
     else:
         s.append(_missing("QC table and montages", "run `ctpheno preprocess`"))

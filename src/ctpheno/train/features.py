@@ -37,6 +37,8 @@ QCT_PRIORITY = (
     "lung_volume_ml",
 )
 """Canonical QCT metrics first: correlation pruning keeps the earlier of two correlated columns."""
+QCT_BOOKKEEPING = ("n_voxels", "lac_fit_n")
+"""QCT columns that describe the measurement, not the lung (left out of the features)."""
 REGION_ORDER = ("whole", "upper", "middle", "lower", "right", "left")
 
 
@@ -58,6 +60,7 @@ def pivot_qct(qct: pd.DataFrame) -> pd.DataFrame:
     metrics = [
         c for c in qct.columns if c not in ("scan_id", "region") and pd.api.types.is_numeric_dtype(qct[c])
     ]
+    metrics = [m for m in metrics if m not in QCT_BOOKKEEPING]
     metrics = [m for m in QCT_PRIORITY if m in metrics] + [m for m in metrics if m not in QCT_PRIORITY]
     wide = qct.pivot_table(index="scan_id", columns="region", values=metrics, aggfunc="first", dropna=False)
     return _ordered(wide, metrics, "qct_").dropna(axis=1, how="all")

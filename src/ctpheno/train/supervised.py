@@ -37,12 +37,16 @@ class SupervisedResult:
 
     def summary(self) -> str:
         m = self.metrics
+        if m.empty:
+            return "supervised: no target could be cross-validated (too few subjects; see the log)"
         best = m[m["metric"] == "r2"].query("target == 'fev1_pct_pred'")
         txt = f"supervised: {m[['target', 'feature_set', 'model']].drop_duplicates().shape[0]} models"
         if len(best):
             b = best.sort_values("estimate").iloc[-1]
-            txt += (f"; best FEV1 %pred R2 {b.estimate:.2f} [{b.ci_low:.2f}, {b.ci_high:.2f}] "
-                    f"({b.feature_set}, {b.model})")
+            txt += (
+                f"; best FEV1 %pred R2 {b.estimate:.2f} [{b.ci_low:.2f}, {b.ci_high:.2f}] "
+                f"({b.feature_set}, {b.model})"
+            )
         return txt
 
 
