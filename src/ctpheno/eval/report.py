@@ -92,6 +92,7 @@ def _read(path: Path) -> pd.DataFrame | None:
 def build_report(
     wd: WorkDir,
     *,
+    synthetic: pd.DataFrame | None = None,
     title: str = "ctpheno report",
     max_qc_images: int = 12,
     config_yaml: str | None = None,
@@ -260,6 +261,14 @@ def build_report(
             s.append(b.image("pd_fev1_laa950", figures.partial_dependence_plot(pdp), "partial dependence"))
     else:
         s.append(_missing("feature importances", "run `ctpheno train` (supervised)"))
+
+    if synthetic is not None and len(synthetic):
+        s = b.section("synthetic", "Synthetic cohort: recovery of the generator's truth")
+        s.append(
+            "<p>Cluster agreement with the latent subtype (adjusted Rand index), cross-validated FEV1 %pred "
+            "R&sup2; as a fraction of the generator's oracle R&sup2;, and GOLD within-one-stage accuracy.</p>"
+        )
+        s.append(b.table("synthetic_acceptance", synthetic))
 
     s = b.section("run", "Run configuration and versions")
     cfg_text, ver = config_yaml, versions

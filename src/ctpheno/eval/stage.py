@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from ..config.pipeline import PipelineConfig
@@ -20,9 +21,18 @@ class ReportResult:
 
     path: Path | None
     seconds: float
+    synthetic: pd.DataFrame | None = None
+    """Acceptance numbers against a synthetic cohort's truth (when one was generated)."""
 
     def summary(self) -> str:
-        return f"report: {self.path} ({self.seconds:.1f} s)" if self.path else "report disabled"
+        if not self.path:
+            return "report disabled"
+        txt = f"report: {self.path} ({self.seconds:.1f} s)"
+        s = self.synthetic
+        if s is not None and len(s):
+            best = s.groupby("check")["value"].max()
+            txt += "; synthetic truth: " + ", ".join(f"best {k} {v:.2f}" for k, v in best.items())
+        return txt
 
 
 def run_report(cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: bool = False) -> ReportResult:
@@ -32,10 +42,17 @@ def run_report(cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: b
         return ReportResult(None, 0.0)
     data = cfg.model_dump(mode="json")
     data["paths"]["pseudonym_salt"] = "***" if data["paths"].get("pseudonym_salt") else None
+    synthetic = None
+    if cfg.synth.enabled:
+        from .synthetic import synthetic_acceptance
+
+        out = cfg.synth.out if cfg.synth.out.is_absolute() else wd.root / cfg.synth.out
+        synthetic = synthetic_acceptance(wd, out, cfg.paths)
     path = build_report(
         wd,
+        synthetic=synthetic,
         title=cfg.report.title,
         max_qc_images=cfg.report.max_qc_images,
         config_yaml=yaml.safe_dump(data, sort_keys=False),
     )
-    return ReportResult(path, time.perf_counter() - t0)
+    return ReportResult(path, time.perf_counter() - t0, synthetic)
