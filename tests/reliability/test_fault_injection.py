@@ -372,3 +372,48 @@ def test_report_lists_the_failures(scenario):
     fail = pd.read_parquet(scenario["wd"].failures)
     for sid, error_type in zip(fail["scan_id"], fail["error_type"]):
         assert sid in html and error_type in html
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ctpheno.eval.stage") is None, reason="no report stage yet")
+def test_report_lists_series_rejected_at_ingest(scenario):
+    """The truncated, missing-slice and MR series are failures of the run too (issue 9: "the report
+    lists the failures"), recorded by ingest as unusable manifest rows with their reason codes."""
+    from ctpheno.eval.stage import run_report
+
+    html = Path(run_report(scenario["cfg"], scenario["wd"], None).path).read_text()
+    missing = [case for case in sorted(IN_MANIFEST)
+               if scenario["ids"][case] not in html or IN_MANIFEST[case] not in html]
+    if missing:
+        pytest.xfail(f"the report lists failures.parquet only, not the series ingest rejected ({missing}); "
+                     "eval/report.py should add the manifest's unusable rows (scan id, reasons) "
+                     "— see the report")
+    assert not missing
+
+
+@pytest.mark.parametrize("stage", PER_SCAN)
+def test_stage_passes_configured_retries_to_the_runner(scenario, stage, monkeypatch, tmp_path):
+    """``cluster.retries`` decides how often a scan whose worker died is re-run (ClusterConfig docs);
+    each per-scan stage must hand it to run_stage (checked on a copy of the scenario's work directory)."""
+    import ctpheno.features.stage as features_stage
+    import ctpheno.preprocess.stage as preprocess_stage
+    from ctpheno.cluster.runner import StageResult
+    from ctpheno.pipeline import STAGES as REGISTRY
+
+    seen: dict = {}
+
+    def spy(func, tasks, **kwargs):
+        seen.update(kwargs, n_tasks=len(tasks))
+        return StageResult(kwargs["stage"])
+
+    module = preprocess_stage if stage == "preprocess" else features_stage
+    monkeypatch.setattr(module, "run_stage", spy)
+    cfg = scenario["cfg"]
+    cfg = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"retries": 3})})
+    wd = WorkDir(shutil.copytree(scenario["wd"].root, tmp_path / "work"))
+    REGISTRY[stage]()(cfg, wd, None)
+    assert seen["stage"] == stage and seen["n_tasks"] >= len(scenario["good"])
+    if stage == "preprocess" and seen.get("retries", 1) != 3:
+        pytest.xfail("run_preprocess (src/ctpheno/preprocess/stage.py:118) does not pass "
+                     "retries=cfg.cluster.retries to run_stage, so a preprocess task always gets the "
+                     "runner's default of 1 retry — see the report")
+    assert seen.get("retries") == 3
