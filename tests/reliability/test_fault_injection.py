@@ -13,6 +13,12 @@ The scenario (built once for the module):
 * the faulty run, in a driver subprocess: a worker is SIGKILLed while it runs a preprocess task, then
   the driver itself is SIGKILLed once the first scan finished preprocessing; a store that a worker
   killed mid-write leaves behind is planted; then the run is restarted to the end.
+
+Checked: each bad series is an unusable manifest row with its reason code or one failures.parquet
+row with its stage and a message naming the problem; each good scan's features exactly once, parts
+and markers consistent, every store complete; scans finished before the interruption untouched by the
+restart; the final tables equal the reference run's exactly. A conditional ``pytest.xfail`` marks
+each check that fails because of a known defect elsewhere (named in its reason); it passes once fixed.
 """
 
 from __future__ import annotations
@@ -27,13 +33,13 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from ctpheno.cluster import open_client
-from ctpheno.cluster.testing import (kill_worker_running, stop_by_pid_file, subprocess_cluster,
-                                     wait_until_idle, worker_pids)
+from ctpheno.cluster.testing import kill_worker_running, subprocess_cluster, wait_until_idle, worker_pids
 from ctpheno.config import ClusterConfig
 from ctpheno.config.pipeline import PipelineConfig
 from ctpheno.io.layout import WorkDir
@@ -78,7 +84,7 @@ def _config(inputs: list[Path], workdir: Path, address: str, params: Path) -> di
     }
 
 
-def _build_inputs(root: Path, shared_data: Path, client) -> tuple[Path, Path, int]:
+def _build_inputs(root: Path, shared_data: Path, client: Any) -> tuple[Path, Path, int]:
     cohort = write_cohort(root / "cohort", n=N_GOOD, seed=11, size="demo", client=client)
     src = sorted((cohort / "images").iterdir())[0]
     bad = root / "bad"
@@ -212,9 +218,10 @@ def scenario(tmp_path_factory, shared_data):
         out["cfg"] = PipelineConfig.model_validate(cfg(faulty))
         out["rerun"] = run_stages(out["cfg"], STAGES, client=client)
         wait_until_idle(client, n_workers=2, timeout_s=TIMEOUT_S)
-    # the harness stopped scheduler and workers by PID; make sure none survives
-    for pf in [info["scheduler_pid_file"], *info["worker_pid_files"]]:
-        stop_by_pid_file(pf, timeout_s=1)
+        # scheduler, nannies and worker processes: the harness stops them by PID on exit
+        pid_files = [info["scheduler_pid_file"], *info["worker_pid_files"]]
+        out["cluster_pids"] = [int(Path(pf).read_text()) for pf in pid_files]
+        out["cluster_pids"] += list(worker_pids(client).values())
     out["folders"] = _folders(faulty)
     out["ids"] = {folder: sid for sid, folder in out["folders"].items()}
     out["good"] = _good_ids(faulty)
@@ -281,6 +288,18 @@ def test_worker_killed_mid_task_was_replaced_and_its_scan_finished_once(scenario
     n_regions = (pd.read_parquet(scenario["ref"].qct)["scan_id"] == sid).sum()
     assert n_regions > 0 and (pd.read_parquet(wd.qct)["scan_id"] == sid).sum() == n_regions
     assert sid not in set(pd.read_parquet(wd.failures)["scan_id"])  # retried to success, not recorded
+
+
+def test_no_dask_process_left_behind(scenario):
+    import psutil
+
+    for pid in scenario["cluster_pids"]:
+        try:
+            proc = psutil.Process(pid)
+            alive = proc.status() != psutil.STATUS_ZOMBIE and "dask" in " ".join(proc.cmdline())
+        except psutil.NoSuchProcess:
+            alive = False
+        assert not alive, f"dask process {pid} survived the scenario"
 
 
 def test_driver_was_interrupted_mid_stage(scenario):
