@@ -89,3 +89,16 @@ def test_splits_are_grouped_stratified_and_adapt_to_small_classes():
         assert not set(groups[tr]) & set(groups[te])
     with pytest.raises(ValueError, match="too few subjects"):
         make_splits(np.array([0, 1, 1, 1.0]), np.arange(4), "binary", n_splits=5, n_repeats=1, seed=0)
+
+
+def test_screened_linear_picks_few_features_when_few_carry_signal():
+    from ctpheno.train.models import ScreenedLinear
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 80))
+    y = 3 * X[:, 5] + rng.normal(0, 0.5, 30)
+    m = ScreenedLinear(task="regression", ks=(1, 2, 5, 20, 0)).fit(X, y)
+    assert m.k_ <= 5 and m.selector_.get_support()[5]
+    yb = (y > 0).astype(float)
+    mb = ScreenedLinear(task="binary", ks=(1, 20, 0)).fit(X, yb)
+    assert mb.predict_proba(X).shape == (30, 2) and mb.selector_.get_support()[5]

@@ -144,6 +144,9 @@ class SupervisedConfig(StrictModel):
     """Shuffles per feature for permutation importance (on held-out folds)."""
     top_features: PositiveInt = 15
     """Features listed per target in importance tables."""
+    screening_k: list[conint(ge=0)] = [1, 2, 3, 5, 10, 20, 0]
+    """Linear model: numbers of top univariate features (0 = all) among which inner 3-fold CV
+    of each training fold chooses; small cohorts need few features."""
     lightgbm: LightGBMConfig = LightGBMConfig()
     """LightGBM settings."""
     preprocessing: PreprocessingConfig = PreprocessingConfig()

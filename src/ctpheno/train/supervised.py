@@ -90,7 +90,12 @@ def _fit_supervised(cohort: Cohort, cfg: SupervisedConfig) -> SupervisedResult:
 
                 def make(name: str = name, task: str = task):
                     return make_model(
-                        name, task, pre=cfg.preprocessing, lgbm=cfg.lightgbm, seed=cfg.random_state
+                        name,
+                        task,
+                        pre=cfg.preprocessing,
+                        lgbm=cfg.lightgbm,
+                        seed=cfg.random_state,
+                        screen_ks=tuple(cfg.screening_k),
                     )
 
                 oof, fitted = cross_val_predict(make, X, y, task, splits)
