@@ -75,6 +75,22 @@ def write_volume_store(dest: str | Path, arrays: Mapping[str, np.ndarray], geome
     return dest
 
 
+def remove_stale_stores(folder: str | Path) -> int:
+    """Delete temporary stores (``.<scan>.zarr.<hex>.tmp``) an interrupted writer left in ``folder``.
+
+    A finished store is only ever created by renaming its temporary, so a temporary that
+    still exists when a stage starts belongs to a write that never completed. Returns how
+    many were removed.
+    """
+    folder = Path(folder)
+    n = 0
+    if folder.is_dir():
+        for tmp in folder.glob(".*.zarr.*.tmp"):
+            shutil.rmtree(tmp, ignore_errors=True)
+            n += 1
+    return n
+
+
 def open_volume_store(path: str | Path):
     """Open a store read-only; returns the zarr Group."""
     import zarr

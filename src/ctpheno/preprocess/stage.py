@@ -20,7 +20,7 @@ from ..config.preprocess import PreprocessConfig
 from ..io.layout import WorkDir
 from ..io.schemas import QC
 from ..io.volume import Volume
-from ..io.zarrstore import write_volume_store
+from ..io.zarrstore import remove_stale_stores, write_volume_store
 from .hu import to_hu_int16
 from .qc import qc_metrics, qc_montage
 from .resample import resample
@@ -115,5 +115,9 @@ def run_preprocess(cfg: PipelineConfig, wd: WorkDir, client: Any, *, force: bool
     """Preprocess every usable, selected scan; writes volumes/, qc/ and qc/qc.parquet."""
     tasks = scan_tasks(cfg, wd)
     log.info("preprocess: %d scan(s)", len(tasks))
+    stale = remove_stale_stores(wd.volume("x").parent)
+    if stale:
+        log.info("preprocess: removed %d half-written volume store(s) left by an interrupted run", stale)
     return run_stage(preprocess_scan, tasks, stage=STAGE, workdir=wd, client=client,
-                     cfg_hash=config_hash(cfg.preprocess), force=force, output=wd.qc_table, schema=QC)
+                     cfg_hash=config_hash(cfg.preprocess), retries=cfg.cluster.retries, force=force,
+                     output=wd.qc_table, schema=QC)
