@@ -72,3 +72,21 @@ def test_report_renders_in_headless_chromium(trained, tmp_path):
     )
     assert shot.stat().st_size > 50_000
     shutil.copyfile(shot, SCREENSHOT)
+
+
+def test_report_lists_series_rejected_at_ingest(trained, tmp_path):
+    import pandas as pd
+
+    from ctpheno.eval.report import build_report
+    from ctpheno.io.layout import WorkDir
+
+    root = tmp_path / "wd"
+    shutil.copytree(trained["wd"].root, root)
+    wd = WorkDir(root)
+    man = pd.read_parquet(wd.manifest)
+    extra = man.iloc[[0]].assign(scan_id="s-rejected0000", usable=False, selected=False,
+                                 reasons="truncated_file;missing_slices")
+    pd.concat([man, extra]).to_parquet(wd.manifest)
+    html = build_report(wd).read_text()
+    assert "s-rejected0000" in html and "truncated_file;missing_slices" in html
+    assert (wd.report_dir / "tables" / "rejected_series.csv").is_file()

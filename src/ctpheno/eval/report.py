@@ -152,6 +152,11 @@ def build_report(
         )
     else:
         s.append("<p>No per-scan failures recorded.</p>")
+    if man is not None and "usable" in man and (~man["usable"].fillna(False).astype(bool)).any():
+        bad = man[~man["usable"].fillna(False).astype(bool)]
+        cols = [c for c in ("scan_id", "subject_id", "modality", "reasons", "source") if c in bad]
+        s.append("<h3>Series rejected at ingest</h3>")
+        s.append(b.table("rejected_series", bad[cols], max_rows=200))
 
     s = b.section("qc", "Segmentation QC")
     if qc is not None:
