@@ -1,7 +1,7 @@
 """Benchmark: embedding extraction scans/min per core (demo and full size; ssl and, when the
 [pretrained] extra is installed, astra) and SSL training seconds per epoch on CPU. JSON out.
 
-    python benchmarks/bench_embeddings.py --out benchmarks/out/embeddings.json [--threads 1] [--quick]
+    python benchmarks/bench_embeddings.py --out benchmarks/out [--threads 1] [--quick]   (writes embeddings.json)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/out/embeddings.json"))
+    ap.add_argument("--out", type=Path, required=True, help="folder for embeddings.json")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="demo size only, 2 scans")
     args = ap.parse_args()
@@ -64,9 +64,16 @@ def main() -> None:
         else:
             out["astra"] = "skipped: pip install 'ctpheno[pretrained]'"
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2))
-    print(json.dumps(out, indent=2))
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from common import write_result
+
+    rows = [[k, round(v, 2) if isinstance(v, float) else v] for k, v in out.items() if k != "config"]
+    table = {"title": f"3D CNN embeddings on CPU ({args.threads} thread(s))", "columns": ["measure", "value"],
+             "rows": rows}
+    print(write_result(args.out, "embeddings", {"title": "Embeddings", "quick": args.quick,
+                                                "tables": [table], "raw": out}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark of the classic lung segmentation: time, peak memory and Dice on full-size phantoms.
 
-Usage: ``python benchmarks/bench_segmentation.py [--n 3] [--out benchmarks/out/segmentation.json]``
+Usage: ``python benchmarks/bench_segmentation.py --out benchmarks/out [--quick]`` (writes ``segmentation.json``)
 
 For each full-size synthetic phantom (512x512, 300-450 slices) it times
 :func:`ctpheno.preprocess.segment_lungs` on one core and records the peak of numpy allocations
@@ -11,12 +11,14 @@ Dice >= 0.97.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import sys
 import time
 import tracemalloc
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -31,13 +33,13 @@ def main() -> None:
     from ctpheno.preprocess import segment_lungs
     from ctpheno.synth import make_phantom
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/out/segmentation.json"))
-    args = ap.parse_args()
+    from common import parse_args, write_result
+
+    args = parse_args(__doc__.splitlines()[0])
+    n = 1 if args.quick else 3
     subtypes = ["none", "centrilobular", "panlobular", "paraseptal", "airway"]
     rows = []
-    for i in range(args.n):
+    for i in range(n):
         sub = subtypes[i % len(subtypes)]
         ph = make_phantom(seed=100 + i, size="full", subtype=sub, emphysema_fraction=0.3 if sub != "none" else 0.0)
         img = ph.image
@@ -54,8 +56,18 @@ def main() -> None:
                "airway_truth_as_lung_voxels": int(((truth == 3) & np.isin(lab, (1, 2))).sum())}
         rows.append(row)
         print(json.dumps(row))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=1))
+    cols = ["subtype", "shape", "seconds", "peak_over_raw", "dice_right", "dice_left"]
+    table = {"title": "Classic lung segmentation on full-size phantoms (one core; targets <= 10 s, "
+                      "<= 4x the raw int16 bytes, Dice >= 0.97)",
+             "columns": ["subtype", "shape (z, y, x)", "time (s)", "peak / raw bytes", "Dice right",
+                         "Dice left"],
+             "rows": [[r["subtype"], "x".join(map(str, r["shape"])), round(r["seconds"], 2),
+                       round(r["peak_over_raw"], 2), round(r["dice_right"], 4), round(r["dice_left"], 4)]
+                      for r in rows],
+             "note": "peak = tracemalloc peak of NumPy allocations during segment_lungs"}
+    del cols
+    print(write_result(args.out, "segmentation", {"title": "Lung segmentation", "quick": args.quick,
+                                                  "tables": [table], "raw": rows}))
 
 
 if __name__ == "__main__":

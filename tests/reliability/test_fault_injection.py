@@ -397,11 +397,7 @@ def test_report_lists_series_rejected_at_ingest(scenario):
     html = Path(run_report(scenario["cfg"], scenario["wd"], None).path).read_text()
     missing = [case for case in sorted(IN_MANIFEST)
                if scenario["ids"][case] not in html or IN_MANIFEST[case] not in html]
-    if missing:
-        pytest.xfail(f"the report lists failures.parquet only, not the series ingest rejected ({missing}); "
-                     "eval/report.py should add the manifest's unusable rows (scan id, reasons) "
-                     "— see the report")
-    assert not missing
+    assert not missing, f"series rejected at ingest missing from the report: {missing}"
 
 
 @pytest.mark.parametrize("stage", PER_SCAN)
