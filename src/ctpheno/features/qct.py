@@ -45,6 +45,7 @@ import pandas as pd
 from ..config.features import QCTConfig
 from ..errors import EmptyLungMaskError
 from ..io.zarrstore import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
+from .airway import AIRWAY_COLUMNS, LABEL_AIRWAY, airway_metrics
 from .histogram import (
     HU_OFFSET,
     REGION_GROUPS,
@@ -151,6 +152,7 @@ def _assemble(
     ratios: dict[str, float],
     lac: dict[str, dict[str, float]],
     scan_id: str | None,
+    airway: dict[str, float],
 ) -> pd.DataFrame:
     rows = []
     for region, m in metrics.items():
@@ -159,6 +161,7 @@ def _assemble(
             **m,
             "laa950_upper_lower_ratio": ratios.get(region, math.nan),
             **lac.get(region, {}),
+            **{c: (airway[c] if region == "whole" else math.nan) for c in AIRWAY_COLUMNS},
         }
         rows.append(row)
     df = pd.DataFrame(rows)
@@ -223,10 +226,11 @@ def qct_metrics(
         config,
         scan_id,
         low_of=lambda region: low & region_masks[region],
+        airway=airway_metrics(hu, labels, sp),
     )
 
 
-def _from_groups(groups, sp: Spacing, config: QCTConfig, scan_id, low_of) -> pd.DataFrame:
+def _from_groups(groups, sp: Spacing, config: QCTConfig, scan_id, low_of, airway) -> pd.DataFrame:
     hists = regions_from_groups(groups, list(REGIONS))
     metrics = {}
     for region in config.regions:
@@ -242,7 +246,7 @@ def _from_groups(groups, sp: Spacing, config: QCTConfig, scan_id, low_of) -> pd.
         region: lac_metrics_from_low(low_of(region), sp, fit_range_ml=config.lac_fit_range_ml)
         for region in config.regions
     }
-    return _assemble(metrics, ratios, lac, scan_id)
+    return _assemble(metrics, ratios, lac, scan_id, airway)
 
 
 def qct_metrics_dask(
@@ -273,7 +277,31 @@ def qct_metrics_dask(
     }
     for level in ("upper", "middle", "lower"):
         masks[level] = low & da.isin(zones, [ZONE_CODES[("right", level)], ZONE_CODES[("left", level)]])
-    return _from_groups(groups, sp, config, scan_id, low_of=lambda region: masks[region].compute())
+    return _from_groups(
+        groups,
+        sp,
+        config,
+        scan_id,
+        low_of=lambda region: masks[region].compute(),
+        airway=_airway_dask(image, labels, sp),
+    )
+
+
+def _airway_dask(image, labels, sp: Spacing) -> dict[str, float]:
+    """:func:`airway_metrics` on the in-memory crop around the airway lumen (bounding box from blockwise projections)."""
+    import dask
+
+    lumen = labels == LABEL_AIRWAY
+    proj = dask.compute(*(lumen.any(axis=tuple(a for a in range(3) if a != k)) for k in range(3)))
+    if not all(p.any() for p in proj):
+        return airway_metrics(np.zeros((1, 1, 1), np.int16), np.zeros((1, 1, 1), np.uint8), sp)
+    margin = [int(math.ceil(10.0 / s)) + 2 for s in sp]
+    box = []
+    for p, m, n in zip(proj, margin, image.shape):
+        nz = np.flatnonzero(p)
+        box.append(slice(max(int(nz[0]) - m, 0), min(int(nz[-1]) + m + 1, n)))
+    img, lab = dask.compute(image[tuple(box)], labels[tuple(box)])
+    return airway_metrics(img, lab, sp)
 
 
 __all__ = [

@@ -1,0 +1,249 @@
+r"""Airway wall QCT metrics measured on the segmented central airway lumen.
+
+COPDGene / CIP quantify airway disease by the wall of the segmented bronchi: wall
+thickness, wall area percent (WA%) and Pi10 (Nakano et al., AJRCCM 2000 and 2005;
+Grydeland et al., AJRCCM 2010). Here the wall is measured on the airway lumen that
+preprocess labels ``3`` (trachea and extra-pulmonary main bronchi) with a
+*distance-transform shell profile*: every voxel gets its signed distance :math:`d`
+(mm) to the lumen surface (negative inside the lumen, from Euclidean distance
+transforms with the voxel spacing, shifted by half a mean voxel so that the surface
+lies at :math:`d = 0`), and the mean HU over thin shells of equal :math:`d` is the
+radial profile :math:`P(d)`, averaged over the whole airway (thousands of voxels, so
+noise averages out). The wall is the peak of :math:`P`; its thickness is the full
+width at half maximum (FWHM, the classical airway-wall measure: Nakano 2000),
+with each half-level taken against that side's own baseline because the lumen
+(air, ~ -1000 HU) and the surroundings (lung ~ -850 HU, mediastinal fat ~ -100 HU)
+differ:
+
+.. math::
+
+    P_{in} = \min_{d < 0} P(d),\quad P_{out} = \operatorname{mean}_{d \in [d_{max} - 2,\, d_{max}]} P(d),\quad
+    P_{pk} = \max_{d \ge 0} P(d)
+
+    T = d_{out}\big(\tfrac{P_{pk} + P_{out}}{2}\big) - d_{in}\big(\tfrac{P_{pk} + P_{in}}{2}\big)
+
+(crossings found by linear interpolation on either side of the peak). With the mean
+lumen radius :math:`R = 2V/S` (lumen volume :math:`V` over its marching-cubes
+surface area :math:`S`, exact for a cylinder), the wall area percent of a tube is
+
+.. math:: \mathrm{WA\%} = 100 \cdot \frac{(R + T)^2 - R^2}{(R + T)^2}.
+
+``airway_wall_peak_hu`` (:math:`P_{pk}`) and ``peribronchial_hu`` (mean HU of the
+shell :math:`0 < d \le 5` mm around the lumen, cf. peribronchial density) are reported
+too: below the scanner's resolution a thin wall widens to the point-spread width and
+its FWHM saturates, while its peak HU keeps rising with the true thickness.
+Pi10 (the square root of wall area at a 10 mm internal perimeter, regressed over
+many bronchi) needs per-branch measurements of intrapulmonary airways, which the
+label map does not hold; it is not computed here.
+
+Accuracy (tests/features/test_airway.py): on a blurred phantom tube at 1 mm voxels the
+FWHM thickness is within 0.5 mm of the true wall for walls of 1.5 to 4 mm, and
+increases monotonically with the wall.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage as ndi
+
+LABEL_AIRWAY = 3
+AIRWAY_COLUMNS = (
+    "airway_wall_thickness_mm",
+    "airway_wa_pct",
+    "airway_lumen_radius_mm",
+    "airway_wall_peak_hu",
+    "peribronchial_hu",
+)
+"""Columns of :func:`airway_metrics` (QCT table, ``whole`` rows)."""
+
+Spacing = tuple[float, float, float]
+
+
+def _spacing(spacing_mm) -> Spacing:
+    sp = tuple(float(s) for s in spacing_mm)
+    if len(sp) != 3 or not all(s > 0 for s in sp):
+        raise ValueError(f"spacing_mm must be three positive numbers (z, y, x) in mm; got {spacing_mm}")
+    return sp  # type: ignore[return-value]
+
+
+def signed_distance_mm(lumen: npt.NDArray[np.bool_], spacing_mm: Spacing) -> npt.NDArray[np.float32]:
+    """Signed distance (mm) to the lumen surface: negative inside ``lumen``, positive outside.
+
+    Euclidean distance transforms of both sides, each reduced by half the mean voxel
+    size so that the surface between a lumen voxel and its outside neighbour is at 0.
+    """
+    sp = _spacing(spacing_mm)
+    half = 0.5 * float(np.mean(sp))
+    outside = ndi.distance_transform_edt(~lumen, sampling=sp)
+    inside = ndi.distance_transform_edt(lumen, sampling=sp)
+    return np.where(lumen, -(inside - half), outside - half).astype(np.float32)
+
+
+def radial_profile(
+    hu: npt.NDArray[np.integer],
+    lumen: npt.NDArray[np.bool_],
+    spacing_mm: Spacing,
+    *,
+    max_distance_mm: float = 10.0,
+    inner_distance_mm: float = 3.0,
+    step_mm: float | None = None,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Mean HU in shells of equal signed distance to the lumen surface.
+
+    Returns
+    -------
+    centres, mean_hu
+        Shell centres (mm, from ``-inner_distance_mm`` to ``max_distance_mm``) and the mean
+        HU of the voxels in each shell; empty shells are dropped.
+    """
+    if hu.shape != lumen.shape:
+        raise ValueError(f"image and lumen mask differ in shape: {hu.shape} vs {lumen.shape}")
+    if lumen.dtype != np.bool_:
+        raise TypeError(f"lumen must be a bool array; got {lumen.dtype}. Use labels == 3")
+    sp = _spacing(spacing_mm)
+    step = float(step_mm) if step_mm is not None else min(sp) / 4.0
+    d = signed_distance_mm(lumen, sp)
+    sel = (d >= -inner_distance_mm) & (d <= max_distance_mm)
+    edges = np.arange(-inner_distance_mm, max_distance_mm + step, step)
+    idx = np.digitize(d[sel], edges) - 1
+    n = np.bincount(idx, minlength=len(edges))
+    s = np.bincount(idx, weights=hu[sel].astype(np.float64), minlength=len(edges))
+    wd = np.bincount(idx, weights=d[sel].astype(np.float64), minlength=len(edges))
+    ok = n > 0
+    return wd[ok] / n[ok], s[ok] / n[ok]
+
+
+def _crossing(x: np.ndarray, y: np.ndarray, level: float) -> float:
+    """First x where the piecewise-linear y(x) reaches ``level`` (y[0] below, rising)."""
+    above = np.flatnonzero(y >= level)
+    if len(above) == 0:
+        return math.nan
+    i = int(above[0])
+    if i == 0:
+        return float(x[0])
+    x0, x1, y0, y1 = x[i - 1], x[i], y[i - 1], y[i]
+    return float(x0 + (level - y0) * (x1 - x0) / (y1 - y0)) if y1 != y0 else float(x1)
+
+
+def fwhm_wall_thickness(centres: npt.ArrayLike, mean_hu: npt.ArrayLike, *, outer_baseline_mm: float = 2.0) -> float:
+    """Wall thickness (mm) as the FWHM of the wall peak of a radial profile (see module doc).
+
+    The peak is searched at ``d >= 0``; the outer baseline is the mean of the last
+    ``outer_baseline_mm`` of the profile. NaN when the profile has no lumen part or no
+    peak above both baselines.
+    """
+    x = np.asarray(centres, float)
+    y = np.asarray(mean_hu, float)
+    inner, outer = x < 0, x >= 0
+    if not inner.any() or outer.sum() < 3:
+        return math.nan
+    p_in = float(y[inner].min())
+    j = int(np.flatnonzero(outer)[np.argmax(y[outer])])
+    p_pk = float(y[j])
+    p_out = float(y[x >= x.max() - outer_baseline_mm].mean())
+    if p_pk <= max(p_in, p_out):
+        return math.nan
+    i0 = int(np.argmin(np.where(inner, y, np.inf)))
+    d_in = _crossing(x[i0 : j + 1], y[i0 : j + 1], 0.5 * (p_pk + p_in))
+    d_out = _crossing(x[j:], -y[j:], -0.5 * (p_pk + p_out))
+    return d_out - d_in
+
+
+def mean_lumen_radius_mm(lumen: npt.NDArray[np.bool_], spacing_mm: Spacing) -> float:
+    """Mean lumen radius ``2 V / S`` (mm): volume over marching-cubes surface area (exact for a cylinder).
+
+    A tube cut by the array border stays open there (the mask is edge-padded by one
+    voxel, which marching cubes leaves uncapped, and the padded voxels count in ``V``);
+    where the lumen ends inside the volume its cap counts in ``S``.
+    """
+    from skimage.measure import marching_cubes, mesh_surface_area
+
+    sp = _spacing(spacing_mm)
+    if not lumen.any():
+        return math.nan
+    padded = np.pad(lumen, 1, mode="edge")
+    verts, faces, _, _ = marching_cubes(padded.astype(np.float32), 0.5, spacing=sp)
+    area = float(mesh_surface_area(verts, faces))
+    vol = float(np.count_nonzero(padded)) * float(np.prod(sp))
+    return 2.0 * vol / area if area > 0 else math.nan
+
+
+def wall_area_pct(lumen_radius_mm: float, wall_thickness_mm: float) -> float:
+    """WA% of a circular airway: ``100 ((R + T)^2 - R^2) / (R + T)^2``."""
+    outer = lumen_radius_mm + wall_thickness_mm
+    return 100.0 * (outer**2 - lumen_radius_mm**2) / outer**2 if outer > 0 else math.nan
+
+
+def _crop(lumen: np.ndarray, margin: tuple[int, int, int]) -> tuple[slice, ...]:
+    idx = np.nonzero(lumen)
+    return tuple(
+        slice(max(int(i.min()) - m, 0), min(int(i.max()) + m + 1, n)) for i, m, n in zip(idx, margin, lumen.shape)
+    )
+
+
+def airway_metrics(
+    hu: npt.NDArray[np.integer],
+    labels: np.ndarray,
+    spacing_mm: Spacing,
+    *,
+    lumen_label: int = LABEL_AIRWAY,
+    max_distance_mm: float = 10.0,
+    peribronchial_mm: float = 5.0,
+) -> dict[str, float]:
+    """Airway wall metrics of the lumen ``labels == lumen_label`` (columns :data:`AIRWAY_COLUMNS`).
+
+    Parameters
+    ----------
+    hu
+        HU image, shape (z, y, x).
+    labels
+        Label map on the same grid; ``lumen_label`` (default 3) marks the airway lumen.
+    spacing_mm
+        Voxel size (z, y, x) in mm.
+    max_distance_mm
+        Radial reach of the profile outside the lumen.
+    peribronchial_mm
+        Outer radius of the peribronchial shell.
+
+    Returns
+    -------
+    dict
+        NaN everywhere when the label map has no airway lumen (an optional structure:
+        a scan cropped below the carina has none).
+    """
+    sp = _spacing(spacing_mm)
+    if hu.shape != labels.shape:
+        raise ValueError(f"image and labels differ in shape: {hu.shape} vs {labels.shape}")
+    lumen_full = labels == lumen_label
+    if not lumen_full.any():
+        return {c: math.nan for c in AIRWAY_COLUMNS}
+    margin = tuple(int(math.ceil(max_distance_mm / s)) + 1 for s in sp)
+    box = _crop(lumen_full, margin)  # type: ignore[arg-type]
+    lumen = lumen_full[box]
+    img = np.asarray(hu[box])
+    centres, prof = radial_profile(img, lumen, sp, max_distance_mm=max_distance_mm)
+    t = fwhm_wall_thickness(centres, prof)
+    r = mean_lumen_radius_mm(lumen, sp)
+    d = signed_distance_mm(lumen, sp)
+    shell = (d > 0) & (d <= peribronchial_mm)
+    return {
+        "airway_wall_thickness_mm": t,
+        "airway_wa_pct": wall_area_pct(r, t) if math.isfinite(t) else math.nan,
+        "airway_lumen_radius_mm": r,
+        "airway_wall_peak_hu": float(prof[centres >= 0].max()) if (centres >= 0).any() else math.nan,
+        "peribronchial_hu": float(img[shell].mean()) if shell.any() else math.nan,
+    }
+
+
+__all__ = [
+    "AIRWAY_COLUMNS",
+    "airway_metrics",
+    "fwhm_wall_thickness",
+    "mean_lumen_radius_mm",
+    "radial_profile",
+    "signed_distance_mm",
+    "wall_area_pct",
+]
