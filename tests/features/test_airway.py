@@ -30,7 +30,7 @@ def tube(wall_mm: float, h: float, *, outside_hu: float = -850.0, psf_sigma_mm: 
     sl = sl.reshape(n, ss, n, ss).mean(axis=(1, 3))
     img = ndi.gaussian_filter(np.repeat(sl[None], nz, 0), psf_sigma_mm / h)
     cc = (np.arange(n) - (n - 1) / 2) * h
-    labels = np.zeros(img.shape, np.uint8)
+    labels = np.ones(img.shape, np.uint8)  # lung around the bronchus (its wall is labelled lung, as preprocess does)
     labels[:, np.hypot(cc[:, None], cc[None, :]) < LUMEN_R_MM] = 3
     return np.rint(img).astype(np.int16), labels
 
@@ -71,10 +71,25 @@ def test_lumen_radius_and_wa_pct():
     assert wall_area_pct(3.0, 1.0) == pytest.approx(100 * 7 / 16)
 
 
-def test_peribronchial_density_rises_with_wall():
-    vals = [airway_metrics(*tube(t, 1.0), (1.0, 1.0, 1.0))["peribronchial_hu"] for t in (1.0, 2.0, 3.0)]
-    assert vals[0] < vals[1] < vals[2]
-    assert -850 < vals[0] < -600
+@pytest.mark.parametrize("h", [1.0, 2.5])
+def test_wall_and_peribronchial_density_rise_with_wall(h):
+    ms = [airway_metrics(*tube(t, h, psf_sigma_mm=max(0.6, h / 2)), (h, h, h)) for t in (0.5, 1.0, 2.0, 3.0)]
+    for col in ("airway_wall_hu", "peribronchial_hu"):
+        vals = [m[col] for m in ms]
+        assert np.all(np.diff(vals) > 10), (col, vals)
+        assert -850 < vals[0] < vals[-1] < 35
+
+
+def test_mediastinal_voxels_do_not_enter():
+    """Voxels outside the lung labels (mediastinum) are left out of the profile and shells."""
+    img, lab = tube(2.0, 1.0)
+    ref = airway_metrics(img, lab, (1.0, 1.0, 1.0))
+    img2, lab2 = img.copy(), lab.copy()
+    img2[:, :, :8], lab2[:, :, :8] = 300, 0  # dense non-lung tissue far from the tube
+    img2[:, :, -8:], lab2[:, :, -8:] = 300, 0
+    got = airway_metrics(img2, lab2, (1.0, 1.0, 1.0))
+    assert got["airway_wall_hu"] == pytest.approx(ref["airway_wall_hu"])
+    assert got["peribronchial_hu"] == pytest.approx(ref["peribronchial_hu"])
 
 
 def test_profile_anisotropic_spacing_consistent():

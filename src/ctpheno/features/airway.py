@@ -28,9 +28,11 @@ surface area :math:`S`, exact for a cylinder), the wall area percent of a tube i
 
 .. math:: \mathrm{WA\%} = 100 \cdot \frac{(R + T)^2 - R^2}{(R + T)^2}.
 
-``airway_wall_peak_hu`` (:math:`P_{pk}`) and ``peribronchial_hu`` (mean HU of the
-shell :math:`0 < d \le 5` mm around the lumen, cf. peribronchial density) are reported
-too: below the scanner's resolution a thin wall widens to the point-spread width and
+Only lung voxels (labels 1 and 2) and the lumen enter the profile. ``airway_wall_peak_hu``
+(:math:`P_{pk}`), ``airway_wall_hu`` (mean HU of the lung voxels with :math:`0 < d \le 3`
+mm: the first voxel layers around the lumen, i.e. the wall and its partial volume) and
+``peribronchial_hu`` (same over :math:`0 < d \le 5` mm, cf. peribronchial density) are
+reported too: below the scanner's resolution a thin wall widens to the point-spread width and
 its FWHM saturates, while its peak HU keeps rising with the true thickness.
 Pi10 (the square root of wall area at a 10 mm internal perimeter, regressed over
 many bronchi) needs per-branch measurements of intrapulmonary airways, which the
@@ -50,11 +52,13 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 
 LABEL_AIRWAY = 3
+LUNG_LABELS = (1, 2)
 AIRWAY_COLUMNS = (
     "airway_wall_thickness_mm",
     "airway_wa_pct",
     "airway_lumen_radius_mm",
     "airway_wall_peak_hu",
+    "airway_wall_hu",
     "peribronchial_hu",
 )
 """Columns of :func:`airway_metrics` (QCT table, ``whole`` rows)."""
@@ -90,8 +94,12 @@ def radial_profile(
     max_distance_mm: float = 10.0,
     inner_distance_mm: float = 3.0,
     step_mm: float | None = None,
+    within: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Mean HU in shells of equal signed distance to the lumen surface.
+
+    ``within`` (optional bool mask) restricts the outside voxels that count (the lumen
+    always counts), e.g. to the lung so that the mediastinum does not enter the profile.
 
     Returns
     -------
@@ -107,6 +115,8 @@ def radial_profile(
     step = float(step_mm) if step_mm is not None else min(sp) / 4.0
     d = signed_distance_mm(lumen, sp)
     sel = (d >= -inner_distance_mm) & (d <= max_distance_mm)
+    if within is not None:
+        sel &= within | lumen
     edges = np.arange(-inner_distance_mm, max_distance_mm + step, step)
     idx = np.digitize(d[sel], edges) - 1
     n = np.bincount(idx, minlength=len(edges))
@@ -191,6 +201,7 @@ def airway_metrics(
     *,
     lumen_label: int = LABEL_AIRWAY,
     max_distance_mm: float = 10.0,
+    wall_shell_mm: float = 3.0,
     peribronchial_mm: float = 5.0,
 ) -> dict[str, float]:
     """Airway wall metrics of the lumen ``labels == lumen_label`` (columns :data:`AIRWAY_COLUMNS`).
@@ -205,8 +216,16 @@ def airway_metrics(
         Voxel size (z, y, x) in mm.
     max_distance_mm
         Radial reach of the profile outside the lumen.
+    wall_shell_mm
+        Outer radius of the wall shell (``airway_wall_hu``): at CT voxel sizes of 0.6-3 mm
+        it holds the first one to few voxel layers around the lumen.
     peribronchial_mm
-        Outer radius of the peribronchial shell.
+        Outer radius of the peribronchial shell (``peribronchial_hu``).
+
+    Only lung voxels (labels 1, 2; preprocess labels the walls of the bronchi inside a
+    lung as lung) enter the profile and the shells, so the wall is measured where the
+    airway runs in lung; the mediastinal trachea, in fat of similar density to its wall,
+    does not dilute it.
 
     Returns
     -------
@@ -224,16 +243,21 @@ def airway_metrics(
     box = _crop(lumen_full, margin)  # type: ignore[arg-type]
     lumen = lumen_full[box]
     img = np.asarray(hu[box])
-    centres, prof = radial_profile(img, lumen, sp, max_distance_mm=max_distance_mm)
+    lung = np.isin(labels[box], LUNG_LABELS)
+    if not lung.any():
+        return {c: math.nan for c in AIRWAY_COLUMNS}
+    centres, prof = radial_profile(img, lumen, sp, max_distance_mm=max_distance_mm, within=lung)
     t = fwhm_wall_thickness(centres, prof)
     r = mean_lumen_radius_mm(lumen, sp)
     d = signed_distance_mm(lumen, sp)
-    shell = (d > 0) & (d <= peribronchial_mm)
+    wall = lung & (d > 0) & (d <= wall_shell_mm)
+    shell = lung & (d > 0) & (d <= peribronchial_mm)
     return {
         "airway_wall_thickness_mm": t,
         "airway_wa_pct": wall_area_pct(r, t) if math.isfinite(t) else math.nan,
         "airway_lumen_radius_mm": r,
         "airway_wall_peak_hu": float(prof[centres >= 0].max()) if (centres >= 0).any() else math.nan,
+        "airway_wall_hu": float(img[wall].mean()) if wall.any() else math.nan,
         "peribronchial_hu": float(img[shell].mean()) if shell.any() else math.nan,
     }
 
@@ -244,6 +268,7 @@ __all__ = [
     "fwhm_wall_thickness",
     "mean_lumen_radius_mm",
     "radial_profile",
+    "LUNG_LABELS",
     "signed_distance_mm",
     "wall_area_pct",
 ]

@@ -198,9 +198,13 @@ QCT = TableSchema(
         "airway_wa_pct": Column(F, "airway wall area percent of a tube of the mean lumen radius and that "
                                    "wall thickness (whole rows)", "%"),
         "airway_lumen_radius_mm": Column(F, "mean lumen radius 2V/S of the label-3 airway (whole rows)", "mm"),
-        "airway_wall_peak_hu": Column(F, "peak of the radial HU profile outside the airway lumen (whole rows)",
+        "airway_wall_peak_hu": Column(F, "peak of the radial HU profile (lung voxels) outside the airway lumen "
+                                         "(whole rows)",
                                       "HU"),
-        "peribronchial_hu": Column(F, "mean HU within 5 mm outside the airway lumen (whole rows)", "HU"),
+        "airway_wall_hu": Column(F, "mean HU of the lung voxels within 3 mm outside the airway lumen (the "
+                                    "wall and its partial volume; whole rows)", "HU"),
+        "peribronchial_hu": Column(F, "mean HU of the lung voxels within 5 mm outside the airway lumen "
+                                      "(whole rows)", "HU"),
     },
     key=("scan_id", "region"),
     allow_any_extra=True,
