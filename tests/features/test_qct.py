@@ -101,6 +101,10 @@ def test_blockwise_equals_in_memory_on_small_chunks(noisy_phantom, tmp_path):
     )
     pd.testing.assert_frame_equal(mem, blk, check_exact=True)
     assert np.isfinite(mem["lac_d_950"]).all()  # the noise gives many small clusters in this range
+    # airway wall metrics (cropped around the label-3 lumen blockwise): whole row only
+    whole = mem["region"] == "whole"
+    assert np.isfinite(mem.loc[whole, ["airway_wall_hu", "peribronchial_hu", "airway_lumen_radius_mm"]]).all(None)
+    assert mem.loc[~whole, "airway_wall_hu"].isna().all()
 
 
 def test_input_errors_name_the_problem(lung_phantom):
