@@ -13,7 +13,7 @@ SUBTYPES = ("none", "centrilobular", "panlobular", "paraseptal")
 N_PER_SUBTYPE = 4
 
 #: a short SSL run (well under a minute on 2 CPU cores) that still learns density/texture
-FAST = dict(patch_size=16, spacing_mm=3.0, width=8, epochs=4, train_patches_per_scan=32, batch_size=32,
+FAST = dict(patch_size=16, spacing_mm=3.0, width=8, epochs=8, learning_rate=5e-3, train_patches_per_scan=32, batch_size=32,
             extract_patches_per_scan=128, seed=0, device="cpu")
 
 

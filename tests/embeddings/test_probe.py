@@ -5,12 +5,16 @@ a probe fitted on the other 12). The encoder is trained without labels on the co
 pipeline does. Margins asserted (measured values are in docs/embeddings.md):
 
 * emphysema fraction, ridge on the whole-lung embedding: R2(ssl) >= 0.55 and R2(ssl) > R2(random)
-  (measured 0.606 vs 0.569 on this cohort: a small gap, because a random conv net with mean
-  pooling already recovers mean density linearly; 0.788 vs 0.462 on another 16-phantom cohort —
-  see docs/embeddings.md);
+  (measured 0.579 vs 0.569 on this cohort with the scan-positive objective, 0.606 vs 0.569 with
+  plain SimCLR pairs: no robust gap, because a random conv net with mean pooling already recovers
+  mean density linearly and the random baseline's R2 swings from -0.55 to 0.82 with its seed on
+  16 scans; on the tuning cohort SSL reaches 0.74-0.94 over three seeds — see docs/embeddings.md);
 * subtype (none / centrilobular / panlobular / paraseptal), logistic regression on the
   concatenated whole + upper + middle + lower embeddings: accuracy(ssl) >= accuracy(random) + 0.125
-  (two more scans of 16 right).
+  (two more scans of 16 right; measured 0.562 vs 0.375, +0.188).
+
+The training loss starts at log(2B - 1) (uniform similarities) and must fall by more than 0.03;
+with all 2k views of a scan as positives its floor is log(2k - 1), so it moves little.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ def test_training_writes_curve_card_and_checkpoints(trained, fast_cfg):
     assert len(list((out / "checkpoints").glob("epoch_*.pt"))) == fast_cfg.epochs
     # InfoNCE with 2B-1 candidates starts near log(2B-1) and must go down
     assert result.losses[0] == pytest.approx(np.log(2 * fast_cfg.batch_size - 1), abs=0.5)
-    assert result.losses[-1] < result.losses[0] - 0.2
+    assert result.losses[-1] < result.losses[0] - 0.03
     card = (out / "MODEL_CARD.md").read_text()
     assert "InfoNCE" in card and "temperature" in card and "16 scans" in card
 

@@ -73,6 +73,11 @@ class EmbeddingsConfig(StrictModel):
     noise_sd: confloat(ge=0.0) = 0.05  # type: ignore[valid-type]
     """SD of Gaussian noise added to each view (window units; 0.05 = 31 HU with the default window).
     Strong enough that scan-specific noise texture is no shortcut for the contrastive task."""
+    views_per_scan: conint(ge=1) = 4  # type: ignore[valid-type]
+    """Anchor/positive pairs of one scan that share a batch; all ``2 * views_per_scan`` views of a
+    scan are positives of each other (supervised-contrastive form with the scan as label), the
+    views of the other scans are negatives. 1: plain SimCLR pairs (other pairs of the same scan
+    may then act as negatives). Must divide ``train_patches_per_scan`` and ``batch_size``."""
     seed: NonNegativeInt = 0
     """Seeds weights, patch sampling and augmentation (same seed -> same encoder on CPU)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -90,6 +95,10 @@ class EmbeddingsConfig(StrictModel):
         lo, hi = self.hu_window
         if not hi > lo:
             raise ValueError(f"hu_window must be (low, high) with high > low; got {self.hu_window}")
+        for name in ("train_patches_per_scan", "batch_size"):
+            if getattr(self, name) % self.views_per_scan:
+                raise ValueError(f"views_per_scan ({self.views_per_scan}) must divide {name} "
+                                 f"({getattr(self, name)}); change one of them")
         if self.model in ("torchscript", "monai") and self.checkpoint is None:
             raise ValueError(f"model {self.model!r} needs `checkpoint:` (path of the user checkpoint)")
         if self.model == "monai" and not self.monai_network:

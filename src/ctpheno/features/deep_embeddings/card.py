@@ -71,8 +71,11 @@ centres drawn among lung voxels whose patch is at least {settings['min_lung_frac
 No labels of any kind are used. Scan ids: {', '.join(list(scans)[:12])}{' ...' if len(scans) > 12 else ''}.
 
 ## Objective
-Contrastive InfoNCE / NT-Xent (SimCLR, Chen et al. ICML 2020), temperature {settings['temperature']}:
-the positive of an anchor is a patch of the same scan centred up to
+Contrastive InfoNCE / NT-Xent (SimCLR, Chen et al. ICML 2020), temperature {settings['temperature']},
+in the multi-positive (supervised-contrastive, Khosla et al. NeurIPS 2020) form with the scan as
+the only "label": each batch holds {settings['views_per_scan']} anchor/positive pairs per scan and
+all views of one scan are positives of each other (views of other scans are negatives). The
+positive of an anchor is a patch of the same scan centred up to
 {settings['positive_shift']:g} x patch edge away; views get random flips, axis permutations and
 Gaussian noise (SD {settings['noise_sd']}) — no intensity jitter, so density is kept.
 AdamW, cosine learning-rate decay, {steps_per_epoch} steps per epoch of {settings['batch_size']} pairs.

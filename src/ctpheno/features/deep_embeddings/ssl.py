@@ -9,10 +9,22 @@ views get random flips, axis permutations (the grid is isotropic) and Gaussian n
 
 .. math:: \\ell_{i} = -\\log \\frac{\\exp(z_i \\cdot z_{j(i)} / \\tau)}{\\sum_{k \\ne i} \\exp(z_i \\cdot z_k / \\tau)}
 
-averaged over the 2B views (SimCLR [1]_). Intensities are *not* jittered, so density is never
-made an invariance: two neighbouring patches share their density and texture statistics
-(emphysema extent and pattern) but not their exact anatomy, which is what the encoder must learn
-to keep and to ignore respectively.
+averaged over the 2B views (SimCLR [1]_). By default (``views_per_scan`` = k > 1) each batch is
+made of B / k scans with k pairs each, and the loss takes the multi-positive (supervised
+contrastive [2]_) form with the *scan* as the only label: for view :math:`i` with the set
+:math:`P(i)` of the other :math:`2k - 1` views of its scan,
+
+.. math:: \ell_{i} = -\frac{1}{|P(i)|} \sum_{p \in P(i)} \log
+          \frac{\exp(z_i \cdot z_p / \tau)}{\sum_{k \ne i} \exp(z_i \cdot z_k / \tau)}.
+
+Plain pairs (k = 1) let two patches of the same scan act as negatives of each other, which pushes
+apart exactly the patches that share a density and texture; with the scan as positive set the
+encoder is pulled to what all patches of a lung share (emphysema extent, hole size and pattern)
+and pushed away from other lungs. On the tuning cohort this lifted the probe R2 for the
+emphysema fraction from 0.57 (plain pairs) to 0.78-0.94 over three seeds (docs/embeddings.md).
+Intensities are *not* jittered, so density is never made an invariance: two patches of one lung
+share their density and texture statistics but not their exact anatomy, which is what the encoder
+must learn to keep and to ignore respectively.
 
 Determinism and resume
 ----------------------
@@ -25,6 +37,7 @@ uninterrupted one.
 References
 ----------
 .. [1] Chen T, et al. A simple framework for contrastive learning of visual representations. ICML 2020.
+.. [2] Khosla P, et al. Supervised contrastive learning. NeurIPS 2020.
 """
 
 from __future__ import annotations
@@ -53,7 +66,7 @@ ENCODER_FILE = "encoder.pt"
 #: config fields that change the trained weights (hashed into the checkpoints)
 TRAIN_FIELDS = ("hu_window", "spacing_mm", "patch_size", "min_lung_fraction", "width", "epochs",
                 "train_patches_per_scan", "max_train_scans", "batch_size", "learning_rate", "weight_decay",
-                "temperature", "positive_shift", "noise_sd", "seed")
+                "temperature", "positive_shift", "noise_sd", "views_per_scan", "seed")
 
 
 @dataclass(frozen=True)
@@ -98,14 +111,27 @@ def train_settings(cfg: EmbeddingsConfig) -> dict[str, Any]:
     return {k: data[k] for k in TRAIN_FIELDS}
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, *, temperature: float) -> torch.Tensor:
-    """NT-Xent / InfoNCE loss of paired projections (B, D); see the module formula."""
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, *, temperature: float,
+            groups: torch.Tensor | None = None) -> torch.Tensor:
+    """Contrastive loss of paired projections (B, D); see the module formulas.
+
+    Without ``groups``: NT-Xent / InfoNCE (the partner view is the only positive). With
+    ``groups`` (B,) scan indices: supervised-contrastive form in which every other view of the
+    same scan is a positive (``groups`` must give each view at least one partner, which the pair
+    always does).
+    """
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     n = z1.shape[0]
     sim = z @ z.T / temperature
-    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
-    return F.cross_entropy(sim, target)
+    eye = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    sim = sim.masked_fill(eye, float("-inf"))
+    if groups is None:
+        target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+        return F.cross_entropy(sim, target)
+    g = torch.cat([groups, groups]).to(z.device)
+    same = (g[:, None] == g[None, :]) & ~eye
+    logp = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    return -(logp.masked_fill(~same, 0.0).sum(1) / same.sum(1)).mean()
 
 
 def _augment(x: npt.NDArray[np.float32], rng: np.random.Generator, noise_sd: float) -> npt.NDArray[np.float32]:
@@ -123,9 +149,14 @@ def _augment(x: npt.NDArray[np.float32], rng: np.random.Generator, noise_sd: flo
 
 
 def sample_pairs(scans: Sequence[TrainingScan], *, n_per_scan: int, patch_size: int, positive_shift: float,
-                 noise_sd: float, rng: np.random.Generator) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Anchor and positive views for one epoch, shuffled across scans: two (N, 1, P, P, P) arrays."""
-    anchors, positives = [], []
+                 noise_sd: float, rng: np.random.Generator, views_per_scan: int = 1,
+                 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Anchor and positive views for one epoch: two (N, 1, P, P, P) arrays and the (N,) scan index
+    of each pair. Pairs are shuffled in runs of ``views_per_scan`` anchors of one scan, so every
+    batch (a multiple of ``views_per_scan``) holds whole runs."""
+    if views_per_scan < 1 or n_per_scan % views_per_scan:
+        raise ValueError(f"n_per_scan ({n_per_scan}) must be a multiple of views_per_scan ({views_per_scan})")
+    anchors, positives, ids = [], [], []
     max_shift = int(round(positive_shift * patch_size))
     for s in scans:
         c = s.centres[rng.integers(0, len(s.centres), size=n_per_scan)]
@@ -133,10 +164,12 @@ def sample_pairs(scans: Sequence[TrainingScan], *, n_per_scan: int, patch_size: 
         c2 = np.clip(c + shift, 0, np.asarray(s.grid.image.shape) - 1)
         anchors.append(cut_patches(s.grid.image, c, patch_size=patch_size))
         positives.append(cut_patches(s.grid.image, c2, patch_size=patch_size))
-    a, p = np.concatenate(anchors), np.concatenate(positives)
-    order = rng.permutation(len(a))
+        ids.append(np.full(len(c), len(ids), np.int64))
+    a, p, g = np.concatenate(anchors), np.concatenate(positives), np.concatenate(ids)
+    runs = np.argsort(g, kind="stable").reshape(-1, views_per_scan)
+    order = runs[rng.permutation(len(runs))].ravel()
     a, p = _augment(a[order], rng, noise_sd), _augment(p[order], rng, noise_sd)
-    return a[:, None], p[:, None]
+    return a[:, None], p[:, None], g[order]
 
 
 def _lr(step: int, total: int, base: float) -> float:
@@ -208,8 +241,9 @@ def _train(scans: Sequence[TrainingScan], *, cfg: EmbeddingsConfig, out_dir: Pat
     t0 = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
-        a, p = sample_pairs(scans, n_per_scan=cfg.train_patches_per_scan, patch_size=cfg.patch_size,
-                            positive_shift=cfg.positive_shift, noise_sd=cfg.noise_sd, rng=rng)
+        a, p, scan_of = sample_pairs(scans, n_per_scan=cfg.train_patches_per_scan, patch_size=cfg.patch_size,
+                            positive_shift=cfg.positive_shift, noise_sd=cfg.noise_sd, rng=rng,
+                                     views_per_scan=cfg.views_per_scan)
         model.train()
         head.train()
         losses = []
@@ -222,7 +256,8 @@ def _train(scans: Sequence[TrainingScan], *, cfg: EmbeddingsConfig, out_dir: Pat
             sl = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
             xa = torch.from_numpy(a[sl]).to(device)
             xp = torch.from_numpy(p[sl]).to(device)
-            loss = nt_xent(head(model(xa)), head(model(xp)), temperature=cfg.temperature)
+            loss = nt_xent(head(model(xa)), head(model(xp)), temperature=cfg.temperature,
+                           groups=torch.from_numpy(scan_of[sl]) if cfg.views_per_scan > 1 else None)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
