@@ -41,7 +41,8 @@ def run_synth(cfg: PipelineConfig, wd: WorkDir, client: Any, *, force: bool = Fa
     """Write the cohort of ``cfg.synth`` to ``cfg.synth.out`` (skipped when it already exists).
 
     The pipeline's ingest stage then reads ``<out>/images`` and ``<out>/clinical.csv``.
-    Per-subject resume markers live in the work directory (``state/synth/``).
+    Per-subject resume markers live beside the cohort (``<out>/.state``), not in the work
+    directory: the synthetic truth carries the raw subject ids the work directory must never hold.
     """
     s = cfg.synth
     out = cohort_dir(cfg, wd)
@@ -55,7 +56,7 @@ def run_synth(cfg: PipelineConfig, wd: WorkDir, client: Any, *, force: bool = Fa
         log.info("synth: cohort already in %s (n=%d, seed=%d); use --force to regenerate", out, s.n_subjects, s.seed)
         res.skipped = ids
     else:
-        write_cohort(out, n=s.n_subjects, seed=s.seed, size=s.size, fmt=s.format, client=client, workdir=wd,
+        write_cohort(out, n=s.n_subjects, seed=s.seed, size=s.size, fmt=s.format, client=client, workdir=None,
                      force=force)
         res.done = ids
     res.seconds = time.perf_counter() - t0
