@@ -121,7 +121,12 @@ def make_extractor(params: Mapping[str, Any], *, label: int | None = None):
     data = copy.deepcopy(dict(params))
     if label is not None:
         data.setdefault("setting", {})["label"] = int(label)
+    import radiomics
+
+    # warnings still reach the per-call capture handler (diagnostics table); PyRadiomics' own
+    # stderr handler prints only errors, so a run's console is not flooded with its notes
     logging.getLogger(RADIOMICS_LOGGER).setLevel(logging.WARNING)
+    radiomics.setVerbosity(logging.ERROR)
     return RadiomicsFeatureExtractor(data)
 
 
