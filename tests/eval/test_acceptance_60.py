@@ -51,40 +51,41 @@ SETTINGS = [
 
 @pytest.fixture(scope="module")
 def run60(tmp_path_factory):
-    wd_root = tmp_path_factory.mktemp("acc60") / "wd"
+    base = tmp_path_factory.mktemp("acc60")
+    wd_root, archive = base / "wd", base / "cohort"
     cmd = [
         sys.executable, "-m", "ctpheno.cli", "run", "--config", str(REPO / "config" / "demo.yaml"),
         "--workdir", str(wd_root), "--stages", "synth,ingest,preprocess,qct,cluster,supervised",
     ]
-    for s in SETTINGS:
+    for s in [*SETTINGS, f"synth.out={archive}"]:
         cmd += ["--set", s]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     wd = WorkDir(wd_root)
-    acc = synthetic_acceptance(wd, wd_root / "synthetic", PathsConfig())
+    acc = synthetic_acceptance(wd, archive, PathsConfig())
     assert acc is not None, "no truth files or no model outputs"
     print("\n" + acc.to_string())
-    return wd, acc
+    return wd, acc, archive
 
 
-def _truth_by_scan(wd: WorkDir) -> pd.DataFrame:
+def _truth_by_scan(wd: WorkDir, archive: Path) -> pd.DataFrame:
     from ctpheno.ingest.pseudonym import Pseudonymizer, resolve_salt
 
     pseudo = Pseudonymizer(resolve_salt(PathsConfig(), wd))
-    truth = pd.read_parquet(wd.root / "synthetic" / "truth.parquet")
+    truth = pd.read_parquet(archive / "truth.parquet")
     truth["subject_id"] = [pseudo.subject(s) for s in truth["subject_id"]]
     man = pd.read_parquet(wd.manifest, columns=["subject_id", "scan_id"])
     return man.merge(truth, on="subject_id").set_index("scan_id")
 
 
 def test_every_subject_measured_with_airway_metrics(run60):
-    wd, _ = run60
+    wd, _, archive = run60
     q = pd.read_parquet(wd.qct)
     whole = q[q["region"] == "whole"].set_index("scan_id")
     assert len(whole) == 60
     assert whole["airway_wall_hu"].notna().mean() >= 0.95
     # airway wall density tracks the generator's wall thickness (measured Spearman 0.71-0.74)
-    t = _truth_by_scan(wd).join(whole["airway_wall_hu"], how="inner")
+    t = _truth_by_scan(wd, archive).join(whole["airway_wall_hu"], how="inner")
     rho = t["airway_wall_hu"].corr(t["airway_wall_mm"], method="spearman")
     assert rho >= 0.5, rho
     # and separates the airway subtype from subjects without airway disease
@@ -94,7 +95,7 @@ def test_every_subject_measured_with_airway_metrics(run60):
 
 
 def test_cluster_ari_best_feature_set(run60):
-    _, acc = run60
+    _, acc, _ = run60
     ari = acc[acc["check"] == "cluster_ari"]
     assert set(ari["method"]) == {"kmeans", "gmm", "hdbscan"}
     best = float(ari["value"].max())
@@ -104,7 +105,7 @@ def test_cluster_ari_best_feature_set(run60):
 
 
 def test_fev1_r2_vs_oracle(run60):
-    _, acc = run60
+    _, acc, _ = run60
     r = acc[acc["check"] == "fev1_r2_vs_oracle"]
     assert set(r["method"]) == {"linear", "lightgbm"}
     best = r.loc[r["value"].idxmax()]
@@ -116,7 +117,7 @@ def test_fev1_r2_vs_oracle(run60):
 
 
 def test_gold_within_one_reported_with_ci(run60):
-    _, acc = run60
+    _, acc, _ = run60
     g = acc[acc["check"] == "gold_within_one"]
     assert len(g) == 2
     for row in g.itertuples():

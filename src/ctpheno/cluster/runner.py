@@ -269,7 +269,9 @@ def run_stage(func: ScanFunc, tasks: Sequence[ScanTask], *, stage: str, workdir:
     progress
         Show the progress bar (terminal) or periodic log lines.
     max_in_flight
-        Tasks submitted at once (default 4 per worker thread).
+        Tasks submitted at once. Default: one per worker thread, re-read at every completion so
+        workers that join later (a SLURM job that starts late) get work. A task never waits in a
+        worker's own queue, so a worker killed by one scan's memory takes no innocent scan with it.
     """
     wd = workdir if isinstance(workdir, WorkDir) else WorkDir(workdir)
     wd.ensure()
@@ -327,9 +329,11 @@ def _run_distributed(func: ScanFunc, todo: list[ScanTask], client: Any, wd: Work
                      max_in_flight: int | None) -> None:
     from distributed import as_completed
 
-    if max_in_flight is None:
-        nthreads = sum(client.nthreads().values()) or 1
-        max_in_flight = max(4, 4 * nthreads)
+    def window() -> int:
+        if max_in_flight is not None:
+            return max_in_flight
+        return max(1, sum(client.nthreads().values()))
+
     pending = iter(todo)
     used: dict[str, int] = {}
     by_future: dict[Any, ScanTask] = {}
@@ -342,7 +346,10 @@ def _run_distributed(func: ScanFunc, todo: list[ScanTask], client: Any, wd: Work
         by_future[fut] = task
         return fut
 
-    first = [submit(t) for _, t in zip(range(max_in_flight), pending)]
+    if not client.nthreads():
+        log.info("%s: waiting for the first worker", stage)
+        client.wait_for_workers(1)
+    first = [submit(t) for _, t in zip(range(window()), pending)]
     ac = as_completed(first)
     for fut in ac:
         task = by_future.pop(fut)
@@ -360,8 +367,10 @@ def _run_distributed(func: ScanFunc, todo: list[ScanTask], client: Any, wd: Work
                 continue
             record(task, {"status": "failed", "error_type": error_type, "message": msg}, n)
         fut.release()
-        nxt = next(pending, None)
-        if nxt is not None:
+        for _ in range(max(1, window() - ac.count())):
+            nxt = next(pending, None)
+            if nxt is None:
+                break
             ac.add(submit(nxt))
 
 
