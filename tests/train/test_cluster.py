@@ -13,7 +13,7 @@ def clustered(synth60):
 
 def test_recovers_latent_subtype_for_best_set(clustered):
     ch = clustered.selection[clustered.selection["chosen"]]
-    assert set(ch["feature_set"]) == {"qct", "radiomics", "embeddings", "qct+radiomics+embeddings"}
+    assert set(ch["feature_set"]) == {"phenotype", "qct", "radiomics", "embeddings", "qct+radiomics+embeddings"}
     assert ch["reference_ari"].max() >= 0.8, ch.to_string()
     # shuffled reference labels are not recovered by the same clusters
     rng = np.random.default_rng(0)
@@ -31,7 +31,7 @@ def test_profiles_and_assignments_cover_every_subject(clustered, synth60):
         assert g["n"].sum() == n
     assert {"qct_laa950_pct__upper", "fev1_pct_pred", "gold_0_n"} <= set(clustered.profiles.columns)
     a = clustered.assignments
-    assert len(a) == n * 12 and a[["map_x", "map_y"]].notna().all().all()
+    assert len(a) == n * 15 and a[["map_x", "map_y"]].notna().all().all()
 
 
 def test_stability_high_for_separated_blobs_low_for_noise():

@@ -8,6 +8,7 @@ from ctpheno.train.features import (
     CorrelationPruner,
     assemble_cohort,
     pivot_embeddings,
+    phenotype_axes,
     pivot_qct,
     preprocessor,
     transformed_names,
@@ -32,6 +33,30 @@ def test_pivot_names():
         pivot_embeddings(emb, model="cnn")
 
 
+def test_phenotype_axes_known_values():
+    rows = []
+    for scan, (whole, upper, lower, d, wall) in {
+        "cle": (20.0, 30.0, 5.0, 1.1, -740.0),   # upper-zone predominant
+        "ple": (20.0, 4.9, 39.9, 0.5, -735.0),   # lower-zone predominant
+        "none": (0.0, 0.0, 0.0, np.nan, -610.0),  # no emphysema: ratio 1, D undefined
+    }.items():
+        rows += [
+            dict(scan_id=scan, region="whole", laa950_pct=whole, lac_d_950=d, airway_wall_hu=wall),
+            dict(scan_id=scan, region="upper", laa950_pct=upper, lac_d_950=np.nan, airway_wall_hu=np.nan),
+            dict(scan_id=scan, region="lower", laa950_pct=lower, lac_d_950=np.nan, airway_wall_hu=np.nan),
+        ]
+    ph = phenotype_axes(pivot_qct(pd.DataFrame(rows)))
+    assert list(ph.columns) == ["phe_log_laa950", "phe_log_upper_lower", "phe_lac_d_950", "phe_airway_wall_hu"]
+    np.testing.assert_allclose(ph.loc["cle", "phe_log_laa950"], np.log(21.0))
+    np.testing.assert_allclose(ph.loc["cle", "phe_log_upper_lower"], np.log(30.1 / 5.1))
+    np.testing.assert_allclose(ph.loc["ple", "phe_log_upper_lower"], np.log(5.0 / 40.0))
+    assert ph.loc["none", "phe_log_upper_lower"] == 0.0 and ph.loc["none", "phe_log_laa950"] == 0.0
+    assert np.isnan(ph.loc["none", "phe_lac_d_950"]) and ph.loc["ple", "phe_airway_wall_hu"] == -735.0
+    # a QCT table without airway metrics gives a missing axis, not an error
+    no_aw = pivot_qct(pd.DataFrame(rows).drop(columns="airway_wall_hu"))
+    assert phenotype_axes(no_aw)["phe_airway_wall_hu"].isna().all()
+
+
 def test_assemble_one_row_per_subject_usable_only(tmp_path):
     info = write_synthetic_workdir(tmp_path, n=10, seed=1)
     wd = info["workdir"]
@@ -45,7 +70,7 @@ def test_assemble_one_row_per_subject_usable_only(tmp_path):
     assert len(c.frame) == 9 and c.frame.index.is_unique
     assert man.subject_id[0] not in c.frame.index
     assert c.frame.loc[man.subject_id[1], "scan_id"] == man.scan_id[1]  # baseline kept
-    assert set(c.columns) == {"qct", "radiomics", "embeddings"}
+    assert set(c.columns) == {"qct", "phenotype", "radiomics", "embeddings"}
     assert c.frame["copd"].eq(c.frame["gold_stage"] >= 1).all()
     with pytest.raises(ValueError, match="needs the 'foo' table"):
         c.feature_columns("qct+foo")

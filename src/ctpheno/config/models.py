@@ -1,7 +1,9 @@
 """Clustering, supervised-model and report configuration (owned by ctpheno.train / ctpheno.eval).
 
 Feature sets are named by the feature tables they join, ``+``-separated:
-``qct``, ``radiomics``, ``embeddings``, ``qct+radiomics``, ``qct+radiomics+embeddings``.
+``qct``, ``radiomics``, ``embeddings``, ``qct+radiomics``, ``qct+radiomics+embeddings``; and
+``phenotype``, four COPD phenotype axes derived from the QCT table (emphysema extent, apico-basal
+distribution, cluster-size exponent, airway wall; :func:`ctpheno.train.features.phenotype_axes`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pydantic import PositiveInt, confloat, conint, field_validator
 
 from .base import StrictModel
 
-FEATURE_TABLES = ("qct", "radiomics", "embeddings")
+FEATURE_TABLES = ("qct", "radiomics", "embeddings", "phenotype")
 """Feature tables a feature set may combine."""
 
 ClusterAlgorithm = Literal["kmeans", "gmm", "hdbscan"]
@@ -47,8 +49,9 @@ class UnsupervisedConfig(StrictModel):
 
     enabled: bool = True
     """Run clustering."""
-    feature_sets: list[str] = ["qct", "radiomics", "embeddings", "qct+radiomics+embeddings"]
-    """Feature sets clustered and reported (``+`` joins tables)."""
+    feature_sets: list[str] = ["phenotype", "qct", "radiomics", "embeddings", "qct+radiomics+embeddings"]
+    """Feature sets clustered and reported (``+`` joins tables; ``phenotype``: the four QCT phenotype
+    axes, which separate emphysema subtypes from severity)."""
     algorithms: list[ClusterAlgorithm] = ["kmeans", "gmm", "hdbscan"]
     """Algorithms: k-means, Gaussian mixture (full covariance on PCA scores), HDBSCAN."""
     k_min: conint(ge=2, le=20) = 2

@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from ..config.models import PreprocessingConfig
 from ..io.layout import WorkDir
 
-PREFIX = {"qct": "qct_", "radiomics": "rad_", "embeddings": "emb_"}
+PREFIX = {"qct": "qct_", "radiomics": "rad_", "embeddings": "emb_", "phenotype": "phe_"}
 """Column prefix of each feature table in the wide matrix."""
 COVARIATES = ("age_years", "sex", "height_cm", "pack_years")
 QCT_PRIORITY = (
@@ -64,6 +64,42 @@ def pivot_qct(qct: pd.DataFrame) -> pd.DataFrame:
     metrics = [m for m in QCT_PRIORITY if m in metrics] + [m for m in metrics if m not in QCT_PRIORITY]
     wide = qct.pivot_table(index="scan_id", columns="region", values=metrics, aggfunc="first", dropna=False)
     return _ordered(wide, metrics, "qct_").dropna(axis=1, how="all")
+
+
+PHENOTYPE_EPS_PCT = 0.1
+"""Percentage points added to both zonal LAA-950 values before their log ratio (finite without emphysema)."""
+
+
+def phenotype_axes(wide_qct: pd.DataFrame) -> pd.DataFrame:
+    """Four COPD phenotype axes from the wide QCT matrix (index scan_id), one column each.
+
+    * ``phe_log_laa950``: :math:`\\ln(1 + \\mathrm{LAA}_{-950})` of both lungs — emphysema
+      *extent*, log-scaled because it is right-skewed in every cohort (most smokers near 0 %).
+    * ``phe_log_upper_lower``: :math:`\\ln\\frac{\\mathrm{LAA}_{upper}+0.1}{\\mathrm{LAA}_{lower}+0.1}`
+      — apico-basal *distribution* (centrilobular: upper-zone predominant, > 0; panlobular:
+      lower-zone predominant, < 0), the heterogeneity index of the COPDGene/Castaldi line of work.
+    * ``phe_lac_d_950``: power-law exponent *D* of the low-attenuation cluster sizes (Mishima 1999)
+      — many small holes (high *D*) versus confluent bullae (low *D*).
+    * ``phe_airway_wall_hu``: mean density of the lung within 3 mm of the segmented airway wall —
+      the airway-disease axis (peribronchial thickening), robust at 2-3 mm voxels where wall
+      thickness itself is below the resolution.
+
+    Extent is one axis among four, so clusters follow the *pattern* of disease rather than only
+    its amount; the full ``qct`` set is dominated by dozens of extent-correlated columns.
+    Missing inputs give a missing axis (imputed inside the model's folds).
+    """
+    def col(metric: str, region: str = "whole") -> pd.Series:
+        name = f"qct_{metric}__{region}"
+        return wide_qct[name] if name in wide_qct.columns else pd.Series(np.nan, index=wide_qct.index)
+
+    eps = PHENOTYPE_EPS_PCT
+    out = pd.DataFrame(index=wide_qct.index)
+    out["phe_log_laa950"] = np.log1p(col("laa950_pct").clip(lower=0))
+    out["phe_log_upper_lower"] = np.log((col("laa950_pct", "upper").clip(lower=0) + eps)
+                                        / (col("laa950_pct", "lower").clip(lower=0) + eps))
+    out["phe_lac_d_950"] = col("lac_d_950")
+    out["phe_airway_wall_hu"] = col("airway_wall_hu")
+    return out.astype(float)
 
 
 def pivot_radiomics(rad: pd.DataFrame) -> pd.DataFrame:
@@ -124,6 +160,7 @@ def load_feature_tables(
     parts: dict[str, pd.DataFrame] = {}
     if wd.qct.is_file():
         parts["qct"] = pivot_qct(pd.read_parquet(wd.qct))
+        parts["phenotype"] = phenotype_axes(parts["qct"])
     if wd.radiomics.is_file():
         parts["radiomics"] = pivot_radiomics(pd.read_parquet(wd.radiomics))
     if wd.embeddings.is_file():
