@@ -106,7 +106,7 @@ def test_cluster_ari_best_feature_set(run60):
 def test_fev1_r2_vs_oracle(run60):
     _, acc, _ = run60
     r = acc[acc["check"] == "fev1_r2_vs_oracle"]
-    assert set(r["method"]) == {"linear", "lightgbm"}
+    assert set(r["method"]) == {"linear", "elastic_net", "lightgbm"}
     best = r.loc[r["value"].idxmax()]
     # robust: well above chance (R^2 > 0 with its CI) and more than half the ceiling
     assert best["ci_low"] > 0 and best["value"] >= 0.5, best.to_dict()
@@ -118,7 +118,7 @@ def test_fev1_r2_vs_oracle(run60):
 def test_gold_within_one_reported_with_ci(run60):
     _, acc, _ = run60
     g = acc[acc["check"] == "gold_within_one"]
-    assert len(g) == 4  # two feature sets x two models
+    assert len(g) == 6  # two feature sets x three models
     for row in g.itertuples():
         assert np.isfinite([row.value, row.ci_low, row.ci_high]).all()
         assert row.ci_low <= row.value <= row.ci_high

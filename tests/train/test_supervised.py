@@ -102,3 +102,26 @@ def test_screened_linear_picks_few_features_when_few_carry_signal():
     yb = (y > 0).astype(float)
     mb = ScreenedLinear(task="binary", ks=(1, 20, 0)).fit(X, yb)
     assert mb.predict_proba(X).shape == (30, 2) and mb.selector_.get_support()[5]
+
+
+def test_elastic_net_keeps_a_weak_predictor_that_screening_ranks_low():
+    """Truth y = 3 x0 + x1 among 60 columns: both predictors kept, the noise shrunk to ~0."""
+    from sklearn.metrics import r2_score, roc_auc_score
+
+    from ctpheno.config.models import LightGBMConfig, PreprocessingConfig
+    from ctpheno.train.models import make_model, predict
+
+    rng = np.random.default_rng(4)
+    n, p = 120, 60
+    X = rng.normal(size=(n, p))
+    y = 3 * X[:, 0] + 1.0 * X[:, 1] + rng.normal(0, 0.5, n)
+    tr, te = np.arange(80), np.arange(80, n)
+    pre = PreprocessingConfig(correlation_threshold=1.0)
+    pipe = make_model("elastic_net", "regression", pre=pre, lgbm=LightGBMConfig(), seed=0).fit(X[tr], y[tr])
+    coef = pipe.named_steps["model"].coef_
+    assert abs(coef[0]) > 2 and abs(coef[1]) > 0.5  # both true predictors (scaled units) kept
+    assert np.abs(coef[2:]).sum() < 0.5 * abs(coef[1])  # noise columns shrunk to ~0
+    assert r2_score(y[te], predict(pipe, X[te], "regression")) > 0.9
+    yb = (y > 0).astype(float)
+    clf = make_model("elastic_net", "binary", pre=pre, lgbm=LightGBMConfig(), seed=0).fit(X[tr], yb[tr])
+    assert roc_auc_score(yb[te], predict(clf, X[te], "binary")) > 0.9

@@ -19,7 +19,7 @@ FEATURE_TABLES = ("qct", "radiomics", "embeddings", "phenotype")
 
 ClusterAlgorithm = Literal["kmeans", "gmm", "hdbscan"]
 TargetName = Literal["fev1_pct_pred", "fev1_fvc", "gold_stage", "copd", "fev1_decline_ml_per_year"]
-ModelName = Literal["linear", "lightgbm", "random_forest"]
+ModelName = Literal["linear", "elastic_net", "lightgbm", "random_forest"]
 
 
 def _check_sets(sets: list[str]) -> list[str]:
@@ -123,8 +123,10 @@ class SupervisedConfig(StrictModel):
     progression (FEV1 decline, scored also by Harrell's C-index)."""
     feature_sets: list[str] = ["qct", "radiomics", "embeddings", "qct+radiomics+embeddings"]
     """Feature sets compared on the same folds."""
-    models: list[ModelName] = ["linear", "lightgbm"]
-    """Models; ``linear`` (ridge / L2-logistic with CV-chosen penalty) is always added."""
+    models: list[ModelName] = ["linear", "elastic_net", "lightgbm"]
+    """Models; ``linear`` (univariate screening + ridge / L2-logistic, k and penalty by inner CV) is
+    always added; ``elastic_net`` (L1+L2 penalty and mix by inner 5-fold CV: ElasticNetCV /
+    elastic-net logistic) selects features jointly rather than one by one."""
     covariates: list[Literal["age_years", "sex", "height_cm", "pack_years"]] = [
         "age_years",
         "sex",
