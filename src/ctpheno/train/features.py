@@ -77,7 +77,8 @@ def phenotype_axes(wide_qct: pd.DataFrame) -> pd.DataFrame:
       *extent*, log-scaled because it is right-skewed in every cohort (most smokers near 0 %).
     * ``phe_log_upper_lower``: :math:`\\ln\\frac{\\mathrm{LAA}_{upper}+0.1}{\\mathrm{LAA}_{lower}+0.1}`
       — apico-basal *distribution* (centrilobular: upper-zone predominant, > 0; panlobular:
-      lower-zone predominant, < 0), the heterogeneity index of the COPDGene/Castaldi line of work.
+      lower-zone predominant, < 0); upper-zone predominance is what selected patients for lung-volume
+      reduction in NETT (Fishman 2003).
     * ``phe_lac_d_950``: power-law exponent *D* of the low-attenuation cluster sizes (Mishima 1999)
       — many small holes (high *D*) versus confluent bullae (low *D*).
     * ``phe_airway_wall_hu``: mean density of the lung within 3 mm of the segmented airway wall —
