@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import dice, make_small_phantom
+from preprocess_phantom import dice, make_small_phantom
 from ctpheno.config.preprocess import SegmentationConfig
 from ctpheno.errors import EmptyLungMaskError, MissingExtraError, NotChestCTError
 from ctpheno.io.volume import Volume
