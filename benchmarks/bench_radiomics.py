@@ -127,9 +127,7 @@ def main() -> None:
         for sp in spacings:
             wd, image, labels, zones = prepare(sp, size, root)
             n_lung = int(np.isin(labels.array, [1, 2]).sum())
-            # per-class breakdown at the coarser grid; at 1 mm only all classes together (each call
-            # on a full-size lung at 1 mm takes about a minute on one core)
-            groups = [*classes, "all"] if sp >= 2.0 or args.quick else ["all"]
+            groups = [*classes, "all"]  # each class alone, then all together (shared image loading)
             for group in groups:
                 feature_class = {c: [] for c in (classes if group == "all" else [group])}
                 params = {
