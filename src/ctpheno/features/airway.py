@@ -95,11 +95,13 @@ def radial_profile(
     inner_distance_mm: float = 3.0,
     step_mm: float | None = None,
     within: npt.NDArray[np.bool_] | None = None,
+    distance_mm: npt.NDArray[np.floating] | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Mean HU in shells of equal signed distance to the lumen surface.
 
     ``within`` (optional bool mask) restricts the outside voxels that count (the lumen
     always counts), e.g. to the lung so that the mediastinum does not enter the profile.
+    ``distance_mm``: :func:`signed_distance_mm` of ``lumen`` when the caller already has it.
 
     Returns
     -------
@@ -113,7 +115,9 @@ def radial_profile(
         raise TypeError(f"lumen must be a bool array; got {lumen.dtype}. Use labels == 3")
     sp = _spacing(spacing_mm)
     step = float(step_mm) if step_mm is not None else min(sp) / 4.0
-    d = signed_distance_mm(lumen, sp)
+    d = signed_distance_mm(lumen, sp) if distance_mm is None else np.asarray(distance_mm)
+    if d.shape != lumen.shape:
+        raise ValueError(f"distance map and lumen mask differ in shape: {d.shape} vs {lumen.shape}")
     sel = (d >= -inner_distance_mm) & (d <= max_distance_mm)
     if within is not None:
         sel &= within | lumen
@@ -246,10 +250,10 @@ def airway_metrics(
     lung = np.isin(labels[box], LUNG_LABELS)
     if not lung.any():
         return {c: math.nan for c in AIRWAY_COLUMNS}
-    centres, prof = radial_profile(img, lumen, sp, max_distance_mm=max_distance_mm, within=lung)
+    d = signed_distance_mm(lumen, sp)
+    centres, prof = radial_profile(img, lumen, sp, max_distance_mm=max_distance_mm, within=lung, distance_mm=d)
     t = fwhm_wall_thickness(centres, prof)
     r = mean_lumen_radius_mm(lumen, sp)
-    d = signed_distance_mm(lumen, sp)
     wall = lung & (d > 0) & (d <= wall_shell_mm)
     shell = lung & (d > 0) & (d <= peribronchial_mm)
     return {

@@ -133,7 +133,7 @@ def _zone_region_masks(labels: np.ndarray, zones: np.ndarray) -> dict[str, np.nd
     lung = (labels == LABEL_RIGHT_LUNG) | (labels == LABEL_LEFT_LUNG)
     out = {"whole": lung, "right": labels == LABEL_RIGHT_LUNG, "left": labels == LABEL_LEFT_LUNG}
     for level in ("upper", "middle", "lower"):
-        out[level] = lung & np.isin(zones, [ZONE_CODES[("right", level)], ZONE_CODES[("left", level)]])
+        out[level] = lung & ((zones == ZONE_CODES[("right", level)]) | (zones == ZONE_CODES[("left", level)]))
     return out
 
 
