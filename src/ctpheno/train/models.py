@@ -94,24 +94,61 @@ ENET_L1_RATIOS = (0.1, 0.5, 0.9, 1.0)
 """Elastic-net mixes tried by the inner CV (1.0 = lasso)."""
 
 
-def _elastic_net(binary: bool, seed: int) -> BaseEstimator:
-    """Elastic net with penalty strength and L1/L2 mix chosen by inner 5-fold (3 for binary) CV.
+class ElasticNetModel(BaseEstimator):
+    """Elastic net with penalty strength and L1/L2 mix chosen by inner CV on the training rows.
 
     Zou & Hastie, J R Stat Soc B 2005;67:301-320. With tens of subjects and many correlated
     features the L1 part selects jointly (a weak predictor that adds to a strong one survives,
     which univariate screening misses) and the L2 part keeps correlated groups together.
+    Regression: ``ElasticNetCV`` (mixes :data:`ENET_L1_RATIOS`); binary: elastic-net logistic
+    regression (``saga``) scored by AUC. The inner fold count shrinks to what the training rows
+    allow (5 for regression, 3 for binary, fewer on tiny cohorts); with too few rows for any
+    inner split, a fixed mix (0.5) and penalty is fitted instead.
     """
-    import inspect
 
-    from sklearn.linear_model import ElasticNetCV, LogisticRegressionCV
+    def __init__(self, task: str = "regression", seed: int = 0) -> None:
+        self.task = task
+        self.seed = seed
 
-    if binary:
-        kw: dict = dict(Cs=8, cv=3, solver="saga", l1_ratios=[0.1, 0.5, 0.9], scoring="roc_auc",
-                        max_iter=5000, random_state=seed)
-        if inspect.signature(LogisticRegressionCV).parameters["penalty"].default != "deprecated":
-            kw["penalty"] = "elasticnet"  # scikit-learn < 1.8 needs it; later ones infer it from l1_ratios
-        return LogisticRegressionCV(**kw)
-    return ElasticNetCV(l1_ratio=list(ENET_L1_RATIOS), cv=5, max_iter=20000, random_state=seed)
+    def fit(self, X: npt.ArrayLike, y: npt.ArrayLike) -> "ElasticNetModel":
+        import inspect
+
+        from sklearn.linear_model import ElasticNet, ElasticNetCV, LogisticRegressionCV
+
+        X, y = np.asarray(X, float), np.asarray(y, float)
+        if self.task == "binary":
+            self.classes_ = np.unique(y)
+            n_cv = int(min(3, np.bincount(y.astype(int)).min()))
+            if n_cv >= 2:
+                kw: dict = dict(Cs=8, cv=StratifiedKFold(n_cv, shuffle=True, random_state=self.seed),
+                                solver="saga", l1_ratios=[0.1, 0.5, 0.9], scoring="roc_auc", max_iter=5000,
+                                random_state=self.seed)
+                params = inspect.signature(LogisticRegressionCV).parameters
+                if params["penalty"].default != "deprecated":
+                    kw["penalty"] = "elasticnet"  # scikit-learn < 1.8; later ones infer it from l1_ratios
+                if "use_legacy_attributes" in params:
+                    kw["use_legacy_attributes"] = False
+                self.estimator_ = LogisticRegressionCV(**kw).fit(X, y)
+            else:
+                self.estimator_ = LogisticRegression(C=0.5, max_iter=5000).fit(X, y)
+        else:
+            n_cv = int(min(5, len(y) // 3))
+            if n_cv >= 2:
+                cv = KFold(n_cv, shuffle=True, random_state=self.seed)
+                self.estimator_ = ElasticNetCV(l1_ratio=list(ENET_L1_RATIOS), cv=cv, max_iter=20000).fit(X, y)
+            else:
+                self.estimator_ = ElasticNet(alpha=1.0, l1_ratio=0.5, max_iter=20000).fit(X, y)
+        return self
+
+    @property
+    def coef_(self) -> npt.NDArray:
+        return np.ravel(self.estimator_.coef_)
+
+    def predict(self, X: npt.ArrayLike) -> npt.NDArray:
+        return self.estimator_.predict(np.asarray(X, float))
+
+    def predict_proba(self, X: npt.ArrayLike) -> npt.NDArray:
+        return self.estimator_.predict_proba(np.asarray(X, float))
 
 
 def make_model(
@@ -126,7 +163,8 @@ def make_model(
     """A preprocessing + estimator pipeline for ``name`` in {linear, elastic_net, lightgbm, random_forest}."""
     binary = task == "binary"
     if name == "elastic_net":
-        return Pipeline(preprocessor(pre) + [("model", _elastic_net(binary, seed))])
+        est = ElasticNetModel(task="binary" if binary else "regression", seed=seed)
+        return Pipeline(preprocessor(pre) + [("model", est)])
     if name == "linear":
         est = ScreenedLinear(task="binary" if binary else "regression", ks=tuple(screen_ks), seed=seed)
         return Pipeline(preprocessor(pre) + [("model", est)])
