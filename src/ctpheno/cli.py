@@ -23,7 +23,11 @@ ForceOpt = typer.Option(False, "--force", help="Recompute scans that are already
 def load_cli_config(config: Optional[Path], sets: Optional[List[str]], *, workdir: Optional[Path] = None,
                     inputs: Optional[List[str]] = None, clinical: Optional[str] = None,
                     stage_file_for: Optional[str] = None):
-    """Load the config, apply ``--set`` and the path options (which win over the file)."""
+    """Load the config, apply ``--set`` and the path options (which win over the file).
+
+    A configuration error (unknown key, wrong type or range, missing file) ends the command
+    with its message and exit code 2, before any work starts.
+    """
     overrides = list(sets or [])
     if workdir is not None:
         overrides.append(f"paths.workdir={workdir}")
@@ -31,7 +35,10 @@ def load_cli_config(config: Optional[Path], sets: Optional[List[str]], *, workdi
         overrides.append("paths.inputs=[" + ", ".join(f'"{p}"' for p in inputs) + "]")
     if clinical is not None:
         overrides.append(f"paths.clinical={clinical}")
-    return load_pipeline_config(config, overrides=overrides, stage_file_for=stage_file_for)
+    try:
+        return load_pipeline_config(config, overrides=overrides, stage_file_for=stage_file_for)
+    except CTPhenoError as err:
+        fail(str(err))
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -73,11 +80,7 @@ def run(config: Optional[Path] = ConfigOpt, input: Optional[List[str]] = typer.O
     supervised → report) as configured."""
     from .pipeline import STAGES
 
-    try:
-        cfg = load_cli_config(config, set, workdir=workdir, inputs=input, clinical=clinical)
-    except CTPhenoError as err:
-        fail(str(err))
-        return
+    cfg = load_cli_config(config, set, workdir=workdir, inputs=input, clinical=clinical)
     if input:
         cfg = cfg.model_copy(update={"synth": cfg.synth.model_copy(update={"enabled": False})})
     names = [s.strip() for s in stages.split(",")] if stages else list(STAGES)

@@ -17,12 +17,7 @@ def register(app: typer.Typer) -> None:
         set: list[str] | None = typer.Option(None, "--set", help="section.key=value (repeatable)."),
     ) -> None:
         """Write the self-contained HTML report (<workdir>/report/index.html) and print its path."""
-        from ..cli import fail, load_cli_config, run_and_report
-        from ..errors import CTPhenoError
+        from ..cli import load_cli_config, run_and_report
 
-        try:
-            cfg = load_cli_config(config, set, workdir=workdir)
-        except CTPhenoError as err:
-            fail(str(err))
-            return
+        cfg = load_cli_config(config, set, workdir=workdir)
         run_and_report(cfg, ["report"], force=True, command="ctpheno report")

@@ -63,14 +63,9 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Recompute up-to-date scans."),
     ) -> None:
         """Run the qct and radiomics stages on the preprocessed scans of the work directory."""
-        from ..cli import fail, load_cli_config, run_and_report
-        from ..errors import CTPhenoError
+        from ..cli import load_cli_config, run_and_report
 
-        try:
-            cfg = load_cli_config(config, set, workdir=workdir)
-        except CTPhenoError as err:
-            fail(str(err))
-            return
+        cfg = load_cli_config(config, set, workdir=workdir)
         run_and_report(cfg, ["qct", "radiomics"], force=force, command="ctpheno features")
 
     @app.command("qct")

@@ -59,20 +59,16 @@ def register(app: typer.Typer) -> None:
                 f"{collection!r}; wrote {', '.join(str(f) for f in files)}"
             )
             return
-        try:
-            cfg = load_cli_config(
-                config,
-                sets,
-                workdir=workdir,
-                inputs=paths or None,
-                clinical=clinical,
-                stage_file_for="ingest"
-                if config is not None and config.name != "pipeline.yaml" and _is_stage_file(config)
-                else None,
-            )
-        except CTPhenoError as err:
-            fail(str(err))
-            return
+        cfg = load_cli_config(
+            config,
+            sets,
+            workdir=workdir,
+            inputs=paths or None,
+            clinical=clinical,
+            stage_file_for="ingest"
+            if config is not None and config.name != "pipeline.yaml" and _is_stage_file(config)
+            else None,
+        )
         if not cfg.paths.inputs:
             fail("nothing to ingest: give PATH arguments or set paths.inputs in the config")
             return

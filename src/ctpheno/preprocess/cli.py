@@ -45,15 +45,10 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Recompute scans already preprocessed."),
     ) -> None:
         """HU clipping, resampling, lung segmentation, zones, Zarr volumes and QC images for every ingested scan."""
-        from ..cli import fail, load_cli_config, run_and_report
-        from ..errors import CTPhenoError
+        from ..cli import load_cli_config, run_and_report
 
-        try:
-            stage_file = config is not None and "preprocess" in config.parts and config.name != "pipeline.yaml"
-            cfg = load_cli_config(config, sets, workdir=workdir, stage_file_for="preprocess" if stage_file else None)
-        except CTPhenoError as err:
-            fail(str(err))
-            return
+        stage_file = config is not None and "preprocess" in config.parts and config.name != "pipeline.yaml"
+        cfg = load_cli_config(config, sets, workdir=workdir, stage_file_for="preprocess" if stage_file else None)
         run_and_report(cfg, ["preprocess"], force=force, command=" ".join(sys.argv))
 
     @app.command("segment")

@@ -22,16 +22,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Cluster subjects and cross-validate FEV1/GOLD/progression models on the feature tables."""
         from ..cli import fail, load_cli_config, run_and_report
-        from ..errors import CTPhenoError
 
         if only not in (None, "cluster", "supervised"):
             fail(f"--only must be cluster or supervised, got {only!r}")
             return
-        try:
-            cfg = load_cli_config(config, set, workdir=workdir)
-        except CTPhenoError as err:
-            fail(str(err))
-            return
+        cfg = load_cli_config(config, set, workdir=workdir)
         names = [only] if only else ["cluster", "supervised"]
         run_and_report(cfg, names, force=force, command="ctpheno train")
 
