@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -273,20 +272,9 @@ def cluster_profiles(frame: pd.DataFrame, labels: npt.NDArray) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m ctpheno.train.cluster --config config/models/unsupervised.yaml [--workdir DIR]``."""
-    import argparse
+    from .stage import module_main
 
-    from ..config.pipeline import load_pipeline_config
-    from ..io.layout import WorkDir
-    from .stage import run_clustering
-
-    ap = argparse.ArgumentParser(prog="python -m ctpheno.train.cluster", description=__doc__)
-    ap.add_argument("--config", required=True, type=Path, help="config/models/unsupervised.yaml")
-    ap.add_argument("--workdir", type=Path, default=None, help="work directory (default: paths.workdir)")
-    ap.add_argument("--force", action="store_true", help="recompute even if up to date")
-    a = ap.parse_args(argv)
-    cfg = load_pipeline_config(a.config, stage_file_for="unsupervised")
-    res = run_clustering(cfg, WorkDir(a.workdir or cfg.paths.workdir), None, force=a.force)
-    print(res.summary())
+    module_main("cluster", argv, __doc__)
 
 
 if __name__ == "__main__":

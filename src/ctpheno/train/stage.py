@@ -62,6 +62,14 @@ def _mark(state: Path, key: str) -> None:
         tmp.write_text(json.dumps({"key": key}))
 
 
+def _available_sets(cohort: Any, sets: list[str]) -> list[str]:
+    """The configured feature sets whose tables the work directory has; the others are logged."""
+    present = [s for s in sets if all(p in cohort.columns for p in s.split("+"))]
+    if len(present) < len(sets):
+        log.warning("feature sets without their tables skipped: %s", sorted(set(sets) - set(present)))
+    return present
+
+
 def run_clustering(
     cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: bool = False
 ) -> TrainResult:
@@ -75,11 +83,7 @@ def run_clustering(
     if not force and _up_to_date(out / "state.json", key):
         return TrainResult("cluster", "clustering", 0.0, skipped=True)
     cohort = assemble_cohort(wd, embedding_model=ucfg.embedding_model, require_clinical=False)
-    present = [s for s in ucfg.feature_sets if all(p in cohort.columns for p in s.split("+"))]
-    if len(present) < len(ucfg.feature_sets):
-        log.warning(
-            "feature sets without their tables skipped: %s", sorted(set(ucfg.feature_sets) - set(present))
-        )
+    present = _available_sets(cohort, ucfg.feature_sets)
     res = cluster_cohort(cohort, ucfg.model_copy(update={"feature_sets": present}))
     out.mkdir(parents=True, exist_ok=True)
     write_table(res.selection, out / "selection.parquet")
@@ -102,7 +106,7 @@ def run_supervised(
     if not force and _up_to_date(out / "state.json", key):
         return TrainResult("supervised", "supervised", 0.0, skipped=True)
     cohort = assemble_cohort(wd, embedding_model=scfg.embedding_model, require_clinical=True)
-    present = [s for s in scfg.feature_sets if all(p in cohort.columns for p in s.split("+"))]
+    present = _available_sets(cohort, scfg.feature_sets)
     updates: dict[str, Any] = {"feature_sets": present}
     if scfg.reference_set is not None and scfg.reference_set not in present:
         updates["reference_set"] = None
@@ -166,3 +170,27 @@ def predict_with_model(model_path: str | Path, wd: WorkDir) -> pd.DataFrame:
     if bundle["task"] == "ordinal":
         out["prediction_stage"] = p.round().clip(0, 4).astype(int)
     return out
+
+
+def module_main(stage: str, argv: list[str] | None, description: str | None) -> None:
+    """``python -m ctpheno.train.<cluster|supervised> --config FILE [--workdir DIR] [--force]``.
+
+    ``stage`` is ``cluster`` or ``supervised``; FILE may be the pipeline YAML or the stage's own
+    file (``config/models/unsupervised.yaml`` / ``supervised.yaml``).
+    """
+    import argparse
+
+    from ..config.pipeline import load_pipeline_config
+
+    module, stage_file, run = {
+        "cluster": ("cluster", "unsupervised", run_clustering),
+        "supervised": ("supervised", "supervised", run_supervised),
+    }[stage]
+    ap = argparse.ArgumentParser(prog=f"python -m ctpheno.train.{module}", description=description)
+    ap.add_argument("--config", required=True, type=Path, help=f"config/models/{stage_file}.yaml")
+    ap.add_argument("--workdir", type=Path, default=None, help="work directory (default: paths.workdir)")
+    ap.add_argument("--force", action="store_true", help="recompute even if up to date")
+    a = ap.parse_args(argv)
+    cfg = load_pipeline_config(a.config, stage_file_for=stage_file)
+    res = run(cfg, WorkDir(a.workdir or cfg.paths.workdir), None, force=a.force)
+    print(res.summary())

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from itertools import combinations
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -212,20 +211,9 @@ def _explain(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m ctpheno.train.supervised --config config/models/supervised.yaml [--workdir DIR]``."""
-    import argparse
+    from .stage import module_main
 
-    from ..config.pipeline import load_pipeline_config
-    from ..io.layout import WorkDir
-    from .stage import run_supervised
-
-    ap = argparse.ArgumentParser(prog="python -m ctpheno.train.supervised", description=__doc__)
-    ap.add_argument("--config", required=True, type=Path, help="config/models/supervised.yaml")
-    ap.add_argument("--workdir", type=Path, default=None, help="work directory (default: paths.workdir)")
-    ap.add_argument("--force", action="store_true", help="recompute even if up to date")
-    a = ap.parse_args(argv)
-    cfg = load_pipeline_config(a.config, stage_file_for="supervised")
-    res = run_supervised(cfg, WorkDir(a.workdir or cfg.paths.workdir), None, force=a.force)
-    print(res.summary())
+    module_main("supervised", argv, __doc__)
 
 
 if __name__ == "__main__":
