@@ -78,6 +78,16 @@ class EmbeddingsConfig(StrictModel):
     scan are positives of each other (supervised-contrastive form with the scan as label), the
     views of the other scans are negatives. 1: plain SimCLR pairs (other pairs of the same scan
     may then act as negatives). Must divide ``train_patches_per_scan`` and ``batch_size``."""
+    density_weight: confloat(ge=0.0) = 1.0  # type: ignore[valid-type]
+    """Weight of the auxiliary density target added to the contrastive loss: a linear head on each
+    view's embedding regresses the fractions of the clean patch's lung voxels below each of
+    ``density_bins_hu`` (squared error). The target is computed from the image itself (no labels);
+    it keeps the lung's attenuation distribution -- the emphysema extent -- linearly readable in
+    the embedding, which the contrastive term alone does not guarantee. 0: contrastive only."""
+    density_bins_hu: tuple[float, ...] = (-1000.0, -975.0, -950.0, -925.0, -900.0, -875.0, -850.0,
+                                          -825.0, -800.0, -750.0, -700.0, -600.0)
+    """Edges (HU, strictly increasing) of the density target: one output per edge, the fraction
+    of lung voxels below it."""
     seed: NonNegativeInt = 0
     """Seeds weights, patch sampling and augmentation (same seed -> same encoder on CPU)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -95,6 +105,9 @@ class EmbeddingsConfig(StrictModel):
         lo, hi = self.hu_window
         if not hi > lo:
             raise ValueError(f"hu_window must be (low, high) with high > low; got {self.hu_window}")
+        edges = self.density_bins_hu
+        if len(edges) < 1 or any(b <= a for a, b in zip(edges, edges[1:])):
+            raise ValueError(f"density_bins_hu must be strictly increasing HU edges; got {list(edges)}")
         for name in ("train_patches_per_scan", "batch_size"):
             if getattr(self, name) % self.views_per_scan:
                 raise ValueError(f"views_per_scan ({self.views_per_scan}) must divide {name} "

@@ -14,23 +14,28 @@ from ...io.tables import atomic_path
 
 
 def write_loss_curve(history: Sequence[dict[str, Any]], out_dir: str | Path) -> tuple[Path, Path]:
-    """``loss.csv`` (epoch, step, loss, lr) and ``loss.png`` (per-step loss and epoch means)."""
+    """``loss.csv`` (epoch, step, loss, contrastive, density, lr) and ``loss.png`` (per-step total
+    loss, epoch means, and the epoch means of the two terms)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
-    df = pd.DataFrame(list(history), columns=["epoch", "step", "loss", "lr"])
+    df = pd.DataFrame(list(history), columns=["epoch", "step", "loss", "contrastive", "density", "lr"])
     csv = out_dir / "loss.csv"
     with atomic_path(csv) as tmp:
         df.to_csv(tmp, index=False)
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     ax.plot(df["step"], df["loss"], lw=0.8, alpha=0.6, label="step")
-    means = df.groupby("epoch").agg(step=("step", "max"), loss=("loss", "mean"))
-    ax.plot(means["step"], means["loss"], "o-", label="epoch mean")
+    means = df.groupby("epoch").agg(step=("step", "max"), loss=("loss", "mean"), con=("contrastive", "mean"),
+                                    den=("density", "mean"))
+    ax.plot(means["step"], means["loss"], "o-", label="total, epoch mean")
+    ax.plot(means["step"], means["con"], "s--", ms=3, label="InfoNCE term")
+    if means["den"].abs().sum() > 0:
+        ax.plot(means["step"], means["den"], "^--", ms=3, label="density KL term")
     ax.set_xlabel("step")
-    ax.set_ylabel("InfoNCE loss")
+    ax.set_ylabel("loss")
     ax.set_title("SSL patch encoder: training loss")
     ax.legend()
     fig.tight_layout()
@@ -39,6 +44,15 @@ def write_loss_curve(history: Sequence[dict[str, Any]], out_dir: str | Path) -> 
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return csv, png
+
+
+def _density_text(settings: dict[str, Any]) -> str:
+    if not settings.get("density_weight"):
+        return "No auxiliary density term (`density_weight` 0): the objective is contrastive only."
+    edges = ", ".join(f"{e:g}" for e in settings["density_bins_hu"])
+    return (f"Plus, with weight {settings['density_weight']:g}, a density term: a linear head on each view's "
+            f"embedding regresses the cumulative histogram of the clean patch's lung voxels (fraction below "
+            f"each of {edges} HU; squared error), a target computed from the image alone.")
 
 
 def write_model_card(out_dir: str | Path, *, settings: dict[str, Any], scans: Sequence[str],
@@ -78,6 +92,7 @@ all views of one scan are positives of each other (views of other scans are nega
 positive of an anchor is a patch of the same scan centred up to
 {settings['positive_shift']:g} x patch edge away; views get random flips, axis permutations and
 Gaussian noise (SD {settings['noise_sd']}) — no intensity jitter, so density is kept.
+{_density_text(settings)}
 AdamW, cosine learning-rate decay, {steps_per_epoch} steps per epoch of {settings['batch_size']} pairs.
 
 ## Hyper-parameters
