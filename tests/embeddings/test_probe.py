@@ -1,94 +1,81 @@
 """Acceptance: a linear probe on the SSL embeddings beats the same network with random weights.
 
-Held-out protocol: 4-fold cross-validated predictions on 16 phantoms (every scan is predicted by
-a probe fitted on the other 12). The encoder is trained without labels on the cohort, as the
-pipeline does. Margins asserted (measured values are in docs/embeddings.md):
+Held-out protocol (``ctpheno.eval.probe``): 48 demo-size phantoms (4 subtypes x 12, emphysema
+fraction 0 or 0.05-0.40), 4-fold cross-validation repeated over 5 shuffles (every scan is predicted
+by a probe fitted on the other 36; scores are averaged over the shuffles). The encoder is trained on the cohort without
+labels, as the pipeline does. The baseline is the same architecture with random weights, averaged
+over three initialisations (seeds 0, 1, 2), so one lucky or unlucky draw does not decide the test.
 
-* emphysema fraction, ridge on the whole-lung embedding: R2(ssl) >= 0.55 and R2(ssl) > R2(random)
-  (measured 0.579 vs 0.569 on this cohort with the scan-positive objective, 0.606 vs 0.569 with
-  plain SimCLR pairs: no robust gap, because a random conv net with mean pooling already recovers
-  mean density linearly and the random baseline's R2 swings from -0.55 to 0.82 with its seed on
-  16 scans; on the tuning cohort SSL reaches 0.74-0.94 over three seeds — see docs/embeddings.md);
+Margins asserted (measured values in docs/embeddings.md; seed 0 measured 0.96 vs a random mean of
+0.35 for the fraction and 0.88 vs 0.67 for the subtype):
+
+* emphysema fraction, ridge on the standardised whole-lung embedding: R2(ssl) >= 0.85 and
+  R2(ssl) >= mean R2(random) + 0.30;
 * subtype (none / centrilobular / panlobular / paraseptal), logistic regression on the
-  concatenated whole + upper + middle + lower embeddings: accuracy(ssl) >= accuracy(random) + 0.125
-  (two more scans of 16 right; measured 0.562 vs 0.375, +0.188).
+  standardised whole + upper + middle + lower embeddings: accuracy(ssl) >= 0.75 and
+  accuracy(ssl) >= mean accuracy(random) + 0.10.
 
-The training loss starts at log(2B - 1) (uniform similarities) and must fall by more than 0.03;
-with all 2k views of a scan as positives its floor is log(2k - 1), so it moves little.
+The contrastive term starts at log(2B - 1) (uniform similarities) and must fall; the density
+term (squared error of the patch's cumulative HU histogram) must fall to under half its first
+epoch.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression, RidgeCV
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from ctpheno.features.deep_embeddings.extract import embed_lungs, load_encoder
-from ctpheno.features.deep_embeddings.patches import lung_grid
-from ctpheno.features.deep_embeddings.ssl import train_encoder, training_scan
-
-REGIONS = ("whole", "upper", "middle", "lower")
+from ctpheno.eval.probe import embed_cohort, probe_scores, train_probe_encoder
 
 
 @pytest.fixture(scope="module")
-def trained(cohort, fast_cfg, tmp_path_factory):
+def trained(probe_cohort, fast_cfg, tmp_path_factory):
     import torch
 
     torch.set_num_threads(2)
-    scans = [training_scan(s.scan_id, lung_grid(s.hu, s.labels, s.spacing_mm, target_mm=fast_cfg.spacing_mm,
-                                                margin_mm=24.0, hu_window=fast_cfg.hu_window),
-                           patch_size=fast_cfg.patch_size, min_lung_fraction=fast_cfg.min_lung_fraction)
-             for s in cohort]
     out = tmp_path_factory.mktemp("ssl")
-    result = train_encoder(scans, cfg=fast_cfg, out_dir=out)
-    return result, out
+    return train_probe_encoder(probe_cohort, fast_cfg, out), out
 
 
-def _embed(cohort, cfg, checkpoint):
-    enc = load_encoder(cfg, checkpoint=checkpoint)
-    return [embed_lungs(s.hu, s.labels, s.spacing_mm, encoder=enc, cfg=cfg, zones=s.zones) for s in cohort]
+def _scores(embs, cohort) -> tuple[float, float]:
+    s = probe_scores(embs, [c.fraction for c in cohort], [c.subtype for c in cohort])
+    return s.fraction_r2, s.subtype_accuracy
 
 
-def _probe_scores(embs, cohort) -> tuple[float, float]:
-    y = np.array([s.fraction for s in cohort])
-    labels = np.array([s.subtype for s in cohort])
-    x = np.stack([e["whole"] for e in embs])
-    xz = np.stack([np.concatenate([e[r] for r in REGIONS]) for e in embs])
-    ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
-    pred = cross_val_predict(ridge, x, y, cv=KFold(4, shuffle=True, random_state=0))
-    r2 = 1.0 - np.sum((pred - y) ** 2) / np.sum((y - y.mean()) ** 2)
-    logit = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
-    lab_pred = cross_val_predict(logit, xz, labels, cv=StratifiedKFold(4, shuffle=True, random_state=0))
-    return float(r2), float(np.mean(lab_pred == labels))
-
-
-def test_training_writes_curve_card_and_checkpoints(trained, fast_cfg):
+def test_training_writes_curve_card_and_checkpoints(trained, probe_cohort, fast_cfg):
     result, out = trained
     assert (out / "encoder.pt").is_file() and (out / "MODEL_CARD.md").is_file()
     assert (out / "loss.png").stat().st_size > 1000
-    rows = (out / "loss.csv").read_text().strip().splitlines()
-    steps = (16 * fast_cfg.train_patches_per_scan) // fast_cfg.batch_size
-    assert len(rows) == 1 + steps * fast_cfg.epochs
+    curve = pd.read_csv(out / "loss.csv")
+    steps = (len(probe_cohort) * fast_cfg.train_patches_per_scan) // fast_cfg.batch_size
+    assert len(curve) == steps * fast_cfg.epochs
+    assert list(curve.columns) == ["epoch", "step", "loss", "contrastive", "density", "lr"]
     assert len(list((out / "checkpoints").glob("epoch_*.pt"))) == fast_cfg.epochs
+    np.testing.assert_allclose(curve["loss"], curve["contrastive"] + fast_cfg.density_weight * curve["density"],
+                               rtol=1e-5)
+    by_epoch = curve.groupby("epoch")[["loss", "contrastive", "density"]].mean()
     # InfoNCE with 2B-1 candidates starts near log(2B-1) and must go down
-    assert result.losses[0] == pytest.approx(np.log(2 * fast_cfg.batch_size - 1), abs=0.5)
-    assert result.losses[-1] < result.losses[0] - 0.03
+    assert by_epoch["contrastive"].iloc[0] == pytest.approx(np.log(2 * fast_cfg.batch_size - 1), abs=0.5)
+    assert by_epoch["contrastive"].iloc[-1] < by_epoch["contrastive"].iloc[0] - 0.03
+    assert by_epoch["density"].iloc[-1] < 0.5 * by_epoch["density"].iloc[0]
+    assert result.losses == pytest.approx(by_epoch["loss"].tolist(), rel=1e-6)
     card = (out / "MODEL_CARD.md").read_text()
-    assert "InfoNCE" in card and "temperature" in card and "16 scans" in card
+    assert "InfoNCE" in card and "temperature" in card and f"{len(probe_cohort)} scans" in card
+    assert "cumulative histogram" in card
 
 
-def test_ssl_probe_beats_random_weights(trained, cohort, fast_cfg):
+def test_ssl_probe_beats_random_weights(trained, probe_cohort, fast_cfg):
     _, out = trained
-    ssl = _embed(cohort, fast_cfg, out / "encoder.pt")
-    rnd = _embed(cohort, fast_cfg.model_copy(update={"model": "random"}), None)
-    r2_ssl, acc_ssl = _probe_scores(ssl, cohort)
-    r2_rnd, acc_rnd = _probe_scores(rnd, cohort)
-    print(f"\nemphysema fraction R2: ssl {r2_ssl:.3f} random {r2_rnd:.3f}; "
-          f"subtype accuracy: ssl {acc_ssl:.3f} random {acc_rnd:.3f}")
-    assert r2_ssl >= 0.55
-    assert r2_ssl > r2_rnd
-    assert acc_ssl >= acc_rnd + 0.125
+    ssl = embed_cohort(probe_cohort, fast_cfg, out / "encoder.pt")
+    r2_ssl, acc_ssl = _scores(ssl, probe_cohort)
+    rnd = [_scores(embed_cohort(probe_cohort, fast_cfg.model_copy(update={"model": "random", "seed": seed})),
+                   probe_cohort) for seed in (0, 1, 2)]
+    r2_rnd, acc_rnd = (float(np.mean(v)) for v in zip(*rnd))
+    print(f"\nemphysema fraction R2: ssl {r2_ssl:.3f} random {r2_rnd:.3f} {[round(r, 3) for r, _ in rnd]}; "
+          f"subtype accuracy: ssl {acc_ssl:.3f} random {acc_rnd:.3f} {[round(a, 3) for _, a in rnd]}")
+    assert r2_ssl >= 0.85
+    assert r2_ssl >= r2_rnd + 0.30
+    assert acc_ssl >= 0.75
+    assert acc_ssl >= acc_rnd + 0.10
     assert ssl[0]["whole"].shape == (8 * fast_cfg.width,)
