@@ -50,7 +50,24 @@ def run_scripts(out: Path, *, quick: bool, only: list[str] | None = None,
         print(f"{script.name}: exit {rc} in {status[-1]['seconds']} s", flush=True)
         if rc != 0:
             print(tail, file=sys.stderr)
-    return status
+    return _merge_status(out, status)
+
+
+def _merge_status(out: Path, status: list[dict]) -> list[dict]:
+    """Record each script's last run in ``out/runs/status.json`` (merged by script name), so a
+    partial run (``--only``) or ``--render-only`` still lists every script with its last exit code."""
+    path = out / "runs" / "status.json"
+    known = {s["script"]: s for s in (json.loads(path.read_text()) if path.is_file() else [])}
+    known.update({s["script"]: {k: s[k] for k in ("script", "rc", "seconds")} for s in status})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(sorted(known.values(), key=lambda s: s["script"]), indent=1))
+    this_run = {s["script"]: s for s in status}
+    return [this_run.get(k, known[k]) for k in sorted(known)]
+
+
+def _saved_status(out: Path) -> list[dict] | None:
+    path = out / "runs" / "status.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _md_table(table: dict) -> str:
@@ -168,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="document whose bench placeholders to fill (default: docs/scaling.md beside --results)")
     args = ap.parse_args(argv)
     status = None if args.render_only else run_scripts(args.out, quick=args.quick, only=args.only)
-    render(args.out, args.results, status)
+    render(args.out, args.results, status if status is not None else _saved_status(args.out))
     if not args.quick:
         fill_placeholders(args.out, args.scaling or args.results.parent / "scaling.md")
     print(f"wrote {args.results}")
-    return 1 if status and any(s["rc"] != 0 for s in status) else 0
+    ran = {f"bench_{n}.py" for n in args.only} if args.only else None
+    return 1 if status and any(s["rc"] != 0 for s in status if ran is None or s["script"] in ran) else 0
 
 
 if __name__ == "__main__":

@@ -50,6 +50,14 @@ def test_run_render_and_fill(tmp_path):
     data = json.loads((out / "toy.json").read_text())
     assert data["quick"] is True and data["machine"]["logical_cores"] >= 1 and "numpy" in data["machine"]["versions"]
 
+    # a partial rerun (--only) keeps the other scripts' last status for the page
+    (scripts / "bench_crash.py").write_text("print('fixed')\n")
+    merged = {s["script"]: s for s in run_all.run_scripts(out, quick=True, only=["crash"], scripts_dir=scripts)}
+    assert merged["bench_crash.py"]["rc"] == 0 and merged["bench_toy.py"]["rc"] == 0 and len(merged) == 3
+    assert [s["rc"] for s in run_all._saved_status(out)] == [0, 0, 0]
+    (scripts / "bench_crash.py").write_text("raise SystemExit('boom')\n")
+    status = {s["script"]: s for s in run_all.run_scripts(out, quick=True, only=["crash"], scripts_dir=scripts)}
+
     results = tmp_path / "docs" / "results.md"
     text = run_all.render(out, results, list(status.values()))
     assert "## Toy" in text and "| 2 | 19.0 |" in text and "Quick (smoke) run" in text
