@@ -9,6 +9,7 @@ from ctpheno.train.features import (
     assemble_cohort,
     pivot_embeddings,
     phenotype_axes,
+    qct_core,
     pivot_qct,
     preprocessor,
     transformed_names,
@@ -57,6 +58,18 @@ def test_phenotype_axes_known_values():
     assert phenotype_axes(no_aw)["phe_airway_wall_hu"].isna().all()
 
 
+def test_qct_core_is_the_whole_lung_standard_measures():
+    rows = [dict(scan_id="a", region="whole", laa950_pct=12.5, perc15_hu=-948.0, lung_volume_ml=6100.0,
+                 airway_wall_hu=-702.0, mld_hu=-860.0),
+            dict(scan_id="a", region="upper", laa950_pct=30.0, perc15_hu=-990.0, lung_volume_ml=2000.0,
+                 airway_wall_hu=np.nan, mld_hu=-900.0)]
+    core = qct_core(pivot_qct(pd.DataFrame(rows)))
+    assert list(core.columns) == ["core_laa950_pct", "core_perc15_hu", "core_lung_volume_ml", "core_airway_wall_hu"]
+    assert core.loc["a"].tolist() == [12.5, -948.0, 6100.0, -702.0]
+    # a metric the QCT table lacks is a missing column (imputed in the folds), not an error
+    assert qct_core(pivot_qct(pd.DataFrame(rows).drop(columns="airway_wall_hu")))["core_airway_wall_hu"].isna().all()
+
+
 def test_assemble_one_row_per_subject_usable_only(tmp_path):
     info = write_synthetic_workdir(tmp_path, n=10, seed=1)
     wd = info["workdir"]
@@ -70,7 +83,7 @@ def test_assemble_one_row_per_subject_usable_only(tmp_path):
     assert len(c.frame) == 9 and c.frame.index.is_unique
     assert man.subject_id[0] not in c.frame.index
     assert c.frame.loc[man.subject_id[1], "scan_id"] == man.scan_id[1]  # baseline kept
-    assert set(c.columns) == {"qct", "phenotype", "radiomics", "embeddings"}
+    assert set(c.columns) == {"qct", "phenotype", "qct_core", "radiomics", "embeddings"}
     assert c.frame["copd"].eq(c.frame["gold_stage"] >= 1).all()
     with pytest.raises(ValueError, match="needs the 'foo' table"):
         c.feature_columns("qct+foo")

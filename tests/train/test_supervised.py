@@ -34,14 +34,15 @@ def test_fev1_r2_close_to_oracle(fev1, synth60):
 
 def test_gold_within_one_reported_with_ci(fev1):
     w = fev1.metrics.query("target == 'gold_stage' and metric == 'within_one_accuracy'")
-    assert len(w) == 4 * 3 and (w["estimate"] > 0.7).all()  # 4 feature sets x 3 models and (w["ci_high"] <= 1).all()
+    assert len(w) == 5 * 3  # 5 feature sets x 3 models
+    assert (w["estimate"] > 0.7).all() and (w["ci_high"] <= 1).all() and (w["ci_low"] <= w["estimate"]).all()
     exact = fev1.metrics.query("target == 'gold_stage' and metric == 'exact_accuracy'")
     assert (exact["estimate"].to_numpy() <= w["estimate"].to_numpy()).all()
 
 
 def test_comparison_and_explanations(fev1):
     c = fev1.comparison
-    assert len(c) == 2 * 6 * 3  # targets x pairs of the 4 sets x models (linear, elastic_net, lightgbm)
+    assert len(c) == 2 * 10 * 3  # targets x pairs of the 5 sets x models (linear, elastic_net, lightgbm)
     assert set(zip(c["feature_set"], c["reference_set"])) >= {("radiomics", "embeddings"), ("qct", "radiomics")}
     assert c["corrected_p"].between(0, 1).all()
     imp = fev1.importance.query("target == 'fev1_pct_pred' and kind == 'permutation' and model == 'linear'")

@@ -3,7 +3,9 @@
 Feature sets are named by the feature tables they join, ``+``-separated:
 ``qct``, ``radiomics``, ``embeddings``, ``qct+radiomics``, ``qct+radiomics+embeddings``; and
 ``phenotype``, four COPD phenotype axes derived from the QCT table (emphysema extent, apico-basal
-distribution, cluster-size exponent, airway wall; :func:`ctpheno.train.features.phenotype_axes`).
+distribution, cluster-size exponent, airway wall; :func:`ctpheno.train.features.phenotype_axes`);
+``qct_core``, the standard whole-lung measures LAA-950, Perc15, lung volume and airway-wall
+density (:func:`ctpheno.train.features.qct_core`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pydantic import PositiveInt, confloat, conint, field_validator
 
 from .base import StrictModel
 
-FEATURE_TABLES = ("qct", "radiomics", "embeddings", "phenotype")
+FEATURE_TABLES = ("qct", "radiomics", "embeddings", "phenotype", "qct_core")
 """Feature tables a feature set may combine."""
 
 ClusterAlgorithm = Literal["kmeans", "gmm", "hdbscan"]
@@ -121,8 +123,9 @@ class SupervisedConfig(StrictModel):
     ]
     """Targets: regression (FEV1 %pred, FEV1/FVC), ordinal GOLD 0-4, COPD yes/no (GOLD >= 1),
     progression (FEV1 decline, scored also by Harrell's C-index)."""
-    feature_sets: list[str] = ["qct", "radiomics", "embeddings", "qct+radiomics+embeddings"]
-    """Feature sets compared on the same folds."""
+    feature_sets: list[str] = ["qct_core", "qct", "radiomics", "embeddings", "qct+radiomics+embeddings"]
+    """Feature sets compared on the same folds (``qct_core``: the four standard whole-lung QCT
+    measures, the compact baseline the larger sets have to beat)."""
     models: list[ModelName] = ["linear", "elastic_net", "lightgbm"]
     """Models; ``linear`` (univariate screening + ridge / L2-logistic, k and penalty by inner CV) is
     always added; ``elastic_net`` (L1+L2 penalty and mix by inner 5-fold CV: ElasticNetCV /

@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from ..config.models import PreprocessingConfig
 from ..io.layout import WorkDir
 
-PREFIX = {"qct": "qct_", "radiomics": "rad_", "embeddings": "emb_", "phenotype": "phe_"}
+PREFIX = {"qct": "qct_", "radiomics": "rad_", "embeddings": "emb_", "phenotype": "phe_", "qct_core": "core_"}
 """Column prefix of each feature table in the wide matrix."""
 COVARIATES = ("age_years", "sex", "height_cm", "pack_years")
 QCT_PRIORITY = (
@@ -103,6 +103,27 @@ def phenotype_axes(wide_qct: pd.DataFrame) -> pd.DataFrame:
     return out.astype(float)
 
 
+QCT_CORE = ("laa950_pct", "perc15_hu", "lung_volume_ml", "airway_wall_hu")
+"""Whole-lung QCT metrics of the ``qct_core`` set (see :func:`qct_core`)."""
+
+
+def qct_core(wide_qct: pd.DataFrame) -> pd.DataFrame:
+    """The standard whole-lung QCT measures as a compact set, ``core_<metric>``.
+
+    Emphysema extent (LAA-950, Gevenois 1995), density (Perc15, Dirksen 2009), lung volume and
+    airway-wall density: the measures COPDGene-style analyses relate to spirometry (emphysema and
+    airway disease as the two independent CT determinants of airflow obstruction). With tens to
+    hundreds of subjects a model on these four columns does not have to find them among the ~70
+    correlated columns of the full ``qct`` set. Missing inputs give a missing column (imputed inside
+    the folds).
+    """
+    out = pd.DataFrame(index=wide_qct.index)
+    for metric in QCT_CORE:
+        name = f"qct_{metric}__whole"
+        out[f"core_{metric}"] = wide_qct[name] if name in wide_qct.columns else np.nan
+    return out.astype(float)
+
+
 def pivot_radiomics(rad: pd.DataFrame) -> pd.DataFrame:
     """Wide radiomics table (scan_id, region, original_*...) -> ``rad_<feature>__<region>``."""
     feats = [
@@ -162,6 +183,7 @@ def load_feature_tables(
     if wd.qct.is_file():
         parts["qct"] = pivot_qct(pd.read_parquet(wd.qct))
         parts["phenotype"] = phenotype_axes(parts["qct"])
+        parts["qct_core"] = qct_core(parts["qct"])
     if wd.radiomics.is_file():
         parts["radiomics"] = pivot_radiomics(pd.read_parquet(wd.radiomics))
     if wd.embeddings.is_file():
