@@ -31,7 +31,7 @@ chromium:
 	  || echo "warning: could not install chromium; the report-rendering test will fail"; }
 
 test: venv chromium
-	set -o pipefail; $(PY) -m pytest -q tests; rc=$$?; \
+	set -o pipefail; $(PY) -m pytest -q --durations=15 tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 bench: venv

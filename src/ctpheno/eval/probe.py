@@ -21,10 +21,15 @@ Scaling and penalty are fitted inside each training fold only (scikit-learn pipe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from ..config.embeddings import EmbeddingsConfig
+    from ..features.deep_embeddings.ssl import TrainResult
 
 SUBTYPES = ("none", "centrilobular", "panlobular", "paraseptal")
 REGIONS = ("whole", "upper", "middle", "lower")
@@ -77,12 +82,31 @@ def phantom_scan(i: int, subtype: str, fraction: float, *, seed_base: int = 500)
                        float(p.params.get("emphysema_fraction_realised", fraction)), p.image)
 
 
-def phantom_cohort(n: int, *, start: int = 0, seed: int = 2024) -> list[PhantomScan]:
-    """Phantoms ``start`` ... ``n - 1`` of the probe cohort of :func:`cohort_plan`."""
-    return [phantom_scan(i, sub, frac) for i, (sub, frac) in enumerate(cohort_plan(n, seed=seed)) if i >= start]
+def _phantom_job(job: tuple[int, str, float]) -> PhantomScan:
+    return phantom_scan(*job)
 
 
-def train_probe_encoder(cohort: Sequence[PhantomScan], cfg, out_dir):
+def phantom_cohort(n: int, *, start: int = 0, seed: int = 2024, workers: int | None = None) -> list[PhantomScan]:
+    """Phantoms ``start`` ... ``n - 1`` of the probe cohort of :func:`cohort_plan`.
+
+    ``workers`` > 1 generates them in that many processes (default: the usable cores, at most 4);
+    the result does not depend on it (each phantom has its own seed).
+    """
+    import os
+
+    jobs = [(i, sub, frac) for i, (sub, frac) in enumerate(cohort_plan(n, seed=seed)) if i >= start]
+    if workers is None:
+        workers = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if workers <= 1 or len(jobs) < 4:
+        return [_phantom_job(j) for j in jobs]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        return list(pool.map(_phantom_job, jobs))
+
+
+def train_probe_encoder(cohort: Sequence[PhantomScan], cfg: EmbeddingsConfig, out_dir: str | Path) -> TrainResult:
     """Train the SSL patch encoder on ``cohort`` (no labels) into ``out_dir``; the ``TrainResult``."""
     from ..features.deep_embeddings.patches import lung_grid
     from ..features.deep_embeddings.ssl import train_encoder, training_scan
@@ -93,7 +117,8 @@ def train_probe_encoder(cohort: Sequence[PhantomScan], cfg, out_dir):
     return train_encoder(scans, cfg=cfg, out_dir=out_dir)
 
 
-def embed_cohort(cohort: Sequence[PhantomScan], cfg, checkpoint=None) -> list[dict[str, npt.NDArray[np.float32]]]:
+def embed_cohort(cohort: Sequence[PhantomScan], cfg: EmbeddingsConfig,
+                 checkpoint: str | Path | None = None) -> list[dict[str, npt.NDArray[np.float32]]]:
     """Per-scan region embeddings of ``cohort`` with the encoder ``cfg.model`` names."""
     from ..features.deep_embeddings.extract import embed_lungs, load_encoder
 
