@@ -15,7 +15,7 @@ measures (``qct_core``), 0.66-0.79 with ``qct``/``phenotype`` (unmet: xfail with
 number; docs/synthetic_cohort.md shows the bound a perfect LAA-950 leaves with this airway-wall
 measurement); GOLD within-one 0.95-0.98.
 
-Runtime: 190 s on 2 quiet cores, 385 s on shared ones (synth and preprocess dominate), over the
+Runtime: 190 s on 2 quiet cores but 385 s on shared ones (synth and preprocess dominate), above the
 200 s the issue budgets; hence ``slow`` and a longer timeout.
 """
 
