@@ -15,6 +15,9 @@ ResNet-152 [1]_ as used by Merlin [2]_)::
                widths 64, 128, 256, 512; s = 1, 2, 2, 2; projection shortcut 1x1x1 stride s
     embedding: spatial mean of layer4's 2048-channel map
 
+The input layout and orientation match Merlin's published ``I3ResNet.forward`` (the same
+(B, C, R, A, S) -> (B, C, S, R, A) permutation) and its MONAI ``Orientationd(axcodes="RAS")``.
+
 Input recipe (chest): reorient to RAS, crop to the body (largest connected region above
 -500 HU), resize (trilinear) to 224 x 224 x 160, map -1000...200 HU linearly to 0...1 (clipped).
 A short scan (e.g. 48 slices of 5 mm) is thereby *resized* along S, never padded with air.
