@@ -2,12 +2,12 @@
 
 Held-out protocol (``ctpheno.eval.probe``): 48 demo-size phantoms (4 subtypes x 12, emphysema
 fraction 0 or 0.05-0.40), 4-fold cross-validation repeated over 5 shuffles (every scan is predicted
-by a probe fitted on the other 36; scores are averaged over the shuffles). The encoder is trained on the cohort without
-labels, as the pipeline does. The baseline is the same architecture with random weights, averaged
+by a probe fitted on the other 36; scores are averaged over the shuffles). The encoder is trained
+on the cohort without labels, as the pipeline does. The baseline is the same architecture with random weights, averaged
 over three initialisations (seeds 0, 1, 2), so one lucky or unlucky draw does not decide the test.
 
-Margins asserted (measured values in docs/embeddings.md; seed 0 measured 0.96 vs a random mean of
-0.35 for the fraction and 0.88 vs 0.67 for the subtype):
+Margins asserted (measured values in docs/embeddings.md; seed 0 measured 0.945 vs a random mean of
+0.334 for the fraction and 0.892 vs 0.644 for the subtype):
 
 * emphysema fraction, ridge on the standardised whole-lung embedding: R2(ssl) >= 0.85 and
   R2(ssl) >= mean R2(random) + 0.30;
