@@ -27,12 +27,14 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from ..features.deep_embeddings.patches import REGION_ZONES
+
 if TYPE_CHECKING:
     from ..config.embeddings import EmbeddingsConfig
     from ..features.deep_embeddings.ssl import TrainResult
 
 SUBTYPES = ("none", "centrilobular", "panlobular", "paraseptal")
-REGIONS = ("whole", "upper", "middle", "lower")
+REGIONS = ("whole", *REGION_ZONES)
 #: a short SSL run (about 25 s of training for 48 scans on 2 CPU cores) used by the probe test and benchmark
 PROBE_SSL = dict(patch_size=16, spacing_mm=3.0, width=8, epochs=8, learning_rate=5e-3, train_patches_per_scan=32,
                  batch_size=32, extract_patches_per_scan=128, seed=0, device="cpu")

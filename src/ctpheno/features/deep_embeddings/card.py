@@ -33,7 +33,7 @@ def write_loss_curve(history: Sequence[dict[str, Any]], out_dir: str | Path) -> 
     ax.plot(means["step"], means["loss"], "o-", label="total, epoch mean")
     ax.plot(means["step"], means["con"], "s--", ms=3, label="InfoNCE term")
     if means["den"].abs().sum() > 0:
-        ax.plot(means["step"], means["den"], "^--", ms=3, label="density KL term")
+        ax.plot(means["step"], means["den"], "^--", ms=3, label="density term")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title("SSL patch encoder: training loss")

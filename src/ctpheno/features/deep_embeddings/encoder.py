@@ -10,7 +10,7 @@ Architecture (``width`` = w, input 1 x P^3, P = patch edge)::
     stage3  conv3^3(4w -> 8w), stride 2 BN ReLU    (P/8)^3
     pool    spatial mean -> 8w          (the patch embedding)
     head    linear 8w -> 8w, ReLU, linear 8w -> 64  (training only; SimCLR projection [1]_)
-    density linear 8w -> K                         (training only; logits of the K-bin HU histogram)
+    density linear 8w -> K                         (training only; the patch's cumulative HU histogram)
 
 BatchNorm is used (not instance/group norm) so the absolute density of a patch survives
 normalisation in evaluation mode: density is the main emphysema cue.
@@ -69,14 +69,14 @@ class ProjectionHead(nn.Module):
 
 
 class DensityHead(nn.Module):
-    """Linear map from the patch embedding to the logits of its HU histogram (training only).
+    """Linear map from the patch embedding to its cumulative HU histogram (training only).
 
     Being linear, it makes the training target -- the attenuation distribution of the patch --
     a linear read-out of the embedding, which is what a linear probe downstream relies on."""
 
-    def __init__(self, dim: int, n_bins: int) -> None:
+    def __init__(self, dim: int, n_edges: int) -> None:
         super().__init__()
-        self.net = nn.Linear(dim, n_bins)
+        self.net = nn.Linear(dim, n_edges)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

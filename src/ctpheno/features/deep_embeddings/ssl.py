@@ -79,7 +79,7 @@ import torch.nn.functional as F
 from ...config.embeddings import EmbeddingsConfig
 from ...io.tables import atomic_path
 from .encoder import DensityHead, PatchEncoder, ProjectionHead, make_encoder
-from .patches import LungGrid, candidate_centres, cut_patches
+from .patches import LungGrid, candidate_centres, cut_patches, window_hu
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +206,8 @@ def patch_cdf(patches: npt.NDArray[np.float32], lung: npt.NDArray[np.bool_],
 
 
 def density_edges(cfg: EmbeddingsConfig) -> npt.NDArray[np.float32]:
-    """``cfg.density_bins_hu`` in the window units of the patches."""
-    lo, hi = cfg.hu_window
-    return ((np.asarray(cfg.density_bins_hu, dtype=np.float64) - lo) / (hi - lo)).astype(np.float32)
+    """``cfg.density_bins_hu`` in the window units of the patches (:func:`~.patches.window_hu`)."""
+    return window_hu(np.asarray(cfg.density_bins_hu), hu_window=cfg.hu_window)
 
 
 def sample_pairs(scans: Sequence[TrainingScan], *, n_per_scan: int, patch_size: int, positive_shift: float,
