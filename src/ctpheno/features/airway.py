@@ -2,9 +2,10 @@ r"""Airway wall QCT metrics measured on the segmented central airway lumen.
 
 COPDGene / CIP quantify airway disease by the wall of the segmented bronchi: wall
 thickness, wall area percent (WA%) and Pi10 (Nakano et al., AJRCCM 2000 and 2005;
-Grydeland et al., AJRCCM 2010). Here the wall is measured on the airway lumen that
-preprocess labels ``3`` (trachea and extra-pulmonary main bronchi) with a
-*distance-transform shell profile*: every voxel gets its signed distance :math:`d`
+Grydeland et al., AJRCCM 2010). Here the wall is measured around the airway lumen that
+preprocess labels ``3`` (trachea and extra-pulmonary main bronchi) *and its intrapulmonary
+continuation* (:func:`extend_lumen`: lung voxels below ``-850`` HU connected to it, within
+60 mm, leak-controlled), with a *distance-transform shell profile*: every voxel gets its signed distance :math:`d`
 (mm) to the lumen surface (negative inside the lumen, from Euclidean distance
 transforms with the voxel spacing, shifted by half a mean voxel so that the surface
 lies at :math:`d = 0`), and the mean HU over thin shells of equal :math:`d` is the
@@ -29,14 +30,26 @@ surface area :math:`S`, exact for a cylinder), the wall area percent of a tube i
 .. math:: \mathrm{WA\%} = 100 \cdot \frac{(R + T)^2 - R^2}{(R + T)^2}.
 
 Only lung voxels (labels 1 and 2) and the lumen enter the profile. ``airway_wall_peak_hu``
-(:math:`P_{pk}`), ``airway_wall_hu`` (mean HU of the lung voxels with :math:`0 < d \le 3`
-mm: the first voxel layers around the lumen, i.e. the wall and its partial volume) and
+(:math:`P_{pk}`), ``airway_wall_hu`` (*upper-quartile* HU of the lung voxels with
+:math:`0 < d \le 3` mm: the first voxel layers around the lumen hold the wall, partial-volume
+mixed with lumen air and parenchyma; the wall-rich quarter of them tracks the wall, and a
+quantile ignores the pulmonary artery beside each bronchus as long as it fills under a
+quarter of the shell) and
 ``peribronchial_hu`` (same over :math:`0 < d \le 5` mm, cf. peribronchial density) are
 reported too: below the scanner's resolution a thin wall widens to the point-spread width and
 its FWHM saturates, while its peak HU keeps rising with the true thickness.
 Pi10 (the square root of wall area at a 10 mm internal perimeter, regressed over
-many bronchi) needs per-branch measurements of intrapulmonary airways, which the
-label map does not hold; it is not computed here.
+many bronchi) needs per-branch measurements (a skeletonised tree); it is not computed here.
+
+Why the intrapulmonary continuation: label 3 stops where the main bronchi enter the lung, so
+the lung voxels around it are only the few at the lung entry (about a hundred at 2.5-3 mm
+voxels, mostly the bronchus's own continuing lumen). Around the continued lumen (lobar and
+segmental bronchi, typically 3-20 mL of lumen) the shell holds the walls themselves. On the
+60-subject synthetic cohort (2.5-3 mm voxels) this raised the Pearson R\ :sup:`2` of
+``airway_wall_hu`` with the generator's wall thickness from 0.78 (mean of the shell around
+label 3) to 0.89 (median of the shell around the continued lumen) and 0.96 (upper quartile:
+the median saturates for the thick walls of the airway subtype); on a second cohort (30
+subjects, another seed) 0.93 for the upper quartile, 0.85 for the median and 0.84 for the mean.
 
 Accuracy (tests/features/test_airway.py): on a blurred phantom tube at 1 mm voxels the
 FWHM thickness is within 0.5 mm of the true wall for walls of 1.5 to 4 mm, and
@@ -62,6 +75,9 @@ AIRWAY_COLUMNS = (
     "peribronchial_hu",
 )
 """Columns of :func:`airway_metrics` (QCT table, ``whole`` rows)."""
+AIRWAY_REACH_MM = 70.0
+"""How far from the label-3 lumen :func:`airway_metrics` looks with its defaults (60 mm of
+lumen extension + 10 mm of profile): callers may crop the image to this margin."""
 
 Spacing = tuple[float, float, float]
 
@@ -198,6 +214,60 @@ def _crop(lumen: np.ndarray, margin: tuple[int, int, int]) -> tuple[slice, ...]:
     )
 
 
+EXTEND_THRESHOLDS_HU = (-850.0, -875.0, -900.0, -925.0, -950.0)
+"""Thresholds tried, highest first, when continuing the lumen into the lung (:func:`extend_lumen`)."""
+
+
+def extend_lumen(
+    hu: npt.NDArray[np.integer],
+    lumen: npt.NDArray[np.bool_],
+    lung: npt.NDArray[np.bool_],
+    spacing_mm: Spacing,
+    *,
+    thresholds_hu: tuple[float, ...] = EXTEND_THRESHOLDS_HU,
+    max_distance_mm: float = 60.0,
+    max_extension_ml: float = 40.0,
+) -> tuple[npt.NDArray[np.bool_], float]:
+    """Continue an airway lumen into the lung: the intrapulmonary bronchi connected to it.
+
+    Region growing (6-connected) from ``lumen`` through ``lung`` voxels below a threshold,
+    inside the lumen's bounding box widened by ``max_distance_mm``. Leak control as in
+    airway-tree segmentation (Mori et al. 1996; Kiraly et al. 2002): the thresholds are tried
+    from the highest down and the first whose extension holds at most ``max_extension_ml`` of
+    lung is kept — a bronchus is walled off by tissue, parenchyma or emphysema reached through
+    a gap in a wall is not, and floods the box. If every threshold leaks, the lumen is returned
+    unchanged.
+
+    Returns
+    -------
+    extended, threshold_hu
+        ``lumen`` plus the lung voxels reached (bool, same shape), and the threshold used
+        (NaN when nothing was added).
+    """
+    sp = _spacing(spacing_mm)
+    if not (hu.shape == lumen.shape == lung.shape):
+        raise ValueError(f"image, lumen and lung masks differ in shape: {hu.shape}, {lumen.shape}, {lung.shape}")
+    if not lumen.any():
+        return lumen.copy(), math.nan
+    margin = tuple(int(math.ceil(max_distance_mm / s)) for s in sp)
+    box = _crop(lumen, margin)  # type: ignore[arg-type]
+    seed, img, inside = lumen[box], hu[box], lung[box] & ~lumen[box]
+    voxel_ml = float(np.prod(sp)) / 1000.0
+    struct = ndi.generate_binary_structure(3, 1)
+    for thr in sorted(thresholds_hu, reverse=True):
+        cand = inside & (img < thr)
+        comp, _ = ndi.label(cand | seed, structure=struct)
+        keep = np.unique(comp[seed])
+        grown = np.isin(comp, keep[keep > 0]) & cand
+        n = int(np.count_nonzero(grown))
+        if n * voxel_ml <= max_extension_ml:
+            out = lumen.copy()
+            out[box] |= grown
+            return out, (float(thr) if n else math.nan)
+    return lumen.copy(), math.nan
+
+
+
 def airway_metrics(
     hu: npt.NDArray[np.integer],
     labels: np.ndarray,
@@ -207,6 +277,9 @@ def airway_metrics(
     max_distance_mm: float = 10.0,
     wall_shell_mm: float = 3.0,
     peribronchial_mm: float = 5.0,
+    extend: bool = True,
+    extend_distance_mm: float = 60.0,
+    max_extension_ml: float = 40.0,
 ) -> dict[str, float]:
     """Airway wall metrics of the lumen ``labels == lumen_label`` (columns :data:`AIRWAY_COLUMNS`).
 
@@ -221,10 +294,13 @@ def airway_metrics(
     max_distance_mm
         Radial reach of the profile outside the lumen.
     wall_shell_mm
-        Outer radius of the wall shell (``airway_wall_hu``): at CT voxel sizes of 0.6-3 mm
-        it holds the first one to few voxel layers around the lumen.
+        Outer radius of the wall shell (``airway_wall_hu``, its upper-quartile HU): at CT voxel
+        sizes of 0.6-3 mm it holds the first one to few voxel layers around the lumen.
     peribronchial_mm
         Outer radius of the peribronchial shell (``peribronchial_hu``).
+    extend, extend_distance_mm, max_extension_ml
+        Continue the lumen into the lung first (:func:`extend_lumen`); ``extend=False``
+        measures around label 3 only.
 
     Only lung voxels (labels 1, 2; preprocess labels the walls of the bronchi inside a
     lung as lung) enter the profile and the shells, so the wall is measured where the
@@ -243,13 +319,19 @@ def airway_metrics(
     lumen_full = labels == lumen_label
     if not lumen_full.any():
         return {c: math.nan for c in AIRWAY_COLUMNS}
+    lung_full = np.isin(labels, LUNG_LABELS)
+    if not lung_full.any():
+        return {c: math.nan for c in AIRWAY_COLUMNS}
+    if extend:
+        lumen_full, _ = extend_lumen(
+            np.asarray(hu), lumen_full, lung_full, sp,
+            max_distance_mm=extend_distance_mm, max_extension_ml=max_extension_ml,
+        )
     margin = tuple(int(math.ceil(max_distance_mm / s)) + 1 for s in sp)
     box = _crop(lumen_full, margin)  # type: ignore[arg-type]
     lumen = lumen_full[box]
     img = np.asarray(hu[box])
-    lung = np.isin(labels[box], LUNG_LABELS)
-    if not lung.any():
-        return {c: math.nan for c in AIRWAY_COLUMNS}
+    lung = lung_full[box] & ~lumen
     d = signed_distance_mm(lumen, sp)
     centres, prof = radial_profile(img, lumen, sp, max_distance_mm=max_distance_mm, within=lung, distance_mm=d)
     t = fwhm_wall_thickness(centres, prof)
@@ -261,14 +343,17 @@ def airway_metrics(
         "airway_wa_pct": wall_area_pct(r, t) if math.isfinite(t) else math.nan,
         "airway_lumen_radius_mm": r,
         "airway_wall_peak_hu": float(prof[centres >= 0].max()) if (centres >= 0).any() else math.nan,
-        "airway_wall_hu": float(img[wall].mean()) if wall.any() else math.nan,
+        "airway_wall_hu": float(np.percentile(img[wall], 75)) if wall.any() else math.nan,
         "peribronchial_hu": float(img[shell].mean()) if shell.any() else math.nan,
     }
 
 
 __all__ = [
     "AIRWAY_COLUMNS",
+    "AIRWAY_REACH_MM",
     "airway_metrics",
+    "extend_lumen",
+    "EXTEND_THRESHOLDS_HU",
     "fwhm_wall_thickness",
     "mean_lumen_radius_mm",
     "radial_profile",

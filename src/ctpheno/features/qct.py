@@ -45,7 +45,7 @@ import pandas as pd
 from ..config.features import QCTConfig
 from ..errors import EmptyLungMaskError
 from ..io.zarrstore import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
-from .airway import AIRWAY_COLUMNS, LABEL_AIRWAY, airway_metrics
+from .airway import AIRWAY_COLUMNS, AIRWAY_REACH_MM, LABEL_AIRWAY, airway_metrics
 from .histogram import (
     HU_OFFSET,
     REGION_GROUPS,
@@ -295,7 +295,7 @@ def _airway_dask(image, labels, sp: Spacing) -> dict[str, float]:
     proj = dask.compute(*(lumen.any(axis=tuple(a for a in range(3) if a != k)) for k in range(3)))
     if not all(p.any() for p in proj):
         return airway_metrics(np.zeros((1, 1, 1), np.int16), np.zeros((1, 1, 1), np.uint8), sp)
-    margin = [int(math.ceil(10.0 / s)) + 2 for s in sp]
+    margin = [int(math.ceil(AIRWAY_REACH_MM / s)) + 2 for s in sp]
     box = []
     for p, m, n in zip(proj, margin, image.shape):
         nz = np.flatnonzero(p)

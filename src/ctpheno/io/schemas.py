@@ -193,16 +193,19 @@ QCT = TableSchema(
                                "fitted over features.qct.lac_fit_range_ml; NaN when lac_fit_n < 3"),
         "lac_fit_n": Column(I, "distinct cluster sizes inside the fitting range used for lac_d_950"),
         "airway_wall_thickness_mm": Column(F, "airway wall thickness: FWHM of the wall peak of the radial HU "
-                                              "profile around the label-3 lumen (whole rows; NaN elsewhere "
-                                              "and without airway lumen)", "mm"),
+                                              "profile around the airway lumen (label 3 continued into the "
+                                              "lung through the bronchi; whole rows; NaN elsewhere and "
+                                              "without airway lumen)", "mm"),
         "airway_wa_pct": Column(F, "airway wall area percent of a tube of the mean lumen radius and that "
                                    "wall thickness (whole rows)", "%"),
-        "airway_lumen_radius_mm": Column(F, "mean lumen radius 2V/S of the label-3 airway (whole rows)", "mm"),
+        "airway_lumen_radius_mm": Column(F, "mean lumen radius 2V/S of the airway lumen (label 3 and its intrapulmonary "
+                                            "continuation; whole rows)", "mm"),
         "airway_wall_peak_hu": Column(F, "peak of the radial HU profile (lung voxels) outside the airway lumen "
                                          "(whole rows)",
                                       "HU"),
-        "airway_wall_hu": Column(F, "mean HU of the lung voxels within 3 mm outside the airway lumen (the "
-                                    "wall and its partial volume; whole rows)", "HU"),
+        "airway_wall_hu": Column(F, "upper-quartile HU of the lung voxels within 3 mm outside the airway "
+                                    "lumen (label 3 continued into the lung: the bronchial walls and their "
+                                    "partial volume; whole rows)", "HU"),
         "peribronchial_hu": Column(F, "mean HU of the lung voxels within 5 mm outside the airway lumen "
                                       "(whole rows)", "HU"),
     },
