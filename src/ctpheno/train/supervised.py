@@ -83,7 +83,7 @@ def _fit_supervised(cohort: Cohort, cfg: SupervisedConfig) -> SupervisedResult:
         fold_scores: dict[tuple[str, str], np.ndarray] = {}
         dists: dict[tuple[str, str], np.ndarray] = {}
         for fset in sets:
-            cols = cohort.feature_columns(fset, covariates=cfg.covariates)
+            cols = cohort.feature_columns(fset, covariates=cfg.covariates_for(target))
             X = sub[cols]
             for name in models:
 
