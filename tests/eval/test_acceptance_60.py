@@ -4,16 +4,16 @@ One module-scoped run of ``ctpheno run`` (synth 60 demo subjects -> ingest -> pr
 qct -> cluster -> supervised) on the QCT feature set, then
 :func:`ctpheno.eval.synthetic.synthetic_acceptance`. Targets (issue 8): cluster ARI with the
 latent subtype >= 0.8 for the best feature set; FEV1 %pred cross-validated R^2 >= 0.9 x the
-cohort's oracle R^2; GOLD within-one accuracy reported with its CI. A target the pipeline does
-not reach is an ``xfail`` carrying the measured number; what robustly holds is asserted.
+cohort's oracle R^2; GOLD within-one accuracy reported with its CI. Each is asserted.
 
 Measured (seed 7, 2 shared cores): the ``phenotype`` set (log extent, log upper/lower LAA ratio,
 LAC exponent D, airway-wall density) gives k-means k = 5 chosen by stability + silhouette with
-ARI 0.96 (GMM by BIC picks k = 4, ARI 0.67; HDBSCAN 0.82); the full ``qct`` set, dominated by
-extent-correlated columns, stays at ARI 0.23-0.55. FEV1 R^2 / oracle: 0.80-0.82 with the four standard
-measures (``qct_core``), 0.66-0.79 with ``qct``/``phenotype`` (unmet: xfail with the
-number; docs/synthetic_cohort.md shows the bound a perfect LAA-950 leaves with this airway-wall
-measurement); GOLD within-one 0.95-0.98.
+ARI 0.96 (GMM by BIC picks k = 4, ARI 0.67; HDBSCAN 0.82-0.87); the full ``qct`` set, dominated by
+extent-correlated columns, stays at ARI 0.10-0.55. FEV1 R^2 / oracle: 0.92-0.94 over six fold
+assignments with the four standard measures (``qct_core``: LAA-950, Perc15, lung volume,
+airway-wall density measured around the bronchi continued into the lung; no age/sex/height,
+which %pred already normalises for), 0.68-0.81 with ``qct``/``phenotype``
+(docs/synthetic_cohort.md: the bound and how it was reached); GOLD within-one 0.93-0.98.
 
 Runtime: 190 s on 2 quiet cores but 385 s on shared ones (synth and preprocess dominate), above the
 200 s the issue budgets; hence ``slow`` and a longer timeout.
@@ -85,10 +85,13 @@ def test_every_subject_measured_with_airway_metrics(run60):
     whole = q[q["region"] == "whole"].set_index("scan_id")
     assert len(whole) == 60
     assert whole["airway_wall_hu"].notna().mean() >= 0.95
-    # airway wall density tracks the generator's wall thickness (measured Spearman 0.71-0.74)
+    # airway wall density, measured around the bronchi continued into the lung, tracks the
+    # generator's wall thickness (measured Pearson 0.98, Spearman 0.92; 0.88 and 0.74 around the
+    # extra-pulmonary lumen alone)
     t = _truth_by_scan(wd, archive).join(whole["airway_wall_hu"], how="inner")
+    r = t["airway_wall_hu"].corr(t["airway_wall_mm"])
     rho = t["airway_wall_hu"].corr(t["airway_wall_mm"], method="spearman")
-    assert rho >= 0.5, rho
+    assert r >= 0.9 and rho >= 0.8, (r, rho)
     # and separates the airway subtype from subjects without airway disease
     aw = t.loc[t["subtype"] == "airway", "airway_wall_hu"]
     no = t.loc[t["subtype"] == "none", "airway_wall_hu"]
@@ -110,11 +113,10 @@ def test_fev1_r2_vs_oracle(run60):
     r = acc[acc["check"] == "fev1_r2_vs_oracle"]
     assert set(r["method"]) == {"linear", "elastic_net", "lightgbm"}
     best = r.loc[r["value"].idxmax()]
-    # robust: well above chance (R^2 > 0 with its CI) and more than half the ceiling
-    assert best["ci_low"] > 0 and best["value"] >= 0.5, best.to_dict()
-    if best["value"] < 0.9:
-        pytest.xfail(f"FEV1 R2/oracle {best['value']:.2f} [{best['ci_low']:.2f}, {best['ci_high']:.2f}] < 0.9 "
-                     f"(oracle R2 {best['oracle_r2']:.2f})")
+    # issue 8: >= 0.9 x the cohort's oracle (measured 0.92-0.94 over six fold
+    # assignments with qct_core, linear and elastic net; bootstrap CI of one run [0.76, 1.05])
+    assert best["value"] >= 0.9 and best["ci_low"] > 0.5, r.round(3).to_dict("records")
+    assert best["feature_set"] == "qct_core", best.to_dict()
 
 
 def test_gold_within_one_reported_with_ci(run60):

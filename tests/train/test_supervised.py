@@ -32,6 +32,14 @@ def test_fev1_r2_close_to_oracle(fev1, synth60):
     assert (r2["ci_low"] < r2["estimate"]).all() and (r2["estimate"] < r2["ci_high"]).all()
 
 
+def test_covariates_per_target(fev1):
+    """Default covariates (age, sex, height) for GOLD; none for FEV1 %pred, already normalised for them."""
+    cfg = SupervisedConfig()
+    assert cfg.covariates_for("fev1_pct_pred") == [] and cfg.covariates_for("gold_stage") == cfg.covariates
+    n = fev1.metrics.groupby(["feature_set", "target"])["n_features"].first().unstack("target")
+    assert len(n) == 5 and (n["gold_stage"] - n["fev1_pct_pred"] == 3).all(), n
+
+
 def test_gold_within_one_reported_with_ci(fev1):
     w = fev1.metrics.query("target == 'gold_stage' and metric == 'within_one_accuracy'")
     assert len(w) == 5 * 3  # 5 feature sets x 3 models
