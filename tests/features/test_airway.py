@@ -163,7 +163,7 @@ def test_extend_lumen_follows_the_bronchus_into_the_lung():
     assert np.count_nonzero(added & ~truth) == 0
     assert np.count_nonzero(added) >= 0.7 * np.count_nonzero(truth)
     # the wall stops it: nothing beyond the lumen radius + half the wall
-    zz, yy, xx = np.nonzero(added)
+    _, yy, xx = np.nonzero(added)
     c = (img.shape[1] - 1) / 2
     assert np.hypot(yy - c, xx - c).max() < LUMEN_R_MM + 0.75
 

@@ -5,10 +5,10 @@ thickness, wall area percent (WA%) and Pi10 (Nakano et al., AJRCCM 2000 and 2005
 Grydeland et al., AJRCCM 2010). Here the wall is measured around the airway lumen that
 preprocess labels ``3`` (trachea and extra-pulmonary main bronchi) *and its intrapulmonary
 continuation* (:func:`extend_lumen`: lung voxels below ``-850`` HU connected to it, within
-60 mm, leak-controlled), with a *distance-transform shell profile*: every voxel gets its signed distance :math:`d`
-(mm) to the lumen surface (negative inside the lumen, from Euclidean distance
-transforms with the voxel spacing, shifted by half a mean voxel so that the surface
-lies at :math:`d = 0`), and the mean HU over thin shells of equal :math:`d` is the
+60 mm, leak-controlled), with a *distance-transform shell profile*: every voxel gets its
+signed distance :math:`d` (mm) to the lumen surface (negative inside the lumen, from
+Euclidean distance transforms with the voxel spacing, shifted by half a mean voxel so that
+the surface lies at :math:`d = 0`), and the mean HU over thin shells of equal :math:`d` is the
 radial profile :math:`P(d)`, averaged over the whole airway (thousands of voxels, so
 noise averages out). The wall is the peak of :math:`P`; its thickness is the full
 width at half maximum (FWHM, the classical airway-wall measure: Nakano 2000),
@@ -265,7 +265,6 @@ def extend_lumen(
             out[box] |= grown
             return out, (float(thr) if n else math.nan)
     return lumen.copy(), math.nan
-
 
 
 def airway_metrics(

@@ -81,8 +81,8 @@ def phenotype_axes(wide_qct: pd.DataFrame) -> pd.DataFrame:
       reduction in NETT (Fishman 2003).
     * ``phe_lac_d_950``: power-law exponent *D* of the low-attenuation cluster sizes (Mishima 1999)
       — many small holes (high *D*) versus confluent bullae (low *D*).
-    * ``phe_airway_wall_hu``: mean density of the lung within 3 mm of the segmented airway wall —
-      the airway-disease axis (peribronchial thickening), robust at 2-3 mm voxels where wall
+    * ``phe_airway_wall_hu``: ``airway_wall_hu``, the upper-quartile density of the lung within
+      3 mm of the airway lumen (continued into the lung through the bronchi) — the airway-disease axis (peribronchial thickening), robust at 2-3 mm voxels where wall
       thickness itself is below the resolution.
 
     Extent is one axis among four, so clusters follow the *pattern* of disease rather than only
