@@ -141,7 +141,7 @@ class SupervisedConfig(StrictModel):
     """Per-target replacement of ``covariates``. Default: none for FEV1 %pred, which its
     reference equation (NHANES III, Hankinson 1999) already normalises for age, sex and height,
     so they add only noise to it (on the 60-subject synthetic cohort they lowered the
-    cross-validated R^2 by 0.02-0.05 of the oracle)."""
+    cross-validated R^2 by 0.02-0.08 of the oracle)."""
     n_splits: conint(ge=2, le=20) = 5
     """CV folds (reduced to the smallest stratum / class size when needed)."""
     n_repeats: conint(ge=1, le=50) = 3
