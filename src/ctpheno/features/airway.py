@@ -75,9 +75,13 @@ AIRWAY_COLUMNS = (
     "peribronchial_hu",
 )
 """Columns of :func:`airway_metrics` (QCT table, ``whole`` rows)."""
-AIRWAY_REACH_MM = 70.0
-"""How far from the label-3 lumen :func:`airway_metrics` looks with its defaults (60 mm of
-lumen extension + 10 mm of profile): callers may crop the image to this margin."""
+PROFILE_DISTANCE_MM = 10.0
+"""Default radial reach of the wall profile outside the lumen."""
+EXTEND_DISTANCE_MM = 60.0
+"""Default reach of the lumen's continuation into the lung (:func:`extend_lumen`)."""
+AIRWAY_REACH_MM = EXTEND_DISTANCE_MM + PROFILE_DISTANCE_MM
+"""How far from the label-3 lumen :func:`airway_metrics` looks with its defaults: callers may
+crop the image to this margin."""
 
 Spacing = tuple[float, float, float]
 
@@ -107,7 +111,7 @@ def radial_profile(
     lumen: npt.NDArray[np.bool_],
     spacing_mm: Spacing,
     *,
-    max_distance_mm: float = 10.0,
+    max_distance_mm: float = PROFILE_DISTANCE_MM,
     inner_distance_mm: float = 3.0,
     step_mm: float | None = None,
     within: npt.NDArray[np.bool_] | None = None,
@@ -225,7 +229,7 @@ def extend_lumen(
     spacing_mm: Spacing,
     *,
     thresholds_hu: tuple[float, ...] = EXTEND_THRESHOLDS_HU,
-    max_distance_mm: float = 60.0,
+    max_distance_mm: float = EXTEND_DISTANCE_MM,
     max_extension_ml: float = 40.0,
 ) -> tuple[npt.NDArray[np.bool_], float]:
     """Continue an airway lumen into the lung: the intrapulmonary bronchi connected to it.
@@ -273,11 +277,11 @@ def airway_metrics(
     spacing_mm: Spacing,
     *,
     lumen_label: int = LABEL_AIRWAY,
-    max_distance_mm: float = 10.0,
+    max_distance_mm: float = PROFILE_DISTANCE_MM,
     wall_shell_mm: float = 3.0,
     peribronchial_mm: float = 5.0,
     extend: bool = True,
-    extend_distance_mm: float = 60.0,
+    extend_distance_mm: float = EXTEND_DISTANCE_MM,
     max_extension_ml: float = 40.0,
 ) -> dict[str, float]:
     """Airway wall metrics of the lumen ``labels == lumen_label`` (columns :data:`AIRWAY_COLUMNS`).
@@ -318,19 +322,22 @@ def airway_metrics(
     lumen_full = labels == lumen_label
     if not lumen_full.any():
         return {c: math.nan for c in AIRWAY_COLUMNS}
-    lung_full = np.isin(labels, LUNG_LABELS)
-    if not lung_full.any():
+    # everything below happens within reach of the lumen: crop once, not per full volume
+    reach = max_distance_mm + (extend_distance_mm if extend else 0.0)
+    outer = _crop(lumen_full, tuple(int(math.ceil(reach / s)) + 1 for s in sp))  # type: ignore[arg-type]
+    hu_o, lumen_o = np.asarray(hu[outer]), lumen_full[outer]
+    lung_o = np.isin(labels[outer], LUNG_LABELS)
+    if not lung_o.any():
         return {c: math.nan for c in AIRWAY_COLUMNS}
     if extend:
-        lumen_full, _ = extend_lumen(
-            np.asarray(hu), lumen_full, lung_full, sp,
-            max_distance_mm=extend_distance_mm, max_extension_ml=max_extension_ml,
+        lumen_o, _ = extend_lumen(
+            hu_o, lumen_o, lung_o, sp, max_distance_mm=extend_distance_mm, max_extension_ml=max_extension_ml
         )
     margin = tuple(int(math.ceil(max_distance_mm / s)) + 1 for s in sp)
-    box = _crop(lumen_full, margin)  # type: ignore[arg-type]
-    lumen = lumen_full[box]
-    img = np.asarray(hu[box])
-    lung = lung_full[box] & ~lumen
+    box = _crop(lumen_o, margin)  # type: ignore[arg-type]
+    lumen = lumen_o[box]
+    img = hu_o[box]
+    lung = lung_o[box] & ~lumen
     d = signed_distance_mm(lumen, sp)
     centres, prof = radial_profile(img, lumen, sp, max_distance_mm=max_distance_mm, within=lung, distance_mm=d)
     t = fwhm_wall_thickness(centres, prof)
@@ -350,6 +357,8 @@ def airway_metrics(
 __all__ = [
     "AIRWAY_COLUMNS",
     "AIRWAY_REACH_MM",
+    "EXTEND_DISTANCE_MM",
+    "PROFILE_DISTANCE_MM",
     "airway_metrics",
     "extend_lumen",
     "EXTEND_THRESHOLDS_HU",
