@@ -12,6 +12,7 @@ training folds only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -70,6 +71,12 @@ PHENOTYPE_EPS_PCT = 0.1
 """Percentage points added to both zonal LAA-950 values before their log ratio (finite without emphysema)."""
 
 
+def _qct_column(wide_qct: pd.DataFrame, metric: str, region: str = "whole") -> pd.Series:
+    """Column ``qct_<metric>__<region>`` of the wide QCT matrix; all-NaN when the table lacks it."""
+    name = f"qct_{metric}__{region}"
+    return wide_qct[name] if name in wide_qct.columns else pd.Series(np.nan, index=wide_qct.index)
+
+
 def phenotype_axes(wide_qct: pd.DataFrame) -> pd.DataFrame:
     """Four COPD phenotype axes from the wide QCT matrix (index scan_id), one column each.
 
@@ -82,17 +89,15 @@ def phenotype_axes(wide_qct: pd.DataFrame) -> pd.DataFrame:
     * ``phe_lac_d_950``: power-law exponent *D* of the low-attenuation cluster sizes (Mishima 1999)
       — many small holes (high *D*) versus confluent bullae (low *D*).
     * ``phe_airway_wall_hu``: ``airway_wall_hu``, the upper-quartile density of the lung within
-      3 mm of the airway lumen (continued into the lung through the bronchi) — the airway-disease axis (peribronchial thickening), robust at 2-3 mm voxels where wall
-      thickness itself is below the resolution.
+      3 mm of the airway lumen (continued into the lung through the bronchi) — the airway-disease
+      axis (peribronchial thickening), robust at 2-3 mm voxels where wall thickness itself is
+      below the resolution.
 
     Extent is one axis among four, so clusters follow the *pattern* of disease rather than only
     its amount; the full ``qct`` set is dominated by dozens of extent-correlated columns.
     Missing inputs give a missing axis (imputed inside the model's folds).
     """
-    def col(metric: str, region: str = "whole") -> pd.Series:
-        name = f"qct_{metric}__{region}"
-        return wide_qct[name] if name in wide_qct.columns else pd.Series(np.nan, index=wide_qct.index)
-
+    col = partial(_qct_column, wide_qct)
     eps = PHENOTYPE_EPS_PCT
     out = pd.DataFrame(index=wide_qct.index)
     out["phe_log_laa950"] = np.log1p(col("laa950_pct").clip(lower=0))
@@ -119,8 +124,7 @@ def qct_core(wide_qct: pd.DataFrame) -> pd.DataFrame:
     """
     out = pd.DataFrame(index=wide_qct.index)
     for metric in QCT_CORE:
-        name = f"qct_{metric}__whole"
-        out[f"core_{metric}"] = wide_qct[name] if name in wide_qct.columns else np.nan
+        out[f"core_{metric}"] = _qct_column(wide_qct, metric)
     return out.astype(float)
 
 
