@@ -33,6 +33,16 @@ class SegmentationConfig(StrictModel):
     the largest one (and it lies on the other side and reaches the upper half of the lungs)."""
     min_chest_lung_ml: PositiveFloat = 400.0
     """Less lung air than this means the field of view holds no lungs (:class:`NotChestCTError`)."""
+    rim_lung_fraction: confloat(gt=0.0, le=0.5) = 0.15
+    """Partial-volume rim at the pleura: a voxel just outside the half-maximum boundary is lung when its
+    HU shows at least this lung fraction between the lung and the local tissue level (0.5 = no rim)."""
+    rim_max_mm: confloat(ge=0.0, le=6.0) = 2.0
+    """Largest in-plane distance the rim grows from the half-maximum boundary (0 = no rim growth)."""
+    costal_closing_mm: confloat(ge=0.0, le=40.0) = 20.0
+    """Radius of the rolling ball that fills costal concavities (juxtapleural masses, consolidation);
+    0 turns it off. The mediastinal side is never filled."""
+    costal_min_depth_mm: confloat(ge=0.0, le=30.0) = 5.0
+    """A costal pocket thinner than this is the ball smoothing the surface, not a lesion: not added."""
     modelpath: Optional[Path] = None
     """Local weights file for the ``lungmask`` backend (never downloaded)."""
 

@@ -46,7 +46,9 @@ def _classic(image: Volume, cfg: SegmentationConfig) -> npt.NDArray[np.uint8]:
                           airway_threshold_hu=cfg.airway_threshold_hu, airway_max_ml=cfg.airway_max_ml,
                           coarse_spacing_mm=cfg.coarse_spacing_mm, closing_iterations=cfg.closing_iterations,
                           min_second_lung_fraction=cfg.min_second_lung_fraction,
-                          min_chest_lung_ml=cfg.min_chest_lung_ml)
+                          min_chest_lung_ml=cfg.min_chest_lung_ml, rim_lung_fraction=cfg.rim_lung_fraction,
+                          rim_max_mm=cfg.rim_max_mm, costal_closing_mm=cfg.costal_closing_mm,
+                          costal_min_depth_mm=cfg.costal_min_depth_mm)
     return np.ascontiguousarray(np.transpose(lab, np.argsort(perm)))
 
 
