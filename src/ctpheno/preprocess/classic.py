@@ -200,7 +200,7 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
                     adaptive_threshold: bool = False, airway_threshold_hu: float = -850.0,
                     airway_max_ml: float = 250.0, coarse_spacing_mm: float = 2.5, closing_iterations: int = 1,
                     min_second_lung_fraction: float = 0.12, min_chest_lung_ml: float = 400.0,
-                    rim_lung_fraction: float = 0.15, rim_max_mm: float = 2.0, costal_closing_mm: float = 20.0,
+                    rim_lung_fraction: float = 0.15, rim_max_mm: float = 1.0, costal_closing_mm: float = 20.0,
                     costal_min_depth_mm: float = 5.0) -> npt.NDArray[np.uint8]:
     """Label lungs (1 right, 2 left) and trachea/main bronchi (3) in an axial HU array.
 
@@ -319,7 +319,7 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
     if rim_max_mm > 0:
         labels = grow_pleural_rim(hu, labels, spacing, lung_fraction=rim_lung_fraction, max_mm=rim_max_mm)
     if pockets.any():
-        fill_costal_pockets(labels, pockets, f)
+        fill_costal_pockets(labels, pockets, f, spacing)
     return labels
 
 

@@ -80,7 +80,7 @@ def _local_tissue_level(hu: npt.NDArray[np.integer], lung: npt.NDArray[np.bool_]
 
 def grow_pleural_rim(hu: npt.NDArray[np.integer], labels: npt.NDArray[np.uint8],
                      spacing_mm: tuple[float, float, float], *, lung_fraction: float = 0.15,
-                     max_mm: float = 2.0) -> npt.NDArray[np.uint8]:
+                     max_mm: float = 1.0) -> npt.NDArray[np.uint8]:
     """Add the partial-volume rim at the pleura to lung labels 1/2 (see the module docstring).
 
     Parameters
@@ -179,7 +179,7 @@ def _airway_zone(sub: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, flo
 
 def costal_pockets(lab_c: npt.NDArray[np.uint8], body: npt.NDArray[np.bool_], spacing_c: tuple[float, float, float],
                    *, left_axis: tuple[int, int], sup_sign: int, radius_mm: float = 20.0, min_depth_mm: float = 5.0,
-                   ) -> npt.NDArray[np.uint8]:
+                   window: bool = True) -> npt.NDArray[np.uint8]:
     """Where costal bites of the lungs are: windows around the concavities a rolling ball finds.
 
     Parameters
@@ -192,6 +192,9 @@ def costal_pockets(lab_c: npt.NDArray[np.uint8], body: npt.NDArray[np.bool_], sp
         Array axis and direction of the patient's left.
     sup_sign : int
         +1 if the index along axis 0 grows toward the head, else -1.
+    window : bool
+        Return the costal region of a window around each bite (for :func:`fill_costal_pockets`);
+        False returns the pocket voxels the ball fills, nothing more (the QC measure).
 
     Returns
     -------
@@ -230,6 +233,9 @@ def costal_pockets(lab_c: npt.NDArray[np.uint8], body: npt.NDArray[np.bool_], sp
     owner = np.zeros_like(lab)
     owner[keep] = lab[tuple(i[keep] for i in idx)]
     sub = out[box]
+    if not window:
+        sub[keep] = owner[keep]
+        return out
     for code in (LABEL_RIGHT, LABEL_LEFT):
         win = bbox_slices(owner == code, margin=0)
         if win is None:
@@ -242,13 +248,13 @@ def costal_pockets(lab_c: npt.NDArray[np.uint8], body: npt.NDArray[np.bool_], sp
 
 
 def fill_costal_pockets(labels: npt.NDArray[np.uint8], region_c: npt.NDArray[np.uint8],
-                        factors: tuple[int, int, int]) -> npt.NDArray[np.uint8]:
+                        factors: tuple[int, int, int], spacing_mm: tuple[float, float, float]) -> npt.NDArray[np.uint8]:
     """Fill each bite found by :func:`costal_pockets` up to the chord across its mouth (in place).
 
     In every axial slice of a pocket's window the lung is replaced by its convex hull there: the
     costal surface follows the convex rib cage, so the hull spans the bite from pleura to pleura and
     adds nothing along an intact chest wall. Only voxels of ``region_c`` (upsampled, costal side)
-    that are not labelled yet are added.
+    that are not labelled yet and not near the extra-pulmonary airways are added.
     """
     for code in (LABEL_RIGHT, LABEL_LEFT):
         win_c = bbox_slices(region_c == code, margin=0)
@@ -257,6 +263,9 @@ def fill_costal_pockets(labels: npt.NDArray[np.uint8], region_c: npt.NDArray[np.
         win = tuple(slice(w.start * k, min(n, w.stop * k)) for w, k, n in zip(win_c, factors, labels.shape))
         part = labels[win]
         region = upsample_nearest(region_c[win_c], factors, part.shape) == code
+        near_airway = _airway_zone(part, spacing_mm)
+        if near_airway is not None:
+            region &= ~near_airway
         own = part == code
         for k in range(part.shape[0]):
             if own[k].any() and region[k].any():

@@ -169,8 +169,8 @@ def _tissue(X: npt.NDArray[np.float32], Y: npt.NDArray[np.float32], z: float, p:
 
 def make_pathology_phantom(*, mass_mm: float = 0.0, opacified: Optional[Literal["left", "right"]] = None,
                            herniation_mm: float = 0.0, pleural_air_mm: float = 0.0,
-                           spacing_mm: tuple[float, float, float] = (2.5, 2.0, 2.0),
-                           shape: tuple[int, int, int] = (80, 144, 160), psf_fwhm_mm: float = 2.0,
+                           spacing_mm: tuple[float, float, float] = (3.0, 2.5, 2.5),
+                           shape: tuple[int, int, int] = (64, 116, 128), psf_fwhm_mm: float = 2.5,
                            noise_hu: float = 20.0, supersample: tuple[int, int] = (2, 3),
                            truth_min_fraction: float = TRUTH_MIN_FRACTION, seed: int = 0) -> PathologyPhantom:
     """Build the phantom (see the module docstring); every argument is in mm or HU.
