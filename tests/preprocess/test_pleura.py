@@ -66,7 +66,7 @@ def test_opacified_lung_gives_one_lung_across_the_midline():
     arr, truth = lab.array, ph.lungs.array
     assert not (arr == 2).any()  # the remaining lung is not split at the midline
     assert dice(arr == 1, truth == 1) >= 0.99
-    assert np.mean(arr[ph.marks["herniation"]] == 1) > 0.95
+    assert np.mean(arr[ph.marks["herniation"]] == 1) > 0.9
     assert np.mean(np.isin(arr[ph.marks["opacified"]], (1, 2))) < 0.01
     flags = qc_metrics(ph.image, lab)["flags"].split(";")
     assert "left_lung_missing" in flags
@@ -96,4 +96,4 @@ def test_noise_leaves_the_mask_unchanged(normal):
     noisy = ph.image.with_array(np.clip(ph.image.array + rng.normal(0, 120, ph.image.shape), -1024, 3071)
                                 .astype(np.int16))
     lab2 = segment_lungs(noisy).array
-    assert dice(lab2 == 1, lab == 1) >= 0.97 and dice(lab2 == 2, lab == 2) >= 0.97
+    assert dice(lab2 == 1, lab == 1) >= 0.98 and dice(lab2 == 2, lab == 2) >= 0.98
