@@ -48,6 +48,8 @@ TISSUE_HU_RANGE = (-150.0, 100.0)
 """Plausible HU of what borders the lung (fat ... muscle, blood); the local level is clipped to it."""
 LEVEL_GRID_MM = 5.0
 """Voxel size of the grid on which the local tissue level is estimated."""
+NEAR_BITE_FRACTION = 0.5
+"""The hull fills only within this fraction of the ball radius of a bite the ball found (its mouth)."""
 BALL_GRID_MM = 5.0
 """Voxel size of the grid on which the rolling ball looks for costal bites."""
 AIRWAY_MARGIN_MM = 3.0
@@ -243,7 +245,10 @@ def costal_pockets(lab_c: npt.NDArray[np.uint8], body: npt.NDArray[np.bool_], sp
         # the window around the bites the ball found, wide enough to hold both ends of each mouth
         win = tuple(slice(max(0, w.start - (1 if a == 0 else r)), min(nn, w.stop + (1 if a == 0 else r)))
                     for a, (w, r, nn) in enumerate(zip(win, reach, lab.shape)))
-        sub[win][region[win] & (sub[win] == 0)] = code
+        # ... but only near a bite: a wide shallow concavity elsewhere in the window (an opacity the lung
+        # drapes over, an effusion) is not a bite the ball found
+        near = ndi.distance_transform_edt(~(owner[win] == code), sampling=spacing_c) <= NEAR_BITE_FRACTION * radius_mm
+        sub[win][region[win] & near & (sub[win] == 0)] = code
     return out
 
 
