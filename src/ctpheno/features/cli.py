@@ -18,17 +18,18 @@ def _jsonable(value):
     return value
 
 
-def qct_single(input_path: str, mask_path: Optional[str] = None) -> dict:
+def qct_single(input_path: str, mask_path: Optional[str] = None, *, mask_labels: Optional[str] = None) -> dict:
     """QCT metrics of one scan file/folder as a flat dict.
 
     Keys: the whole-lung columns of the QCT table (``lung_volume_ml``, ``laa950_pct``, ...)
     and, for every other region, ``<region>_<column>`` (``upper_laa950_pct``,
     ``right_perc15_hu``, ...). Non-finite values are written as ``null`` (NaN) or ``"inf"``.
+    A mask from another tool is taken on the scan's physical grid (array order may differ), binary
+    masks are split into right and left, and ``mask_labels="totalsegmentator"`` maps its lobe labels.
     """
-    import SimpleITK as sitk
+    import numpy as np
 
     from ..io.readers import read_scan
-    from ..io.volume import Volume
     from ..preprocess.zones import lung_zones
     from .qct import qct_metrics
 
@@ -38,9 +39,14 @@ def qct_single(input_path: str, mask_path: Optional[str] = None) -> dict:
 
         labels = segment_lungs(image)
     else:
-        labels = Volume.from_sitk(sitk.ReadImage(str(mask_path)))
-        image.check_same_geometry(labels, what=f"mask {mask_path}")
-        labels = labels.with_array(labels.array.astype("uint8"))
+        from ..config.preprocess import ExternalMaskConfig
+        from ..preprocess.external import map_labels, read_mask, to_image_grid
+
+        mask = to_image_grid(image, read_mask(mask_path), what=f"mask {Path(mask_path).name}")
+        values = set(np.unique(mask.array).tolist()) - {0}
+        cfg = ExternalMaskConfig(preset=mask_labels) if mask_labels else (
+            ExternalMaskConfig(label_map={1: "lung"}) if values == {1} else ExternalMaskConfig())
+        labels, _ = map_labels(image, mask, cfg)
     zones = lung_zones(labels)
     df = qct_metrics(image.array, labels.array, zones.array, image.spacing_mm)
     out: dict = {}
@@ -74,7 +80,11 @@ def register(app: typer.Typer) -> None:
         mask: Optional[str] = typer.Option(
             None,
             "--mask",
-            help="Label image on the scan's grid (1 right lung, 2 left lung); segmented when omitted.",
+            help="Label image on the scan's physical grid (1 right lung, 2 left lung, 3 airways; a binary "
+            "mask is split into right and left); segmented when omitted.",
+        ),
+        mask_labels: Optional[str] = typer.Option(
+            None, "--mask-labels", help="Label convention of --mask: totalsegmentator (lobes 10-14, trachea 16)."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
@@ -83,7 +93,7 @@ def register(app: typer.Typer) -> None:
         from ..errors import CTPhenoError
 
         try:
-            out = qct_single(input, mask)
+            out = qct_single(input, mask, mask_labels=mask_labels)
         except (CTPhenoError, ValueError, FileNotFoundError) as err:
             fail(str(err))
             return

@@ -160,7 +160,12 @@ QC = TableSchema(
         "both_lungs_found": Column(B, "both lungs present"),
         "covers_apex": Column(B, "lung mask does not touch the top slice"),
         "covers_base": Column(B, "lung mask does not touch the bottom slice"),
-        "flags": Column(S, "semicolon-separated QC flags (empty = plausible)"),
+        "lung_body_ratio": Column(F, "lung volume / body volume in the slices holding lung"),
+        "envelope_gap_ml": Column(F, "costal concavity a 20 mm rolling ball fills beyond the mask", "mL"),
+        "airway_lungs_connected": Column(I, "lungs within 8 mm of the airway label (0-2)"),
+        "pleural_air_ml": Column(F, "air along the chest wall inside the mask, in sheet-like components", "mL"),
+        "flags": Column(S, "semicolon-separated QC flags (empty = plausible; severities in "
+                           "preprocess.qc.QC_FLAG_SEVERITY)"),
     },
     key=("scan_id",),
     allow_any_extra=True,

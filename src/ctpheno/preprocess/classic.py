@@ -44,6 +44,7 @@ from scipy import ndimage as ndi
 from ..errors import EmptyLungMaskError, NotChestCTError
 from .grid import (STRUCT_6, bbox_slices, binary_closing_padded, block_factors, block_mean, body_interior,
                    fill_holes_2d, fill_holes_3d, largest_component, midpoint_threshold, upsample_nearest)
+from .pleura import costal_pockets, fill_costal_pockets, grow_pleural_rim
 
 LABEL_BG, LABEL_RIGHT, LABEL_LEFT, LABEL_AIRWAY = 0, 1, 2, 3
 TRACHEA_AREA_MM2 = (80.0, 900.0)
@@ -52,6 +53,10 @@ MIDLINE_SEED_MM = 20.0
 """Air voxels of a joined lung region farther than this from the body midline seed their own side."""
 NECK_HU_PER_MM = 20.0
 """Weight of the distance to the mask border in the left/right watershed elevation (HU per mm)."""
+ONE_LUNG_MAX_MINOR = 0.4
+"""A single air region with less than this fraction of its volume across the body midline may be one
+lung crossing it (a collapsed, opacified or resected other lung); it is split only when erosion finds
+two lung-sized cores on opposite sides."""
 MAX_HOLE_MM2 = 400.0
 """Largest in-slice hole filled inside a lung (vessels, nodules up to ~2 cm); larger islands are the
 diaphragm dome or the heart seen through a lung base, which expert contours exclude. Enclosed 3-D
@@ -139,11 +144,15 @@ def _grow_airway(hu_c: npt.NDArray[np.float32], body: npt.NDArray[np.bool_], see
 
 
 def _split_joined(lung: npt.NDArray[np.bool_], hu_c: npt.NDArray[np.float32], side: npt.NDArray[np.float64],
-                  spacing: tuple[float, float, float], *, use_erosion: bool = True,
-                  ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+                  spacing: tuple[float, float, float], *, use_erosion: bool = True, min_core_ratio: float = 0.0,
+                  ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]] | None:
     """Split one air region holding both lungs into (patient-right, patient-left) by erosion + watershed.
 
     ``side`` is the signed lateral distance (mm) from the body midline, positive to the patient's left.
+    With ``min_core_ratio > 0`` the region is taken for *one* lung crossing the midline (None is
+    returned) unless erosion separates two cores on opposite sides, the smaller at least
+    ``min_core_ratio`` of the larger: two lungs meet at thin junction lines, one lung does not
+    fall apart into two lung-sized halves.
     """
     from skimage.segmentation import watershed
 
@@ -164,9 +173,13 @@ def _split_joined(lung: npt.NDArray[np.bool_], hu_c: npt.NDArray[np.float32], si
             continue
         sa, sb = float(side[lab == a].mean()), float(side[lab == b].mean())
         if np.sign(sa) != np.sign(sb):
+            if sizes[b] < min_core_ratio * sizes[a]:
+                continue
             markers[lab == (a if sa < 0 else b)] = 1
             markers[lab == (b if sa < 0 else a)] = 2
             break
+    if not markers.any() and min_core_ratio > 0:
+        return None
     if not markers.any():  # no erosion split: seeds well away from the midline
         markers[lung & (side < -10.0)] = 1
         markers[lung & (side > 10.0)] = 2
@@ -187,7 +200,8 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
                     adaptive_threshold: bool = False, airway_threshold_hu: float = -850.0,
                     airway_max_ml: float = 250.0, coarse_spacing_mm: float = 2.5, closing_iterations: int = 1,
                     min_second_lung_fraction: float = 0.12, min_chest_lung_ml: float = 400.0,
-                    ) -> npt.NDArray[np.uint8]:
+                    rim_lung_fraction: float = 0.15, rim_max_mm: float = 1.0, costal_closing_mm: float = 20.0,
+                    costal_min_depth_mm: float = 5.0) -> npt.NDArray[np.uint8]:
     """Label lungs (1 right, 2 left) and trachea/main bronchi (3) in an axial HU array.
 
     Parameters
@@ -270,11 +284,15 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
         if reaches_up and np.sign(float(side[comp].mean())) != np.sign(main_side) and main_minor < 0.2:
             right, left = (main, comp) if main_side < 0 else (comp, main)
             if main_minor > 0.03:  # part of the other lung hangs on the main component: split both
-                right, left = _split_joined(main | comp, hu_c, side, sp_c, use_erosion=False)
+                right, left = _split_joined(main | comp, hu_c, side, sp_c, use_erosion=False)  # type: ignore[misc]
             break
     if right is None:
-        if main_minor >= 0.2:  # one region over both sides: joined lungs
-            right, left = _split_joined(main, hu_c, side, sp_c)
+        split = None
+        if main_minor >= 0.2:  # one region over both sides: joined lungs, or one lung across the midline
+            split = _split_joined(main, hu_c, side, sp_c, min_core_ratio=min_second_lung_fraction
+                                  if main_minor < ONE_LUNG_MAX_MINOR else 0.0)
+        if split is not None:
+            right, left = split
         elif main_side < 0:
             right, left = main, np.zeros_like(main)
         else:
@@ -291,10 +309,18 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
             closed = binary_closing_padded(m, iterations=closing_iterations)
             filled = fill_holes_3d(fill_holes_2d(closed, max_area_px=int(MAX_HOLE_MM2 / (sp_c[1] * sp_c[2]))))
             lab_c[filled & (lab_c == 0)] = code
+    # 7. costal pockets (juxtapleural lesions) and, on the image grid, the partial-volume rim
+    pockets = costal_pockets(lab_c, body, sp_c, left_axis=left_axis, sup_sign=superior_axis[1], radius_mm=costal_closing_mm,
+                             min_depth_mm=costal_min_depth_mm)
     lung_ml = float(np.count_nonzero(lab_c)) * vox_ml
     _check_chest(lab_c, lung_ml, superior_axis[1], min_chest_lung_ml=min_chest_lung_ml)
     lab_c[airway & (lab_c == 0)] = LABEL_AIRWAY
-    return _refine(hu, lab_c, f, thr, spacing)
+    labels = _refine(hu, lab_c, f, thr, spacing)
+    if rim_max_mm > 0:
+        labels = grow_pleural_rim(hu, labels, spacing, lung_fraction=rim_lung_fraction, max_mm=rim_max_mm)
+    if pockets.any():
+        fill_costal_pockets(labels, pockets, f, spacing)
+    return labels
 
 
 def _check_chest(lab_c: npt.NDArray[np.uint8], lung_ml: float, sup_sign: int, *, min_chest_lung_ml: float) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 
-def segment_file(input_path: str, output: Path, *, backend: str = "classic") -> dict:
+def segment_file(input_path: str, output: Path, *, backend: str = "classic", modelpath: Path | None = None) -> dict:
     """Read one scan (DICOM folder, NIfTI, NRRD, MHA), segment it, write a label NIfTI on its own grid.
 
     Returns the QC numbers of the result.
@@ -23,7 +23,7 @@ def segment_file(input_path: str, output: Path, *, backend: str = "classic") -> 
 
     image = read_scan(input_path)
     image = image.with_array(to_hu_int16(image.array))
-    labels = segment_lungs(image, config=SegmentationConfig(backend=backend))
+    labels = segment_lungs(image, config=SegmentationConfig(backend=backend, modelpath=modelpath))
     out = labels.to_sitk()
     name = str(output)
     if not name.endswith((".nii", ".nii.gz", ".nrrd", ".mha")):
@@ -57,14 +57,16 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Argument(..., metavar="OUTPUT", help="Label file to write (.nii.gz): 0 background, "
                                       "1 right lung, 2 left lung, 3 trachea/main bronchi, on the input's grid."),
         backend: str = typer.Option("classic", "--backend", help="classic | lungmask | totalsegmentator."),
+        modelpath: Path | None = typer.Option(None, "--modelpath", help="Local weights: a lungmask model file "
+                                              "or TotalSegmentator's weights folder (never downloaded)."),
     ) -> None:
         """Segment the lungs of one scan and write a label NIfTI on the input's own grid."""
         from ..cli import fail
         from ..errors import CTPhenoError
 
         try:
-            qc = segment_file(input_path, output, backend=backend)
-        except (CTPhenoError, ValueError) as err:
+            qc = segment_file(input_path, output, backend=backend, modelpath=modelpath)
+        except (CTPhenoError, ValueError, ImportError) as err:
             fail(str(err))
             return
         typer.echo(f"wrote {output}: right {qc['right_volume_ml']:.0f} mL, left {qc['left_volume_ml']:.0f} mL"

@@ -9,25 +9,51 @@ up, head up) from the direction matrix. It carries no text from the DICOM header
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from ..io.volume import Volume
 from .classic import LABEL_AIRWAY, LABEL_LEFT, LABEL_RIGHT
+from .maskqc import mask_qc_numbers
+from .segment import axial_view
 
 LABEL_COLOURS = {LABEL_RIGHT: "#1f77ff", LABEL_LEFT: "#ff8c00", LABEL_AIRWAY: "#2ca02c"}
+
+QC_FLAG_SEVERITY: dict[str, Literal["info", "warn", "exclude"]] = {
+    "volume_low": "warn",  # small lungs or a lost lung: the numbers may still be right
+    "volume_high": "warn",
+    "right_lung_missing": "warn",  # one-lung masks are real (opacified, resected lung)
+    "left_lung_missing": "warn",
+    "lr_ratio": "info",  # asymmetric anatomy (elevated hemidiaphragm) is common and real
+    "dense_mask": "exclude",  # the mask leaked into soft tissue: density metrics are wrong
+    "apex_cut": "warn",
+    "base_cut": "warn",
+    "lung_body_low": "warn",  # lung lost (opacified / collapsed) or missed
+    "lung_body_high": "exclude",  # the mask left the thorax
+    "costal_gap": "warn",  # lesion at the chest wall cut out of the mask (or an effusion)
+    "airway_disconnected": "info",  # trachea not found: masks usually still right
+    "pleural_air": "warn",  # pneumothorax suspected: air inside the mask
+}
+"""Severity of every QC flag: ``info`` (shown), ``warn`` (shown first in the report), ``exclude``
+(the scan is left out of the model stages). One dict for the preprocess and features stages."""
 
 
 def qc_metrics(image: Volume, labels: Volume, *, min_lung_volume_ml: float = 1500.0,
                max_lung_volume_ml: float = 9000.0, max_frac_above_minus500: float = 0.25,
-               min_left_right_ratio: float = 0.5, max_left_right_ratio: float = 1.6) -> dict[str, Any]:
+               min_left_right_ratio: float = 0.5, max_left_right_ratio: float = 1.6,
+               min_lung_body_ratio: float = 0.1, max_lung_body_ratio: float = 0.7,
+               max_envelope_gap_ml: float = 4.0, max_pleural_air_ml: float = 10.0) -> dict[str, Any]:
     """QC numbers of one segmentation (the columns of :data:`ctpheno.io.schemas.QC`, less ``scan_id``).
 
-    ``flags`` lists every implausible finding, ``;``-separated: ``volume_low``, ``volume_high``,
-    ``right_lung_missing``, ``left_lung_missing``, ``lr_ratio``, ``dense_mask`` (more than
-    ``max_frac_above_minus500`` of mask voxels above -500 HU), ``apex_cut``, ``base_cut``.
+    ``flags`` lists every implausible finding, ``;``-separated (severities in :data:`QC_FLAG_SEVERITY`):
+    ``volume_low``, ``volume_high``, ``right_lung_missing``, ``left_lung_missing``, ``lr_ratio``,
+    ``dense_mask`` (more than ``max_frac_above_minus500`` of mask voxels above -500 HU), ``apex_cut``,
+    ``base_cut``, and from the mask-QC numbers of :mod:`.maskqc`: ``lung_body_low`` /
+    ``lung_body_high`` (``lung_body_ratio`` outside [min, max]), ``costal_gap``
+    (``envelope_gap_ml`` above the maximum), ``airway_disconnected`` (no lung joined to the
+    airway label), ``pleural_air`` (``pleural_air_ml`` above the maximum).
     """
     image.check_same_geometry(labels, what="labels")
     lab = labels.array
@@ -63,7 +89,26 @@ def qc_metrics(image: Volume, labels: Volume, *, min_lung_volume_ml: float = 150
         flags.append("apex_cut")
     if not covers_base:
         flags.append("base_cut")
-    return {"lung_volume_ml": float(total), "right_volume_ml": float(r_ml), "left_volume_ml": float(l_ml),
+    perm, left_ax, sup = axial_view(image)
+    mq = mask_qc_numbers(np.transpose(hu, perm), np.transpose(lab, perm), tuple(image.spacing_mm[a] for a in perm),
+                         left_axis=left_ax, superior_axis=sup) if (n_r + n_l) else {
+        "lung_body_ratio": float("nan"), "envelope_gap_ml": float("nan"), "airway_lungs_connected": 0.0,
+        "pleural_air_ml": 0.0}
+    if mq["lung_body_ratio"] < min_lung_body_ratio:
+        flags.append("lung_body_low")
+    if mq["lung_body_ratio"] > max_lung_body_ratio:
+        flags.append("lung_body_high")
+    if mq["envelope_gap_ml"] > max_envelope_gap_ml:
+        flags.append("costal_gap")
+    if mq["airway_lungs_connected"] == 0:
+        flags.append("airway_disconnected")
+    if mq["pleural_air_ml"] > max_pleural_air_ml:
+        flags.append("pleural_air")
+    unknown = set(flags) - set(QC_FLAG_SEVERITY)
+    if unknown:  # every flag needs a severity (a programming error otherwise)
+        raise KeyError(f"QC flags without a severity in QC_FLAG_SEVERITY: {sorted(unknown)}")
+    return {**mq, "airway_lungs_connected": int(mq["airway_lungs_connected"]),
+            "lung_volume_ml": float(total), "right_volume_ml": float(r_ml), "left_volume_ml": float(l_ml),
             "left_right_ratio": float(ratio), "frac_above_minus500": frac,
             "both_lungs_found": bool(n_r > 0 and n_l > 0), "covers_apex": covers_apex,
             "covers_base": covers_base, "flags": ";".join(flags)}
@@ -83,8 +128,13 @@ def _radiological(vol: Volume, arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return out
 
 
-def qc_montage(image: Volume, labels: Volume, dest: str | Path, *, title: str = "") -> Path:
-    """Write the QC montage PNG (3 axial levels at 25/50/75 % of the lung height + 1 coronal) to ``dest``."""
+def qc_montage(image: Volume, labels: Volume, dest: str | Path, *, title: str = "",
+               qc: dict[str, Any] | None = None) -> Path:
+    """Write the QC montage PNG (3 axial levels at 25/50/75 % of the lung height + 1 coronal) to ``dest``.
+
+    With ``qc`` (the dict of :func:`qc_metrics`) a line under the images gives the volumes, the
+    mask-QC numbers and the flags with their severity.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -123,7 +173,18 @@ def qc_montage(image: Volume, labels: Volume, dest: str | Path, *, title: str = 
         ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07 if qc else 0, 1, 1))
+    if qc:
+        flags = [f for f in str(qc.get("flags", "")).split(";") if f]
+        line = (f"R {qc['right_volume_ml']:.0f} mL  L {qc['left_volume_ml']:.0f} mL  "
+                f"lung/body {qc['lung_body_ratio']:.2f}  costal gap {qc['envelope_gap_ml']:.1f} mL  "
+                f"airway-joined lungs {qc['airway_lungs_connected']}  pleural air {qc['pleural_air_ml']:.0f} mL  |  "
+                + ("flags: " + ", ".join(f"{f} ({QC_FLAG_SEVERITY.get(f, 'info')})" for f in flags) if flags
+                   else "no flags"))
+        worst = max((QC_FLAG_SEVERITY.get(f, "info") for f in flags), key=("info", "warn", "exclude").index,
+                    default="")
+        colour = {"exclude": "#ff5050", "warn": "#ffb000"}.get(worst, "white")
+        fig.text(0.01, 0.02, line, color=colour, fontsize=9, family="monospace")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp.png")

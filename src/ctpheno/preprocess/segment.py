@@ -23,7 +23,7 @@ from .hu import to_hu_int16
 Backend = Callable[[Volume, SegmentationConfig], npt.NDArray[np.uint8]]
 
 
-def _axial_view(image: Volume) -> tuple[tuple[int, int, int], tuple[int, int], tuple[int, int]]:
+def axial_view(image: Volume) -> tuple[tuple[int, int, int], tuple[int, int], tuple[int, int]]:
     """Axis permutation putting the cranio-caudal axis first, and the left/superior axes after it."""
     sup_ax, sup_sign = image.index_axis_superior()
     left_ax, left_sign = image.index_axis_patient_left()
@@ -35,7 +35,7 @@ def _axial_view(image: Volume) -> tuple[tuple[int, int, int], tuple[int, int], t
 
 
 def _classic(image: Volume, cfg: SegmentationConfig) -> npt.NDArray[np.uint8]:
-    perm, left, sup = _axial_view(image)
+    perm, left, sup = axial_view(image)
     arr = image.array
     if not (arr.dtype == np.int16 and int(arr.min()) > -2000):  # already clean int16 HU: no copy
         arr = to_hu_int16(arr)
@@ -46,7 +46,9 @@ def _classic(image: Volume, cfg: SegmentationConfig) -> npt.NDArray[np.uint8]:
                           airway_threshold_hu=cfg.airway_threshold_hu, airway_max_ml=cfg.airway_max_ml,
                           coarse_spacing_mm=cfg.coarse_spacing_mm, closing_iterations=cfg.closing_iterations,
                           min_second_lung_fraction=cfg.min_second_lung_fraction,
-                          min_chest_lung_ml=cfg.min_chest_lung_ml)
+                          min_chest_lung_ml=cfg.min_chest_lung_ml, rim_lung_fraction=cfg.rim_lung_fraction,
+                          rim_max_mm=cfg.rim_max_mm, costal_closing_mm=cfg.costal_closing_mm,
+                          costal_min_depth_mm=cfg.costal_min_depth_mm)
     return np.ascontiguousarray(np.transpose(lab, np.argsort(perm)))
 
 
@@ -56,8 +58,8 @@ def _lungmask(image: Volume, cfg: SegmentationConfig) -> npt.NDArray[np.uint8]:
     except ImportError:
         raise MissingExtraError("lungmask", "lungmask", "segmentation backend 'lungmask'") from None
     if cfg.modelpath is None or not cfg.modelpath.is_file():
-        raise ValueError(f"segmentation.modelpath must name a local lungmask weights file (never downloaded); "
-                         f"got {cfg.modelpath}")
+        raise ValueError(f"segmentation.modelpath (--modelpath) must name a local lungmask weights file, e.g. "
+                         f"unet_r231-d5d2fc3d.pth (weights are never downloaded); got {cfg.modelpath}")
     inferer = LMInferer(modelpath=str(cfg.modelpath))
     pred = np.asarray(inferer.apply(image.to_sitk()))  # lungmask: 1 right, 2 left (patient sides)
     return np.where(pred == 1, LABEL_RIGHT, np.where(pred == 2, LABEL_LEFT, 0)).astype(np.uint8)
@@ -69,11 +71,16 @@ def _totalsegmentator(image: Volume, cfg: SegmentationConfig) -> npt.NDArray[np.
         from totalsegmentator.python_api import totalsegmentator  # type: ignore[import-not-found]
     except ImportError:
         raise MissingExtraError("TotalSegmentator", "totalsegmentator", "segmentation backend 'totalsegmentator'") from None
+    import os
     import tempfile
     from pathlib import Path
 
     import SimpleITK as sitk
 
+    if cfg.modelpath is None or not cfg.modelpath.is_dir() or not any(cfg.modelpath.iterdir()):
+        raise ValueError(f"segmentation.modelpath (--modelpath) must name TotalSegmentator's local weights folder "
+                         f"(weights are never downloaded); got {cfg.modelpath}")
+    os.environ["TOTALSEG_WEIGHTS_PATH"] = str(cfg.modelpath)  # TotalSegmentator looks for its weights here
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "ct.nii.gz"
         sitk.WriteImage(image.to_sitk(), str(src))
@@ -82,7 +89,10 @@ def _totalsegmentator(image: Volume, cfg: SegmentationConfig) -> npt.NDArray[np.
             "lung_lower_lobe_right", "trachea"], ml=True, quiet=True)
         out = Path(tmp) / "seg.nii.gz"
         nib.save(seg, str(out))
-        arr = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+        seg_vol = Volume.from_sitk(sitk.ReadImage(str(out)))
+    from .external import to_image_grid
+
+    arr = to_image_grid(image, seg_vol, what="TotalSegmentator's output").array
     # map class ids to names through TotalSegmentator's own table (ids differ between versions)
     from totalsegmentator.map_to_binary import class_map  # type: ignore[import-not-found]
 
@@ -136,6 +146,9 @@ def segment_lungs(image: Volume, *, config: SegmentationConfig | None = None) ->
         raise TypeError(f"image must be a ctpheno Volume; got {type(image).__name__}")
     cfg = config or SegmentationConfig()
     backend = SEGMENTATION_BACKENDS.get(cfg.backend)
+    if cfg.backend == "external":
+        raise ValueError("segmentation backend 'external' reads each scan's mask: run the pipeline (preprocess) "
+                         "with segmentation.external.path_template, or pass --mask to `ctpheno qct`")
     if backend is None:
         raise ValueError(f"unknown segmentation backend {cfg.backend!r}; choose from {sorted(SEGMENTATION_BACKENDS)}")
     labels = backend(image, cfg)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from ..io.layout import WorkDir
 from ..io.schemas import QC
 from ..io.volume import Volume
 from ..io.zarrstore import remove_stale_stores, write_volume_store
+from .external import map_labels, read_mask, to_image_grid
 from .hu import to_hu_int16
 from .qc import qc_metrics, qc_montage
 from .resample import resample
@@ -43,15 +45,43 @@ def content_hash(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
-def process_volume(image: Volume, cfg: PreprocessConfig) -> tuple[Volume, Volume, Volume]:
-    """HU clip, optional resampling, segmentation and zones of one scan (pure, no I/O)."""
+def process_volume(image: Volume, cfg: PreprocessConfig, *, mask: Volume | None = None,
+                   ) -> tuple[Volume, Volume, Volume]:
+    """HU clip, optional resampling, segmentation and zones of one scan (pure, no I/O).
+
+    ``mask``: a label image from another tool on the scan's physical grid (backend ``external``);
+    its labels are mapped by ``cfg.segmentation.external`` instead of segmenting. A lobe map, when
+    the mapping names lobes, is in ``labels.meta["lobes"]``.
+    """
     hu = image.with_array(to_hu_int16(image.array, clip_hu=cfg.clip_hu))
+    lobes = None
+    if mask is not None:
+        labels, lobes = map_labels(hu, to_image_grid(hu, mask), cfg.segmentation.external)
     if cfg.spacing_mm is not None:
         hu = resample(hu, cfg.spacing_mm)
         hu = hu.with_array(to_hu_int16(hu.array, clip_hu=cfg.clip_hu))
-    labels = segment_lungs(hu, config=cfg.segmentation)
+        if mask is not None:
+            labels = resample(labels, cfg.spacing_mm, is_label=True)
+            lobes = resample(lobes, cfg.spacing_mm, is_label=True) if lobes is not None else None
+    if mask is None:
+        labels = segment_lungs(hu, config=cfg.segmentation)
+    if lobes is not None:
+        labels = labels.with_array(labels.array, lobes=lobes.array)
     zones = lung_zones(labels)
     return hu, labels, zones
+
+
+def external_mask_path(template: str, paths: list[str]) -> Path:
+    """The mask file of a scan from ``path_template`` (``{folder}``, ``{name}``) and its input files."""
+    first = Path(paths[0])
+    if len(paths) == 1 and first.is_dir():
+        folder, name = first, first.name
+    elif len(paths) == 1:
+        folder, name = first.parent, first.name.split(".")[0]
+    else:  # a DICOM series: its files' folder
+        folder = first.parent
+        name = folder.name
+    return Path(template.format(folder=folder, name=name))
 
 
 def preprocess_scan(task: ScanTask) -> pd.DataFrame:
@@ -61,8 +91,16 @@ def preprocess_scan(task: ScanTask) -> pd.DataFrame:
     cfg = PreprocessConfig.model_validate(task.inputs["config"])
     wd = WorkDir(task.inputs["workdir"])
     image = read_scan(list(task.inputs["paths"]), fmt=task.inputs["format"])
-    hu, labels, zones = process_volume(image, cfg)
+    mask = None
+    if cfg.segmentation.backend == "external":
+        template = cfg.segmentation.external.path_template
+        if not template:
+            raise ValueError("segmentation.backend is 'external' but segmentation.external.path_template is not set")
+        mask = read_mask(external_mask_path(template, list(task.inputs["paths"])))
+    hu, labels, zones = process_volume(image, cfg, mask=mask)
     arrays = {"image": hu.array, "labels": labels.array, "zones": zones.array}
+    if "lobes" in labels.meta:
+        arrays["lobes"] = labels.meta["lobes"]
     digest = content_hash(arrays)
     write_volume_store(wd.volume(task.scan_id), arrays, hu, chunks=tuple(cfg.chunks),
                        attrs={"scan_id": task.scan_id, "content_hash": digest,
@@ -71,9 +109,11 @@ def preprocess_scan(task: ScanTask) -> pd.DataFrame:
     row = qc_metrics(hu, labels, min_lung_volume_ml=cfg.min_lung_volume_ml,
                      max_lung_volume_ml=cfg.max_lung_volume_ml,
                      max_frac_above_minus500=cfg.max_frac_above_minus500,
-                     min_left_right_ratio=cfg.min_left_right_ratio, max_left_right_ratio=cfg.max_left_right_ratio)
+                     min_left_right_ratio=cfg.min_left_right_ratio, max_left_right_ratio=cfg.max_left_right_ratio,
+                     min_lung_body_ratio=cfg.min_lung_body_ratio, max_lung_body_ratio=cfg.max_lung_body_ratio,
+                     max_envelope_gap_ml=cfg.max_envelope_gap_ml, max_pleural_air_ml=cfg.max_pleural_air_ml)
     if cfg.qc_png:
-        qc_montage(hu, labels, wd.qc_png(task.scan_id), title=task.scan_id)
+        qc_montage(hu, labels, wd.qc_png(task.scan_id), title=task.scan_id, qc=row)
     return pd.DataFrame([{"scan_id": task.scan_id, **row, "content_hash": digest}])
 
 
