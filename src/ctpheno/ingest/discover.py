@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import NoInputFoundError
 from .headers import read_records
 from .remote import is_url, walk
 
@@ -28,30 +29,35 @@ class Inventory:
     empty_folders: list[tuple[int, str]] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
     """Indices of inputs that do not exist."""
+    skipped: list[tuple[int, str, str, str]] = field(default_factory=list)
+    """(root index, path, reason code, PHI-free detail) of entries that were never opened
+    (special files, dangling or escaping links, unreadable folders; see :func:`~.remote.walk`)."""
 
 
 def take_inventory(inputs: Sequence[str]) -> Inventory:
     """Walk every input (folder tree of any depth, single file or URL)."""
     if not inputs:
-        raise ValueError("no inputs to ingest: set paths.inputs in the config or pass PATH arguments")
+        raise NoInputFoundError("no inputs to ingest: set paths.inputs in the config or pass PATH arguments")
     inv = Inventory(roots=[str(p) for p in inputs])
     for i, root in enumerate(inv.roots):
         try:
-            files, empty = walk(root)
+            tree = walk(root)
         except FileNotFoundError:
             log.error("ingest: input %d does not exist; recorded in failures.parquet", i)
             inv.missing.append(i)
             continue
-        inv.files += [(i, f) for f in files]
-        inv.empty_folders += [(i, d) for d in empty]
+        inv.files += [(i, f) for f in tree.files]
+        inv.empty_folders += [(i, d) for d in tree.empty_folders]
+        inv.skipped += [(i, p, code, detail) for p, code, detail in tree.skipped]
     if len(inv.missing) == len(inv.roots):
-        raise FileNotFoundError(
-            f"none of the {len(inv.roots)} input(s) exists: {inv.roots[:3]}; check paths.inputs"
+        raise NoInputFoundError(
+            f"none of the {len(inv.roots)} input(s) exists: {inv.roots[:3]}; check --input / paths.inputs"
         )
     log.info(
-        "ingest: %d files and %d empty folders under %d input(s)",
+        "ingest: %d files, %d empty folders and %d entries not opened under %d input(s)",
         len(inv.files),
         len(inv.empty_folders),
+        len(inv.skipped),
         len(inv.roots),
     )
     return inv
@@ -61,15 +67,24 @@ def folder_of(path: str) -> str:
     return path.replace("\\", "/").rsplit("/", 1)[0]
 
 
-def batch_by_folder(paths: Sequence[str], *, batch_size: int = 256) -> list[list[str]]:
-    """Split files into batches of at most ``batch_size``, never mixing folders within a small folder."""
+def _path(item: str | tuple[str, str]) -> str:
+    return item if isinstance(item, str) else item[0]
+
+
+def batch_by_folder(
+    paths: Sequence[str | tuple[str, str]], *, batch_size: int = 256
+) -> list[list[str | tuple[str, str]]]:
+    """Split files into batches of at most ``batch_size``, never mixing folders within a small folder.
+
+    Items are paths or ``(path, input tree)`` pairs (kept as given).
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-    by_folder: dict[str, list[str]] = {}
+    by_folder: dict[str, list[str | tuple[str, str]]] = {}
     for p in paths:
-        by_folder.setdefault(folder_of(p), []).append(p)
-    batches: list[list[str]] = []
-    cur: list[str] = []
+        by_folder.setdefault(folder_of(_path(p)), []).append(p)
+    batches: list[list[str | tuple[str, str]]] = []
+    cur: list[str | tuple[str, str]] = []
     for folder in sorted(by_folder):
         files = by_folder[folder]
         if cur and len(cur) + len(files) > batch_size:
@@ -87,14 +102,17 @@ def batch_by_folder(paths: Sequence[str], *, batch_size: int = 256) -> list[list
 
 
 def collect_records(
-    paths: Sequence[str], *, client: Any = None, batch_size: int = 256
+    paths: Sequence[str | tuple[str, str]], *, client: Any = None, batch_size: int = 256
 ) -> list[dict[str, Any]]:
     """Header records of ``paths`` (in input order), read through ``client`` when given.
 
-    ``memory://`` URLs live in this process only, so they are always read here.
+    Items are paths or ``(path, input tree)`` pairs: a detached volume header's data file
+    must lie inside its input tree. ``memory://`` URLs live in this process only, so they
+    are always read here.
     """
     batches = batch_by_folder(paths, batch_size=batch_size)
-    local_only = any(p.startswith("memory://") for p in paths)
+    names = [_path(p) for p in paths]
+    local_only = any(p.startswith("memory://") for p in names)
     records: list[dict[str, Any]] = []
     if client is None or local_only or not batches:
         for b in batches:
@@ -106,9 +124,9 @@ def collect_records(
         for fut in as_completed(futures):
             records += fut.result()
             fut.release()
-    order = {p: i for i, p in enumerate(paths)}
+    order = {p: i for i, p in enumerate(names)}
     records.sort(key=lambda r: order.get(r["path"], len(order)))
-    n_remote = sum(is_url(p) for p in paths)
+    n_remote = sum(is_url(p) for p in names)
     log.info(
         "ingest: read %d headers in %d batches%s",
         len(records),

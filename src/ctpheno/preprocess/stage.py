@@ -60,7 +60,7 @@ def preprocess_scan(task: ScanTask) -> pd.DataFrame:
 
     cfg = PreprocessConfig.model_validate(task.inputs["config"])
     wd = WorkDir(task.inputs["workdir"])
-    image = read_scan(list(task.inputs["paths"]), fmt=task.inputs["format"])
+    image = read_scan(list(task.inputs["paths"]), fmt=task.inputs["format"], label=task.source or task.scan_id)
     hu, labels, zones = process_volume(image, cfg)
     arrays = {"image": hu.array, "labels": labels.array, "zones": zones.array}
     digest = content_hash(arrays)
