@@ -35,6 +35,8 @@ _NOT_ALLOWED = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 def _os_message(err: OSError) -> str:
+    if err.errno is None:  # raised with a message of its own (``FileNotFoundError("run ingest first")``)
+        return str(err)
     where = f" {err.filename}" if err.filename else ""
     if err.errno in _NO_SPACE:
         return (f"no space left on the device while writing{where}; the partial output was removed "

@@ -1,8 +1,8 @@
 """Scan a work directory's artifacts for identifiers that must never leave ingest.
 
 :func:`find_phi` looks for each needle (case-insensitive) in every file under
-the work directory: in the raw bytes, in decompressed ``.gz`` content, in
-Parquet tables (every cell, column name and metadata), and in PNG text chunks
+the work directory: in the raw bytes, in decompressed gzip and zstd streams
+(``.gz`` files, Zarr chunks), in Parquet tables (every cell, column name and metadata), and in PNG text chunks
 (``tEXt``/``zTXt``/``iTXt``, including PNGs embedded in HTML as base64 data
 URIs). The only files skipped are the ones that hold raw identifiers by
 design: ``ingest/sources.parquet``, ``ingest/.salt`` and the optional
@@ -20,6 +20,8 @@ from pathlib import Path
 PRIVATE_FILES = ("ingest/sources.parquet", "ingest/.salt", "ingest/pseudonym_map.csv")
 """Work-dir files allowed to hold raw identifiers (relative paths)."""
 _DATA_URI = re.compile(rb"data:image/png;base64,([A-Za-z0-9+/=]+)")
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 MIN_SCRUB_NAME = 3
@@ -62,6 +64,15 @@ def _png_text(data: bytes) -> str:
         return ""
 
 
+def _zstd_text(data: bytes) -> str:
+    try:
+        from numcodecs import Zstd
+
+        return bytes(Zstd().decode(data)).decode("latin-1")
+    except Exception as err:  # noqa: BLE001 - an undecodable frame is reported, not ignored
+        return f"<undecodable zstd frame {type(err).__name__}>"
+
+
 def _parquet_text(path: Path) -> str:
     import pyarrow.parquet as pq
 
@@ -78,11 +89,13 @@ def file_text(path: Path) -> str:
     data = path.read_bytes()
     texts = [data.decode("latin-1")]
     name = path.name.lower()
-    if name.endswith(".gz"):
+    if name.endswith(".gz") or data[:2] == GZIP_MAGIC:
         try:
             texts.append(gzip.decompress(data).decode("latin-1"))
         except (OSError, EOFError):
             pass
+    if data[:4] == ZSTD_MAGIC:  # Zarr chunks and zstd-compressed files, whatever their name
+        texts.append(_zstd_text(data))
     if name.endswith(".parquet"):
         try:
             texts.append(_parquet_text(path))

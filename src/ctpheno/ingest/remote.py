@@ -156,19 +156,20 @@ def walk(root: str) -> Tree:
         out.skipped.append((str(err.filename or local), "unreadable_folder", os_reason(err)))
 
     for dirpath, dirnames, filenames in os.walk(local, onerror=onerror):
-        keep = []
+        keep, links = [], []
         for d in sorted(dirnames):
             if d.startswith("."):
                 continue
             full = os.path.join(dirpath, d)
             if os.path.islink(full):  # never followed; one leaving the tree is reported
+                links.append(d)
                 if not is_inside(full, tree):
                     out.skipped.append((full, "outside_input_tree", "symbolic link to a folder outside the input"))
                 continue
             keep.append(d)
         dirnames[:] = keep
         visible = [f for f in filenames if not f.startswith(".")]
-        if not visible and not dirnames:
+        if not visible and not keep and not links:
             out.empty_folders.append(dirpath)
         for f in visible:
             full = os.path.join(dirpath, f)

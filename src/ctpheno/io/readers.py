@@ -34,7 +34,8 @@ NIfTI / NRRD / MetaImage files are checked before SimpleITK reads them
 header (compressed streams read to the end), the spacing be plausible, the
 direction orthonormal, the NIfTI scaling defined, and a detached header's data
 files must lie in the header's folder (or the given ``tree``) — never elsewhere on
-the host. Floating-point voxels that are NaN or infinite are refused.
+the host. Floating-point voxels that are NaN or infinite are refused (counted in the
+file: ITK's NIfTI reader silently turns them into 0).
 
 Any path may be an fsspec URL (``s3://``, ``gs://``): the files are copied to
 a temporary folder first. Error messages name the file by its base name only
@@ -189,8 +190,9 @@ def read_volume_file(path: str | os.PathLike[str], *, label: str | None = None, 
     name = label or _name(path)
     if not Path(path).is_file():
         raise UnreadableSeriesError(f"{name}: file does not exist (or is not a regular file)")
-    _, problems = validate_volume_file(path, tree=tree or os.path.dirname(os.path.realpath(path)),
-                                       check_finite=False)
+    # NaN/inf are counted in the file (only floating-point data are read for it): ITK's NIfTI
+    # reader turns them into 0, so the array it returns cannot show them
+    _, problems = validate_volume_file(path, tree=tree or os.path.dirname(os.path.realpath(path)))
     if problems:
         code, detail = problems[0]
         raise VolumeFileError(code, f"{name}: {detail} ({code})")
