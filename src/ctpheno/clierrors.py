@@ -17,6 +17,7 @@ import logging
 import shlex
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -90,3 +91,19 @@ def invoked_command(default: str) -> str:
     """The command line as typed (``ctpheno`` + arguments), or ``default`` outside a command."""
     argv = _ARGV.get()
     return shlex.join(["ctpheno", *argv]) if argv else default
+
+
+def module_exit(run: Callable[[], int | None]) -> int:
+    """Exit code of a ``python -m ctpheno.<stage>`` entry point: ``run``'s own, or its exception's.
+
+    The module entry points parse their own arguments; this gives them the same messages and
+    codes as the ``ctpheno`` commands (see :func:`describe_error`).
+    """
+    try:
+        return run() or exitcodes.OK
+    except Exception as err:  # noqa: BLE001 - every exception gets a message and a documented code
+        code, message = describe_error(err)
+        if code == exitcodes.INTERNAL:
+            traceback.print_exception(err, file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        return code

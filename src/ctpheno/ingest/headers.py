@@ -12,7 +12,8 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from ..io.readers import join_multi, volume_format
+from ..io.dicomseries import floats_of, join_multi
+from ..io.readers import volume_format
 from .phi import scrub
 from .remote import NotRegularFileError, open_binary, os_reason
 
@@ -31,14 +32,6 @@ IMAGE_SOP_CLASSES = frozenset(
 )
 """SOP classes whose instances must hold pixel data (one without is a cut-off file)."""
 _SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
-
-
-def _floats(value: Any, n: int) -> list[float] | None:
-    try:
-        out = [float(v) for v in value]
-    except (TypeError, ValueError):
-        return None
-    return out if len(out) == n else None
 
 
 def _pixel_data_check(fh: Any, ds: Any, pos: int, size: int) -> str | None:
@@ -110,9 +103,9 @@ def frame_geometry(ds: Any) -> list[dict[str, Any]]:
         slope = pick("PixelValueTransformationSequence", "RescaleSlope", "RescaleSlope")
         intercept = pick("PixelValueTransformationSequence", "RescaleIntercept", "RescaleIntercept")
         frames.append({
-            "ipp": _floats(pick("PlanePositionSequence", "ImagePositionPatient"), 3),
-            "iop": _floats(pick("PlaneOrientationSequence", "ImageOrientationPatient", "ImageOrientationPatient"), 6),
-            "pixel_spacing": _floats(pick("PixelMeasuresSequence", "PixelSpacing", "PixelSpacing"), 2),
+            "ipp": floats_of(pick("PlanePositionSequence", "ImagePositionPatient"), 3),
+            "iop": floats_of(pick("PlaneOrientationSequence", "ImageOrientationPatient", "ImageOrientationPatient"), 6),
+            "pixel_spacing": floats_of(pick("PixelMeasuresSequence", "PixelSpacing", "PixelSpacing"), 2),
             "rescale_slope": _number(slope),
             "rescale_intercept": _number(intercept),
         })
@@ -205,12 +198,12 @@ def read_dicom_record(path: str) -> dict[str, Any]:
         "kernel": join_multi(ds.get("ConvolutionKernel")),
         "manufacturer": str(ds.get("Manufacturer", "") or ""),
         "slice_thickness_mm": _float("SliceThickness"),
-        "pixel_spacing": _floats(ds.get("PixelSpacing"), 2),
+        "pixel_spacing": floats_of(ds.get("PixelSpacing"), 2),
         "rows": rows,
         "columns": columns,
         "n_frames": n_frames,
-        "ipp": _floats(ds.get("ImagePositionPatient"), 3),
-        "iop": _floats(ds.get("ImageOrientationPatient"), 6),
+        "ipp": floats_of(ds.get("ImagePositionPatient"), 3),
+        "iop": floats_of(ds.get("ImageOrientationPatient"), 6),
         "rescale_slope": _float("RescaleSlope"),
         "frames": frame_geometry(ds) if n_frames > 1 else None,
         "contrast": bool(str(ds.get("ContrastBolusAgent", "") or "").strip()),

@@ -106,7 +106,8 @@ def _number(value: Any, default: float) -> float:
         return float("nan")
 
 
-def _floats(value: Any, n: int) -> list[float] | None:
+def floats_of(value: Any, n: int) -> list[float] | None:
+    """A multi-valued DICOM attribute as ``n`` floats, or None when absent, malformed or of another length."""
     try:
         out = [float(v) for v in value]
     except (TypeError, ValueError):
@@ -140,9 +141,9 @@ def _file_slices(path: str, ds: Any, name: str) -> list[Slice]:
     rows, cols = int(ds.Rows), int(ds.Columns)
     padding = _padding_value(ds)
     if n == 1:
-        ps = _floats(ds.get("PixelSpacing"), 2)
-        ipp = _floats(ds.get("ImagePositionPatient"), 3)
-        return [Slice(name, np.asarray(ipp) if ipp else None, _floats(ds.get("ImageOrientationPatient"), 6),
+        ps = floats_of(ds.get("PixelSpacing"), 2)
+        ipp = floats_of(ds.get("ImagePositionPatient"), 3)
+        return [Slice(name, np.asarray(ipp) if ipp else None, floats_of(ds.get("ImageOrientationPatient"), 6),
                       tuple(ps) if ps else None, rows, cols, _number(ds.get("RescaleSlope"), 1.0),
                       _number(ds.get("RescaleIntercept"), 0.0), padding, lambda: _decode(ds, name, path))]
     from ..ingest.headers import frame_geometry

@@ -209,6 +209,7 @@ def module_main(stage: str, argv: list[str] | None, description: str | None) -> 
     """
     import argparse
 
+    from ..clierrors import module_exit
     from ..config.pipeline import load_pipeline_config
 
     module, stage_file, run = {
@@ -220,6 +221,10 @@ def module_main(stage: str, argv: list[str] | None, description: str | None) -> 
     ap.add_argument("--workdir", type=Path, default=None, help="work directory (default: paths.workdir)")
     ap.add_argument("--force", action="store_true", help="recompute even if up to date")
     a = ap.parse_args(argv)
-    cfg = load_pipeline_config(a.config, stage_file_for=stage_file)
-    res = run(cfg, WorkDir(a.workdir or cfg.paths.workdir), None, force=a.force)
-    print(res.summary())
+
+    def go() -> int:
+        cfg = load_pipeline_config(a.config, stage_file_for=stage_file)
+        print(run(cfg, WorkDir(a.workdir or cfg.paths.workdir), None, force=a.force).summary())
+        return 0
+
+    raise SystemExit(module_exit(go))
