@@ -110,8 +110,9 @@ def synthetic_inputs(cfg: PipelineConfig) -> PipelineConfig:
 def check_workdir(path: str | Path) -> WorkDir:
     """Create the work directory if needed and prove it writable; :class:`WorkdirError` otherwise.
 
-    Runs before anything is written, so a work directory that is a file, read-only, or on a
-    full disk ends the command with a message naming the problem instead of a traceback midway.
+    Runs before anything is written, so a work directory that is a file or read-only ends the
+    command with a message naming the problem before any work starts (a disk that fills up later
+    is reported by the command's error handler when a write fails).
     """
     root = Path(path)
     if root.exists() and not root.is_dir():

@@ -154,6 +154,15 @@ def build(root: Path, outside: Path) -> dict[str, Expect]:
     exp["good_mha"] = Expect("manifest")
     write_enhanced_ct(d["good_enhanced"] / "mf.dcm", positions_mm=axial_positions(), entropy="mf-good")
     exp["good_enhanced"] = Expect("manifest")
+    (d["good_mhd_subfolder"] / "raw").mkdir()  # a detached header whose data sit below it: accepted
+    (d["good_mhd_subfolder"] / "raw" / "scan.raw").write_bytes(hu.tobytes())
+    (d["good_mhd_subfolder"] / "scan.mhd").write_text(_mhd_header() + "ElementDataFile = raw/scan.raw\n")
+    exp["good_mhd_subfolder"] = Expect("manifest")
+    (d["nhdr_sibling"] / "data").mkdir()  # inside the input, but beside the header's folder: refused
+    (d["nhdr_sibling"] / "data" / "x.raw").write_bytes(hu.tobytes())
+    (d["nhdr_sibling"] / "hdr").mkdir()
+    (d["nhdr_sibling"] / "hdr" / "x.nhdr").write_text(_nhdr_header(hu) + "data file: ../data/x.raw\n")
+    exp["nhdr_sibling"] = Expect("manifest", "outside_input_tree")
 
     # --- damaged volume files --------------------------------------------------------------------
     sitk.WriteImage(_volume(hu), str(d["nii_gz_truncated"] / "x.nii.gz"))
@@ -269,7 +278,7 @@ def build(root: Path, outside: Path) -> dict[str, Expect]:
 
 
 CASES = (
-    "good_dicom", "good_nifti", "good_nhdr", "good_mha", "good_enhanced",
+    "good_dicom", "good_nifti", "good_nhdr", "good_mha", "good_enhanced", "good_mhd_subfolder", "nhdr_sibling",
     "nii_gz_truncated", "nii_declares_more", "nii_extra_data", "nii_nan", "nrrd_inf", "nii_spacing_zero",
     "nii_spacing_huge", "nii_slope_zero", "nrrd_sheared", "nrrd_no_spacing", "nrrd_gz_truncated",
     "nii_gz_corrupt", "nhdr_outside", "nhdr_pattern", "mhd_absolute", "mhd_list",

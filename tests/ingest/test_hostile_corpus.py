@@ -172,6 +172,7 @@ def test_every_case_gets_its_documented_outcome(run, outcome, case):
 
 @pytest.mark.parametrize("case, spacing_mm", [("good_nifti", (2.0, 0.7, 0.7)), ("good_nhdr", (2.0, 0.7, 0.7)),
                                               ("good_mha", (2.0, 0.7, 0.7)), ("good_enhanced", (2.5, 0.75, 0.75)),
+                                              ("good_mhd_subfolder", (2.0, 0.7, 0.7)),
                                               ("good_dicom", (2.5, 0.75, 0.75))])
 def test_good_cases_read_back_exactly(run, outcome, case, spacing_mm):
     man = outcome[0]
@@ -195,7 +196,8 @@ def _needles(run) -> list[str]:
     names = [v for trio in NAMES.values() for v in trio] + ["MOE^MARY", "PAT-MF-0099"]
     files = sorted({p.name for p in root.rglob("*")} | {p.name for p in run["outside"].iterdir()})
     generic = {"x.nii", "x.nii.gz", "x.nrrd", "x.nhdr", "x.mhd", "x.mha", "a.raw", "mf.dcm", "scan.mha",
-               "scan.nhdr", "scan.raw", "series", "inner", "IM0001", "IM0001.dcm", "gone.dcm"}
+               "scan.nhdr", "scan.raw", "scan.mhd", "series", "inner", "IM0001", "IM0001.dcm", "gone.dcm",
+               "raw", "data", "hdr"}
     return sorted({str(root), str(run["outside"]), LEAKY, NIFTI_SUBJECT, SALT, FREE_TEXT, "ZED^ZOE",
                    run["clinical"].name, str(run["clinical"]), "2020-02-14", "02139", *names,
                    *(f for f in files if f not in generic and not f.startswith("img"))})

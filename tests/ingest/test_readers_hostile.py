@@ -115,10 +115,10 @@ def test_detached_header_pointing_outside_is_never_opened(tmp_path):
                                  "encoding: raw\ndata file: ../../outside/passwd\n")
     watch = OpenWatch([outside, secret])
     try:
-        with pytest.raises(VolumeFileError, match="outside the input folder") as info:
+        with pytest.raises(VolumeFileError, match="lies outside its folder") as info:
             read_scan(scan / "x.nhdr")
         assert info.value.code == "outside_input_tree" and watch.events() == []
-        # a caller may allow a wider tree (ingest passes the input folder)
+        # a caller may allow a wider folder explicitly
         assert read_scan(scan / "x.nhdr", tree=str(tmp_path)).shape == (N, 32, 32)
         assert any(p.endswith("passwd") for p in watch.events())
     finally:

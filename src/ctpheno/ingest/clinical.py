@@ -64,12 +64,18 @@ def read_clinical(path: str | Path, *, id_column: str) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ClinicalTableError("the clinical table (paths.clinical) does not exist or is not a file")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        df = pd.read_parquet(path)
-    elif path.suffix.lower() in (".csv", ".txt", ".tsv"):
-        df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype={id_column: str})
-    else:
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv", ".txt", ".tsv"):
         raise ClinicalTableError(f"clinical table: unsupported type {path.suffix!r}; use CSV or Parquet")
+    try:
+        if suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype={id_column: str})
+    except Exception as err:  # noqa: BLE001 - parser messages may quote cells: only the type is kept
+        raise ClinicalTableError(
+            f"clinical table cannot be read as {'Parquet' if suffix in ('.parquet', '.pq') else 'CSV'} "
+            f"({type(err).__name__})") from None
     if id_column not in df.columns:
         raise ClinicalTableError(
             f"clinical table has no column {id_column!r} (it has {len(df.columns)} columns); "

@@ -67,24 +67,15 @@ def folder_of(path: str) -> str:
     return path.replace("\\", "/").rsplit("/", 1)[0]
 
 
-def _path(item: str | tuple[str, str]) -> str:
-    return item if isinstance(item, str) else item[0]
-
-
-def batch_by_folder(
-    paths: Sequence[str | tuple[str, str]], *, batch_size: int = 256
-) -> list[list[str | tuple[str, str]]]:
-    """Split files into batches of at most ``batch_size``, never mixing folders within a small folder.
-
-    Items are paths or ``(path, input tree)`` pairs (kept as given).
-    """
+def batch_by_folder(paths: Sequence[str], *, batch_size: int = 256) -> list[list[str]]:
+    """Split files into batches of at most ``batch_size``, never mixing folders within a small folder."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-    by_folder: dict[str, list[str | tuple[str, str]]] = {}
+    by_folder: dict[str, list[str]] = {}
     for p in paths:
-        by_folder.setdefault(folder_of(_path(p)), []).append(p)
-    batches: list[list[str | tuple[str, str]]] = []
-    cur: list[str | tuple[str, str]] = []
+        by_folder.setdefault(folder_of(p), []).append(p)
+    batches: list[list[str]] = []
+    cur: list[str] = []
     for folder in sorted(by_folder):
         files = by_folder[folder]
         if cur and len(cur) + len(files) > batch_size:
@@ -102,17 +93,14 @@ def batch_by_folder(
 
 
 def collect_records(
-    paths: Sequence[str | tuple[str, str]], *, client: Any = None, batch_size: int = 256
+    paths: Sequence[str], *, client: Any = None, batch_size: int = 256
 ) -> list[dict[str, Any]]:
     """Header records of ``paths`` (in input order), read through ``client`` when given.
 
-    Items are paths or ``(path, input tree)`` pairs: a detached volume header's data file
-    must lie inside its input tree. ``memory://`` URLs live in this process only, so they
-    are always read here.
+    ``memory://`` URLs live in this process only, so they are always read here.
     """
     batches = batch_by_folder(paths, batch_size=batch_size)
-    names = [_path(p) for p in paths]
-    local_only = any(p.startswith("memory://") for p in names)
+    local_only = any(p.startswith("memory://") for p in paths)
     records: list[dict[str, Any]] = []
     if client is None or local_only or not batches:
         for b in batches:
@@ -124,9 +112,9 @@ def collect_records(
         for fut in as_completed(futures):
             records += fut.result()
             fut.release()
-    order = {p: i for i, p in enumerate(names)}
+    order = {p: i for i, p in enumerate(paths)}
     records.sort(key=lambda r: order.get(r["path"], len(order)))
-    n_remote = sum(is_url(p) for p in names)
+    n_remote = sum(is_url(p) for p in paths)
     log.info(
         "ingest: read %d headers in %d batches%s",
         len(records),

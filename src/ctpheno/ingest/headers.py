@@ -213,23 +213,23 @@ def read_dicom_record(path: str) -> dict[str, Any]:
     }
 
 
-def read_volume_record(path: str, fmt: str, *, tree: str | None = None) -> dict[str, Any]:
+def read_volume_record(path: str, fmt: str) -> dict[str, Any]:
     """Header record of one NIfTI / NRRD / MHA file: its own header checks, then SimpleITK's geometry.
 
     The file is validated first (:func:`ctpheno.io.volcheck.validate_volume_file`: data size,
-    non-finite voxels, spacing, direction, scale slope, detached data files inside ``tree``);
+    non-finite voxels, spacing, direction, scale slope, detached data files in the header's folder);
     SimpleITK only reads the header of a file whose data files were accepted. ``problems`` holds
     the reason codes found, ``error`` a PHI-free message when the header is unusable.
     """
     import SimpleITK as sitk
 
     from ..io.volcheck import validate_volume_file
-    from .remote import input_tree, local_copies
+    from .remote import local_copies
 
     record: dict[str, Any] = {"path": path, "kind": "volume", "fmt": fmt, "error": None, "problems": []}
     try:
         with local_copies([path]) as (local,):
-            header, problems = validate_volume_file(local, tree=tree or input_tree(local))
+            header, problems = validate_volume_file(local)
             record["problems"] = [code for code, _ in problems]
             record["detail"] = "; ".join(detail for _, detail in problems)
             blocking = {"outside_input_tree", "not_regular_file", "broken_link"}
@@ -275,22 +275,16 @@ SIDECAR_SUFFIXES = (
 """Documentation / sidecar files skipped silently (an ``.mhd``'s ``.raw`` is read through its header)."""
 
 
-def read_file_record(path: str, *, tree: str | None = None) -> dict[str, Any]:
-    """Header record of any file: a volume file by extension, a sidecar skipped, else tried as DICOM.
-
-    ``tree`` is the input folder the file was found in (a detached header's data must lie in it).
-    """
+def read_file_record(path: str) -> dict[str, Any]:
+    """Header record of any file: a volume file by extension, a sidecar skipped, else tried as DICOM."""
     if path.lower().endswith(SIDECAR_SUFFIXES) or path.rsplit("/", 1)[-1].upper() in ("LICENSE", "README"):
         return {"path": path, "kind": "skip", "error": "sidecar"}
     fmt = volume_format(path)
     if fmt is not None:
-        return read_volume_record(path, fmt, tree=tree)
+        return read_volume_record(path, fmt)
     return read_dicom_record(path)
 
 
-def read_records(items: Sequence[str | tuple[str, str]]) -> list[dict[str, Any]]:
-    """Header records of a batch of files (the unit of work sent to one Dask task).
-
-    Items are paths or ``(path, input tree)`` pairs (see :func:`read_file_record`).
-    """
-    return [read_file_record(i) if isinstance(i, str) else read_file_record(i[0], tree=i[1]) for i in items]
+def read_records(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Header records of a batch of files (the unit of work sent to one Dask task)."""
+    return [read_file_record(p) for p in paths]

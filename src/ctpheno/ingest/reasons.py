@@ -46,7 +46,8 @@ REASONS: dict[str, tuple[Severity, str]] = {
     "outside_input_tree": (
         "reject",
         "a detached header's data file (.nhdr 'data file', .mhd ElementDataFile, including LIST and "
-        "patterns) or a symbolic link resolves outside the input folder: refused, never opened",
+        "patterns) resolves outside the header's folder, or a symbolic link outside the input folder: "
+        "refused, never opened",
     ),
     "not_ct": ("reject", "Modality is not CT"),
     "localizer": ("reject", "ImageType marks a localizer / scout / topogram"),

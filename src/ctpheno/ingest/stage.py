@@ -30,7 +30,6 @@ from .clinical import join_report, pseudonymise_clinical, read_clinical
 from .discover import collect_records, take_inventory
 from .pseudonym import Pseudonymizer, resolve_salt
 from .reasons import NOTED_ONLY, failure_code
-from .remote import input_tree, is_url
 
 log = logging.getLogger(__name__)
 STAGE = "ingest"
@@ -83,9 +82,7 @@ def run_ingest(cfg: PipelineConfig, wd: WorkDir, client: Any, *, force: bool = F
     icfg = cfg.ingest
     pseudo = Pseudonymizer(resolve_salt(cfg.paths, wd))
     inv = take_inventory([str(p) for p in cfg.paths.inputs])
-    trees = {i: input_tree(root) for i, root in enumerate(inv.roots) if not is_url(root) and i not in inv.missing}
-    items = [(p, trees[i]) if i in trees else p for i, p in inv.files]
-    records = collect_records(items, client=client, batch_size=icfg.batch_size)
+    records = collect_records([p for _, p in inv.files], client=client, batch_size=icfg.batch_size)
     catalog = build_catalog(records, inv, pseudo, cfg=icfg)
     manifest, sources, failures = catalog.manifest, catalog.sources, catalog.failures
     wd.manifest.unlink(missing_ok=True)  # ingest incomplete until the new manifest is written

@@ -11,7 +11,8 @@ positions (never assumed 1 mm), and the same refusals. A series is refused
 * rows/columns or PixelSpacing differ between slices, or PixelSpacing is implausible;
 * two slices share a position, one is missing, or the gaps vary beyond
   :data:`~ctpheno.ingest.geometry.SPACING_TOLERANCE` (:func:`~ctpheno.ingest.geometry.stack_spacing`);
-* a RescaleSlope is 0 or not a number (the HU cannot be recovered);
+* a RescaleSlope is 0 or not a number (the HU cannot be recovered), or floating-point pixel
+  data hold NaN or infinity;
 * a multi-frame file does not say where its frames are (no per-frame functional groups).
 
 Messages name a slice by its file's base name, or — when the caller passes ``label`` (the
@@ -197,7 +198,7 @@ def stack_slices(slices: Sequence[Slice], meta: dict[str, Any], *, single_slice_
                 f"{s.name}: {s.rows}x{s.columns} pixels, but other slices have {s0.rows}x{s0.columns}")
         if s.pixel_spacing is None or not spacing_plausible(s.pixel_spacing):
             raise UnreadableSeriesError(f"{s.name}: PixelSpacing {s.pixel_spacing} missing or implausible")
-        if s.pixel_spacing != s0.pixel_spacing:
+        if not np.allclose(s.pixel_spacing, s0.pixel_spacing, atol=1e-4):
             raise UnreadableSeriesError(f"{s.name}: PixelSpacing differs from the other slices'")
         if not np.isfinite(s.slope) or s.slope == 0 or not np.isfinite(s.intercept):
             raise UnreadableSeriesError(f"{s.name}: RescaleSlope {s.slope:g} / intercept {s.intercept:g} "
@@ -228,6 +229,8 @@ def stack_slices(slices: Sequence[Slice], meta: dict[str, Any], *, single_slice_
         if raw.shape != (rows, cols):
             raise UnreadableSeriesError(
                 f"{s.name}: pixel array has shape {raw.shape}; expected one {rows}x{cols} slice")
+        if raw.dtype.kind == "f" and not np.all(np.isfinite(raw)):  # Float Pixel Data
+            raise UnreadableSeriesError(f"{s.name}: NaN or infinite pixel values (non_finite_voxels)")
         volume[z] = dicom_slice_hu(raw, slope=s.slope, intercept=s.intercept, padding_value=s.padding)
     return Volume(
         array=volume,

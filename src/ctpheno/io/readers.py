@@ -33,8 +33,8 @@ NIfTI / NRRD / MetaImage files are checked before SimpleITK reads them
 (:func:`ctpheno.io.volcheck.validate_volume_file`): the data size must match the
 header (compressed streams read to the end), the spacing be plausible, the
 direction orthonormal, the NIfTI scaling defined, and a detached header's data
-files must lie in the header's folder (or the given ``tree``) — never elsewhere on
-the host. Floating-point voxels that are NaN or infinite are refused (counted in the
+files must lie in the header's folder (or the given ``tree``), as at ingest — never
+elsewhere on the host. Floating-point voxels that are NaN or infinite are refused (counted in the
 file: ITK's NIfTI reader silently turns them into 0).
 
 Any path may be an fsspec URL (``s3://``, ``gs://``): the files are copied to
@@ -192,7 +192,7 @@ def read_volume_file(path: str | os.PathLike[str], *, label: str | None = None, 
         raise UnreadableSeriesError(f"{name}: file does not exist (or is not a regular file)")
     # NaN/inf are counted in the file (only floating-point data are read for it): ITK's NIfTI
     # reader turns them into 0, so the array it returns cannot show them
-    _, problems = validate_volume_file(path, tree=tree or os.path.dirname(os.path.realpath(path)))
+    _, problems = validate_volume_file(path, tree=tree)
     if problems:
         code, detail = problems[0]
         raise VolumeFileError(code, f"{name}: {detail} ({code})")

@@ -3,7 +3,9 @@
 :func:`validate_volume_file` returns reason codes (:mod:`ctpheno.ingest.reasons`) for:
 
 * ``outside_input_tree``: a detached header's data file (every name of a ``LIST`` or pattern)
-  resolves outside the allowed folder — refused, never opened;
+  resolves outside the header's own folder (and its subfolders) — refused, never opened. The
+  header's folder rather than the whole input, so that ingest and the reader (which knows no
+  input) apply the same rule and a scan accepted at ingest is never refused when read;
 * ``not_regular_file`` / ``broken_link`` / ``unreadable_file``: a data file that is a FIFO,
   device or dangling link, or cannot be opened;
 * ``truncated_file`` / ``data_size_mismatch``: the decoded voxel bytes are fewer / more than the
@@ -71,7 +73,7 @@ def data_file_problems(h: VolumeHeader, header_path: str, tree: str) -> list[Pro
         if os.path.realpath(f) == os.path.realpath(header_path):
             continue
         if not is_inside(f, tree):
-            return [("outside_input_tree", f"the header's data file lies outside the input folder "
+            return [("outside_input_tree", f"the header's data file lies outside its folder "
                                            f"({len(h.data_files)} data file(s) named); refused, not opened")]
     for f in h.data_files:
         if os.path.realpath(f) != os.path.realpath(header_path):
@@ -227,19 +229,24 @@ def data_problems(h: VolumeHeader, *, check_finite: bool) -> list[Problem]:
     return []
 
 
-def validate_volume_file(path: str, *, tree: str, check_finite: bool = True,
+def header_folder(path: str) -> str:
+    """The folder a detached header's data files must lie in: the header's own (resolved)."""
+    return os.path.realpath(os.path.dirname(os.path.abspath(path)))
+
+
+def validate_volume_file(path: str, *, tree: str | None = None, check_finite: bool = True,
                          spacing_range_mm: tuple[float, float] = SPACING_RANGE_MM
                          ) -> tuple[VolumeHeader | None, list[Problem]]:
     """``(header, problems)`` of one volume file; no problem means SimpleITK may read it.
 
-    ``tree`` is the folder the file's data may come from (the input folder at ingest; the
-    header's own folder for a file read directly). Nothing outside it is opened.
+    ``tree`` is the folder the file's data may come from (default :func:`header_folder`).
+    Nothing outside it is opened.
     """
     try:
         h = read_volume_header(path)
     except VolumeFileError as err:
         return None, [(err.code, str(err))]
-    outside = data_file_problems(h, path, tree)
+    outside = data_file_problems(h, path, tree or header_folder(path))
     if outside:
         return h, outside
     problems = header_problems(h, spacing_range_mm=spacing_range_mm)

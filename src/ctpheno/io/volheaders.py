@@ -49,6 +49,8 @@ NRRD_TYPES: dict[str, str] = {
 """NRRD ``type`` names (NRRD0005 specification) -> NumPy type codes."""
 NRRD_ENCODINGS = {"raw": "raw", "txt": "ascii", "text": "ascii", "ascii": "ascii", "gz": "gzip",
                   "gzip": "gzip", "bz2": "bzip2", "bzip2": "bzip2"}
+NIFTI_UNIT_MM = {"meter": 1000.0, "mm": 1.0, "micron": 1e-3}
+"""Millimetres per NIfTI spatial unit (``xyzt_units``); an unknown unit is taken as mm, as ITK does."""
 MET_TYPES = {"MET_CHAR": "i1", "MET_UCHAR": "u1", "MET_SHORT": "i2", "MET_USHORT": "u2", "MET_INT": "i4",
              "MET_UINT": "u4", "MET_LONG": "i4", "MET_ULONG": "u4", "MET_LONG_LONG": "i8",
              "MET_ULONG_LONG": "u8", "MET_FLOAT": "f4", "MET_DOUBLE": "f8"}
@@ -182,7 +184,8 @@ def _nifti(path: str) -> VolumeHeader:
         offset = int(hdr.get_data_offset())
     except Exception as err:  # noqa: BLE001 - nibabel raises many types on garbage headers
         raise VolumeFileError("unreadable_file", f"not a valid single-file NIfTI header ({type(err).__name__})") from None
-    pixdim = [float(v) for v in hdr["pixdim"][1:4]]
+    unit = NIFTI_UNIT_MM.get(hdr.get_xyzt_units()[0], 1.0)  # ITK converts meters and microns to mm
+    pixdim = [float(v) * unit for v in hdr["pixdim"][1:4]]
     axes = None
     if int(hdr["sform_code"]) > 0:
         axes = np.asarray(hdr.get_sform(), float)[:3, :3]
@@ -353,4 +356,4 @@ def read_volume_header(path: str) -> VolumeHeader:
 
         code = "not_regular_file" if isinstance(err, NotRegularFileError) else "unreadable_file"
         raise VolumeFileError(code, f"header cannot be read ({os_reason(err)})") from None
-    raise ValueError(f"not a NIfTI/NRRD/MetaImage file name: {os.path.basename(str(path))!r}")
+    raise ValueError("read_volume_header: not a .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file name")
