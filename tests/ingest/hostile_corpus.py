@@ -158,6 +158,9 @@ def build(root: Path, outside: Path) -> dict[str, Expect]:
     (d["good_mhd_subfolder"] / "raw" / "scan.raw").write_bytes(hu.tobytes())
     (d["good_mhd_subfolder"] / "scan.mhd").write_text(_mhd_header() + "ElementDataFile = raw/scan.raw\n")
     exp["good_mhd_subfolder"] = Expect("manifest")
+    files = _series(d["odd_names"], "odd")  # file names that are not UTF-8 and hold a newline
+    os.rename(files[0], os.fsencode(d["odd_names"]) + b"/\xff\xfe IM\n0001.dcm")
+    exp["odd_names"] = Expect("manifest")
     (d["nhdr_sibling"] / "data").mkdir()  # inside the input, but beside the header's folder: refused
     (d["nhdr_sibling"] / "data" / "x.raw").write_bytes(hu.tobytes())
     (d["nhdr_sibling"] / "hdr").mkdir()
@@ -252,6 +255,10 @@ def build(root: Path, outside: Path) -> dict[str, Expect]:
     exp["enhanced_shear"] = Expect("manifest", "gantry_tilt")
     write_enhanced_ct(d["enhanced_no_positions"] / "mf.dcm", positions_mm=None, entropy="mf-nopos")
     exp["enhanced_no_positions"] = Expect("manifest", "missing_geometry")
+    f = d["enhanced_forged_frames"] / "mf.dcm"  # a billion frames declared: no loop over them, no hang
+    write_enhanced_ct(f, positions_mm=axial_positions(), entropy="mf-forged")
+    _edit([f], NumberOfFrames=10**9)
+    exp["enhanced_forged_frames"] = Expect("manifest", "truncated_file")
 
     # --- entries that must never be opened -------------------------------------------------------------
     os.mkfifo(d["fifo"] / "IM0001.dcm")
@@ -278,12 +285,13 @@ def build(root: Path, outside: Path) -> dict[str, Expect]:
 
 
 CASES = (
-    "good_dicom", "good_nifti", "good_nhdr", "good_mha", "good_enhanced", "good_mhd_subfolder", "nhdr_sibling",
+    "good_dicom", "good_nifti", "good_nhdr", "good_mha", "good_enhanced", "good_mhd_subfolder", "odd_names",
+    "nhdr_sibling",
     "nii_gz_truncated", "nii_declares_more", "nii_extra_data", "nii_nan", "nrrd_inf", "nii_spacing_zero",
     "nii_spacing_huge", "nii_slope_zero", "nrrd_sheared", "nrrd_no_spacing", "nrrd_gz_truncated",
     "nii_gz_corrupt", "nhdr_outside", "nhdr_pattern", "mhd_absolute", "mhd_list",
     "dicom_spacing_zero", "dicom_spacing_negative", "dicom_iop_skewed", "dicom_slope_zero",
-    "enhanced_gap", "enhanced_duplicate", "enhanced_shear", "enhanced_no_positions",
+    "enhanced_gap", "enhanced_duplicate", "enhanced_shear", "enhanced_no_positions", "enhanced_forged_frames",
     "fifo", "socket", "dangling_link", "link_outside", "link_device", "folder_link_outside",
     "unreadable_file", "unreadable_folder",
 )

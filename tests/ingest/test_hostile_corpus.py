@@ -24,6 +24,7 @@ from ctpheno.cli import app
 from ctpheno.ingest.phi import file_text, find_phi
 from ctpheno.ingest.pseudonym import Pseudonymizer
 from ctpheno.ingest.reasons import REASONS, failure_code
+from ctpheno.ingest.remote import stored_path
 from ctpheno.io import WorkDir
 from ctpheno.io.readers import read_scan
 
@@ -121,7 +122,7 @@ def run(corpus, tmp_path_factory):
 
 
 def _case_of(path: str, root: Path) -> str:
-    return Path(path).relative_to(root).parts[0].split("__")[0]
+    return Path(stored_path(path)).relative_to(root).parts[0].split("__")[0]
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,7 @@ def test_every_case_gets_its_documented_outcome(run, outcome, case):
 
 @pytest.mark.parametrize("case, spacing_mm", [("good_nifti", (2.0, 0.7, 0.7)), ("good_nhdr", (2.0, 0.7, 0.7)),
                                               ("good_mha", (2.0, 0.7, 0.7)), ("good_enhanced", (2.5, 0.75, 0.75)),
-                                              ("good_mhd_subfolder", (2.0, 0.7, 0.7)),
+                                              ("good_mhd_subfolder", (2.0, 0.7, 0.7)), ("odd_names", (2.5, 0.75, 0.75)),
                                               ("good_dicom", (2.5, 0.75, 0.75))])
 def test_good_cases_read_back_exactly(run, outcome, case, spacing_mm):
     man = outcome[0]

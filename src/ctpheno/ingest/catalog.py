@@ -27,6 +27,7 @@ from ..io.readers import volume_format
 from ..io.schemas import FAILURES, MANIFEST
 from .discover import Inventory, folder_of
 from .pseudonym import Pseudonymizer
+from .remote import storable_path
 from .reasons import is_rejection, join_reasons
 from .validate import is_localizer, is_lung_kernel, summarize_dicom_series, summarize_volume_file
 
@@ -195,7 +196,8 @@ def build_catalog(
             )
         )
         subject_map[raw_subject] = pseudo.subject(raw_subject)
-        sources.append({"scan_id": rows[-1]["scan_id"], "format": "dicom", "paths": summary["paths"]})
+        sources.append({"scan_id": rows[-1]["scan_id"], "format": "dicom",
+                        "paths": [storable_path(p) for p in summary["paths"]]})
     for rec in volumes:
         i = root_of.get(rec["path"], 0)
         rel = _rel(rec["path"], inv.roots[i])
@@ -217,7 +219,8 @@ def build_catalog(
         )
         subject_map[raw_subject] = pseudo.subject(raw_subject)
         sources.append(
-            {"scan_id": rows[-1]["scan_id"], "format": rows[-1]["format"], "paths": summary["paths"]}
+            {"scan_id": rows[-1]["scan_id"], "format": rows[-1]["format"],
+             "paths": [storable_path(p) for p in summary["paths"]]}
         )
     manifest = pd.DataFrame(rows, columns=[*MANIFEST.columns, "_date"]) if rows else None
     first_dates: dict[str, date] = {}

@@ -87,11 +87,15 @@ def frame_geometry(ds: Any) -> list[dict[str, Any]]:
     (PixelValueTransformationSequence, else the top-level attributes); each taken from the
     frame's PerFrameFunctionalGroupsSequence item, else from SharedFunctionalGroupsSequence, else
     (orientation, spacing, rescale only) from the top level. A value the file does not give is None.
+    An empty list when the per-frame groups do not describe exactly NumberOfFrames frames (a frame
+    cannot be placed without its own item; this also bounds the work a forged NumberOfFrames causes).
     """
     n = int(ds.get("NumberOfFrames", 1) or 1)
     shared_seq = ds.get("SharedFunctionalGroupsSequence")
     shared = shared_seq[0] if shared_seq else None
     per = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if len(per) != n:
+        return []
     frames = []
     for k in range(n):
         item = per[k] if k < len(per) else None

@@ -69,6 +69,31 @@ def _kind(mode: int) -> str:
     return "special file"
 
 
+FS_BYTES_PREFIX = "fsbytes-b64:"
+"""Marks a path stored as base64 of its file-system bytes (names that are not valid UTF-8)."""
+
+
+def storable_path(path: str) -> str:
+    """``path`` as text any table can hold: unchanged, or — when its name is not valid UTF-8
+    (Python keeps such bytes as surrogates) — :data:`FS_BYTES_PREFIX` + base64 of its bytes."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        import base64
+
+        return FS_BYTES_PREFIX + base64.b64encode(os.fsencode(path)).decode("ascii")
+
+
+def stored_path(text: str) -> str:
+    """The path :func:`storable_path` stored (other text is returned unchanged)."""
+    if not text.startswith(FS_BYTES_PREFIX):
+        return text
+    import base64
+
+    return os.fsdecode(base64.b64decode(text[len(FS_BYTES_PREFIX):]))
+
+
 def input_tree(root: str) -> str:
     """The folder whose files an input may read: the input itself, or a file input's folder (resolved)."""
     local = strip_file_scheme(root)

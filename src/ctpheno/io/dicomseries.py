@@ -150,7 +150,7 @@ def _file_slices(path: str, ds: Any, name: str) -> list[Slice]:
     from ..ingest.headers import frame_geometry
 
     frames = frame_geometry(ds)
-    if any(f["ipp"] is None for f in frames):
+    if not frames or any(f["ipp"] is None for f in frames):
         raise UnreadableSeriesError(
             f"{name}: multi-frame file without per-frame positions (PlanePositionSequence in its "
             "functional groups); its frames cannot be placed"

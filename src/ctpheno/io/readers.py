@@ -142,10 +142,12 @@ def read_scan(
     """
     from ..ingest.remote import is_url, list_files, local_copies
 
+    from ..ingest.remote import stored_path
+
     if isinstance(paths, (str, os.PathLike)):
-        items = [str(paths)]
+        items = [stored_path(str(paths))]
     else:
-        items = [str(p) for p in paths]
+        items = [stored_path(str(p)) for p in paths]
     if not items:
         raise ValueError("read_scan: paths is empty; give a file, a folder or a list of slice files")
     if fmt is not None and fmt not in FORMATS:
