@@ -33,6 +33,8 @@ LEAKY = "DOE^JOHN_1931"
 NIFTI_SUBJECT = "ROE^RICHARD_19480730"
 """The good NIfTI's file name (its subject key): must not appear past ingest."""
 ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
+BOMB_BYTES = 64 << 20
+"""Zeros appended to a small NIfTI before gzip: reading must stop one byte past the declared size."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,9 @@ def build(root: Path, outside: Path) -> dict[str, Expect]:
     raw[len(raw) // 2] ^= 0xFF
     f.write_bytes(bytes(raw))
     exp["nii_gz_corrupt"] = Expect("manifest", "unreadable_file")
+    bomb = _nii_bytes(hu) + bytes(BOMB_BYTES)  # 24 kB of voxels declared, 64 MB decompressed
+    (d["nii_gz_bomb"] / "x.nii.gz").write_bytes(gzip.compress(bomb, compresslevel=9))
+    exp["nii_gz_bomb"] = Expect("manifest", "data_size_mismatch")
 
     # --- detached headers pointing outside the input (the sentinel must never be opened) -----------
     header = _nhdr_header(hu)
@@ -289,7 +294,7 @@ CASES = (
     "nhdr_sibling",
     "nii_gz_truncated", "nii_declares_more", "nii_extra_data", "nii_nan", "nrrd_inf", "nii_spacing_zero",
     "nii_spacing_huge", "nii_slope_zero", "nrrd_sheared", "nrrd_no_spacing", "nrrd_gz_truncated",
-    "nii_gz_corrupt", "nhdr_outside", "nhdr_pattern", "mhd_absolute", "mhd_list",
+    "nii_gz_corrupt", "nii_gz_bomb", "nhdr_outside", "nhdr_pattern", "mhd_absolute", "mhd_list",
     "dicom_spacing_zero", "dicom_spacing_negative", "dicom_iop_skewed", "dicom_slope_zero",
     "enhanced_gap", "enhanced_duplicate", "enhanced_shear", "enhanced_no_positions", "enhanced_forged_frames",
     "fifo", "socket", "dangling_link", "link_outside", "link_device", "folder_link_outside",
