@@ -127,9 +127,13 @@ def check_workdir(path: str | Path) -> WorkDir:
     return WorkDir(root)
 
 
-def check_inputs(inputs: list[str]) -> None:
-    """Fail before any work starts when there is nothing to ingest (no input, or none of the local ones exists)."""
+def check_inputs(inputs: list[str], *, clinical: str | None = None) -> None:
+    """Fail before any work starts when there is nothing to ingest (no input, or none of the local ones
+    exists) or the clinical table named does not exist (a typo would otherwise cost a whole run)."""
     from .ingest.remote import is_url
+
+    if clinical and not is_url(clinical) and not Path(clinical.removeprefix("file://")).is_file():
+        raise NoInputFoundError(f"clinical table {clinical} does not exist; check --clinical / paths.clinical")
 
     if not inputs:
         raise NoInputFoundError("no inputs to ingest: give --input (or PATH arguments) or set paths.inputs")
@@ -181,7 +185,7 @@ def run_stages(cfg: PipelineConfig, names: list[str], *, force: bool = False, co
         raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
     cfg = synthetic_inputs(cfg) if "synth" in names or cfg.synth.enabled else cfg
     if "ingest" in names and not ("synth" in names and cfg.synth.enabled):
-        check_inputs(cfg.paths.inputs)
+        check_inputs(cfg.paths.inputs, clinical=cfg.paths.clinical)
     wd, run_id = start_run(cfg, command=command)
     results: dict[str, Any] = {}
     ordered = [n for n in STAGES if n in names and stage_enabled(cfg, n)]

@@ -97,6 +97,9 @@ def test_nothing_found_at_the_input(tmp_path):
     res = _invoke(["run", "--input", str(tmp_path / "nope"), "--workdir", str(tmp_path / "w2"), *FAST])
     assert res.exit_code == exitcodes.USAGE and "none of the 1 input(s) exists" in res.output
     assert not (tmp_path / "w2").exists()  # refused before anything was created
+    res = _invoke(["run", "--input", str(empty), "--clinical", str(tmp_path / "typo.csv"),
+                   "--workdir", str(tmp_path / "w3"), *FAST])
+    assert res.exit_code == exitcodes.USAGE and "clinical table" in res.output and not (tmp_path / "w3").exists()
 
 
 def test_qct_mask_that_is_a_folder(series, tmp_path):
