@@ -6,7 +6,7 @@ missing input, a work directory that cannot be written, a full disk, a file Simp
 read) ends with one ``error: ...`` line and exit code 2, never a traceback; anything else is a
 bug and exits 1 with its traceback. The raw arguments of the command are kept
 (:func:`invoked_command`) so that ``runs/<id>/command.txt`` records what was typed
-(after :func:`ctpheno.config.pipeline.public_command` has replaced paths and secrets).
+(after :func:`ctpheno.config.public.public_command` has replaced paths and secrets).
 """
 
 from __future__ import annotations
