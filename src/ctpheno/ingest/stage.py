@@ -150,7 +150,8 @@ def _join_clinical(cfg: PipelineConfig, wd: WorkDir, pseudo: Pseudonymizer, mani
             ]
         )
         row["attempts"] = row["attempts"].astype("Int64")
-        wd.clinical.unlink(missing_ok=True)
+        wd.clinical.unlink(missing_ok=True)  # an earlier run's table would describe another file
+        clinical_join_path(wd).unlink(missing_ok=True)
         return pd.concat([failures, row], ignore_index=True) if len(failures) else row
     write_table(clinical, wd.clinical)
     write_table(join_report(clinical, manifest), clinical_join_path(wd))
