@@ -8,11 +8,14 @@ from typing import List, Optional
 
 import typer
 
+from . import exitcodes
+from .clierrors import ErrorHandlingGroup, invoked_command
 from .config.pipeline import load_pipeline_config
 from .errors import CTPhenoError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Quantitative chest-CT phenotyping of COPD: ingest → preprocess → features → models → report.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=ErrorHandlingGroup,
+                  help="Quantitative chest-CT phenotyping of COPD: ingest → preprocess → features → models → report.",
+                  epilog=exitcodes.help_text())
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="Pipeline YAML (default: config/pipeline.yaml).")
 SetOpt = typer.Option(None, "--set", help="Override a config value: section.key=value (repeatable).")
@@ -25,36 +28,38 @@ def load_cli_config(config: Optional[Path], sets: Optional[List[str]], *, workdi
                     stage_file_for: Optional[str] = None):
     """Load the config, apply ``--set`` and the path options (which win over the file).
 
-    A configuration error (unknown key, wrong type or range, missing file) ends the command
-    with its message and exit code 2, before any work starts.
+    The path options reach the config as data (never parsed as YAML text). A configuration
+    error (unknown key, wrong type or range, missing file) ends the command with its message
+    and exit code 2, before any work starts.
     """
-    overrides = list(sets or [])
+    values: dict = {}
     if workdir is not None:
-        overrides.append(f"paths.workdir={workdir}")
+        values["paths.workdir"] = str(workdir)
     if inputs:
-        overrides.append("paths.inputs=[" + ", ".join(f'"{p}"' for p in inputs) + "]")
+        values["paths.inputs"] = [str(p) for p in inputs]
     if clinical is not None:
-        overrides.append(f"paths.clinical={clinical}")
+        values["paths.clinical"] = str(clinical)
     try:
-        return load_pipeline_config(config, overrides=overrides, stage_file_for=stage_file_for)
+        return load_pipeline_config(config, overrides=list(sets or []), stage_file_for=stage_file_for,
+                                    values=values)
     except CTPhenoError as err:
         fail(str(err))
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = exitcodes.USAGE) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 
 def run_and_report(cfg, names: list[str], *, force: bool, command: str) -> None:
-    """Run stages, print a summary and exit non-zero when any stage failed."""
+    """Run stages and print a summary; exit 3 when scans failed (see :mod:`ctpheno.exitcodes`).
+
+    User and environment errors raised by the stages end the command through
+    :class:`~ctpheno.clierrors.ErrorHandlingGroup` (message, exit code 2).
+    """
     from .pipeline import run_stages
 
-    try:
-        results = run_stages(cfg, names, force=force, command=command)
-    except CTPhenoError as err:
-        fail(str(err))
-        return
+    results = run_stages(cfg, names, force=force, command=invoked_command(command))
     failed_scans = 0
     for name, res in results.items():
         summary = getattr(res, "summary", None)
@@ -68,6 +73,7 @@ def run_and_report(cfg, names: list[str], *, force: bool, command: str) -> None:
         typer.secho(f"report: {wd.report.resolve()}", fg=typer.colors.GREEN)
     if failed_scans:
         typer.echo(f"{failed_scans} per-scan failure(s) recorded in {wd.failures}")
+        raise typer.Exit(exitcodes.SCANS_FAILED)
 
 
 @app.command()

@@ -58,3 +58,11 @@ class MissingExtraError(CTPhenoError, ImportError):
 
 class ClinicalTableError(CTPhenoError, ValueError):
     """The clinical table fails its schema (missing id column, duplicate ids, out-of-range values)."""
+
+
+class WorkdirError(CTPhenoError):
+    """The work directory cannot be used (it is a file, read-only, or cannot be created)."""
+
+
+class NoInputFoundError(CTPhenoError):
+    """Nothing to work on: the inputs hold no DICOM series or volume file."""

@@ -7,13 +7,18 @@ the artifacts of :mod:`ctpheno.io.layout`.
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 from .cluster.client import open_client
 from .config.pipeline import PipelineConfig, save_resolved
+from .config.public import public_command
+from .errors import NoInputFoundError, WorkdirError
 from .io.layout import WorkDir
+from .io.tables import atomic_path
 from .logs import new_run_id, setup_logging
 
 log = logging.getLogger(__name__)
@@ -102,13 +107,67 @@ def synthetic_inputs(cfg: PipelineConfig) -> PipelineConfig:
     return cfg.model_copy(update={"paths": paths})
 
 
+def check_workdir(path: str | Path) -> WorkDir:
+    """Create the work directory if needed and prove it writable; :class:`WorkdirError` otherwise.
+
+    Runs before anything is written, so a work directory that is a file or read-only ends the
+    command with a message naming the problem before any work starts (a disk that fills up later
+    is reported by the command's error handler when a write fails).
+    """
+    root = Path(path)
+    if root.exists() and not root.is_dir():
+        raise WorkdirError(f"work directory {root} exists and is not a folder; choose another --workdir")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".ctpheno-write-test-"):
+            pass
+    except OSError as err:
+        raise WorkdirError(f"work directory {root} cannot be written ({err.strerror or err}); "
+                           "choose a folder you can write to with --workdir") from None
+    return WorkDir(root)
+
+
+def check_inputs(inputs: list[str], *, clinical: str | None = None) -> None:
+    """Fail before any work starts when there is nothing to ingest (no input, or none of the local ones
+    exists) or the clinical table named does not exist (a typo would otherwise cost a whole run)."""
+    from .ingest.remote import is_url
+
+    if clinical and not is_url(clinical) and not Path(clinical.removeprefix("file://")).is_file():
+        raise NoInputFoundError(f"clinical table {clinical} does not exist; check --clinical / paths.clinical")
+
+    if not inputs:
+        raise NoInputFoundError("no inputs to ingest: give --input (or PATH arguments) or set paths.inputs")
+    local = [p for p in inputs if not is_url(p)]
+    if len(local) == len(inputs) and not any(Path(p.removeprefix("file://")).exists() for p in local):
+        raise NoInputFoundError(
+            f"none of the {len(inputs)} input(s) exists: {inputs[:3]}; check --input / paths.inputs")
+
+
+def write_status(run_dir: Path, status: str, **info: Any) -> None:
+    """``runs/<id>/status.json``: ``running`` until the run ends ``done``, or ``incomplete`` with why.
+
+    Best effort: on a full disk the file may stay ``running``, which reads as incomplete too.
+    """
+    try:
+        with atomic_path(run_dir / "status.json") as tmp:
+            tmp.write_text(json.dumps({"status": status, **info}, indent=1))
+    except OSError:
+        log.warning("could not update %s", run_dir / "status.json")
+
+
 def start_run(cfg: PipelineConfig, *, command: str) -> tuple[WorkDir, str]:
-    """Create the work dir, a run folder with the resolved config and versions, and the log file."""
-    wd = WorkDir(cfg.paths.workdir).ensure()
+    """Create the work dir, a run folder with the resolved config and versions, and the log file.
+
+    ``command.txt`` holds ``command`` with input paths tokenised and secrets masked
+    (:func:`ctpheno.config.public.public_command`), like the resolved config.
+    """
+    wd = check_workdir(cfg.paths.workdir)
     run_id = new_run_id()
     run_dir = wd.run_dir(run_id)
     save_resolved(cfg, run_dir)
-    (run_dir / "command.txt").write_text(command + "\n")
+    with atomic_path(run_dir / "command.txt") as tmp:
+        tmp.write_text(public_command(command, cfg) + "\n")
+    write_status(run_dir, "running")
     setup_logging(log_file=run_dir / "run.log")
     log.info("run %s: work directory %s", run_id, wd.root)
     return wd, run_id
@@ -125,18 +184,29 @@ def run_stages(cfg: PipelineConfig, names: list[str], *, force: bool = False, co
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
     cfg = synthetic_inputs(cfg) if "synth" in names or cfg.synth.enabled else cfg
+    if "ingest" in names and not ("synth" in names and cfg.synth.enabled):
+        check_inputs(cfg.paths.inputs, clinical=cfg.paths.clinical)
     wd, run_id = start_run(cfg, command=command)
     results: dict[str, Any] = {}
     ordered = [n for n in STAGES if n in names and stage_enabled(cfg, n)]
 
+    current = {"stage": None}
+
     def _go(cl: Any) -> None:
         for name in ordered:
             log.info("stage %s", name)
+            current["stage"] = name
             results[name] = STAGES[name]()(cfg, wd, cl, force=force)
 
-    if client is not None:
-        _go(client)
-    else:
-        with open_client(cfg.cluster) as cl:
-            _go(cl)
+    try:
+        if client is not None:
+            _go(client)
+        else:
+            with open_client(cfg.cluster) as cl:
+                _go(cl)
+    except BaseException as err:
+        write_status(wd.run_dir(run_id), "incomplete", stage=current["stage"], error_type=type(err).__name__)
+        raise
+    failed = {n: len(getattr(r, "failed", []) or []) for n, r in results.items()}
+    write_status(wd.run_dir(run_id), "done", failed=failed)
     return results

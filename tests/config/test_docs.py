@@ -41,3 +41,13 @@ def test_artifacts_md_is_current():
         assert f"### `{name}`" in text
     assert "volumes/<scan_id>.zarr" in text and "failures.parquet" in text
     assert (DOCS / "artifacts.md").read_text() == text, f"docs/artifacts.md is stale; {HOW}"
+
+
+def test_reason_codes_and_exit_codes_documented():
+    """docs/ingest.md holds the reason table of ctpheno.ingest.reasons, the README the exit codes."""
+    from ctpheno.exitcodes import markdown_table as exit_table
+    from ctpheno.ingest.reasons import markdown_table as reason_table
+
+    root = Path(__file__).resolve().parents[2]
+    assert reason_table() in (root / "docs" / "ingest.md").read_text()
+    assert exit_table() in (root / "README.md").read_text()

@@ -138,3 +138,42 @@ def test_resolved_config_and_versions_saved_without_salt(tmp_path):
     assert again == cfg
     versions = json.loads((run / "versions.json").read_text())
     assert versions["python"].count(".") == 2 and versions["dask"][0].isdigit() and "ctpheno" in versions
+
+
+BOMB = """cluster:
+  jobqueue:
+    a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+    b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+    c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+    d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+    e: [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+"""
+
+
+def test_yaml_aliases_refused_in_files_and_overrides(tmp_path):
+    """A few hundred bytes of nested aliases would expand to ~10^5 strings (the billion-laughs pattern)."""
+    path = _write(tmp_path / "bomb.yaml", BOMB)
+    assert len(BOMB) < 400
+    with pytest.raises(ConfigError, match=r"bomb.yaml.*YAML aliases \(\*a\) are not allowed"):
+        load_pipeline_config(path)
+    with pytest.raises(ConfigError, match="aliases"):
+        parse_override("cluster.jobqueue={a: &x [1, 2], b: *x}")
+    # anchors and aliases are the only thing refused: plain YAML still loads
+    assert parse_override("cluster.jobqueue={queue: normal, cores: [1, 2]}")[1] == {"queue": "normal", "cores": [1, 2]}
+
+
+def test_values_are_set_as_data_and_resolved_config_tokenises_inputs(tmp_path):
+    from ctpheno.config.public import public_command
+
+    cfg = load_pipeline_config(None, overrides=["paths.pseudonym_salt=pepper"],
+                               values={"paths.inputs": ['/archive/DOE^JOHN", "/etc', "/b"],
+                                       "paths.clinical": "/c/clin #1.csv", "paths.workdir": "W #x"})
+    assert cfg.paths.inputs == ['/archive/DOE^JOHN", "/etc', "/b"] and str(cfg.paths.workdir) == "W #x"
+    text = (save_resolved(cfg, tmp_path / "r") / "config.resolved.yaml").read_text()
+    saved = yaml.safe_load(text)
+    assert saved["paths"]["inputs"] == ["<input0>", "<input1>"] and saved["paths"]["clinical"] == "<clinical>"
+    assert "DOE" not in text and "pepper" not in text and "clin #1" not in text
+    cmd = public_command("ctpheno run --input '/archive/DOE^JOHN\", \"/etc' -i /b --clinical '/c/clin #1.csv' "
+                         "--set paths.pseudonym_salt=pepper --set x.api_key=k --set cluster.n_workers=2", cfg)
+    assert cmd == ("ctpheno run --input '<input0>' -i '<input1>' --clinical '<clinical>' "
+                   "--set 'paths.pseudonym_salt=***' --set 'x.api_key=***' --set cluster.n_workers=2")

@@ -165,7 +165,10 @@ def test_discovery_over_fsspec_urls(tmp_path):
             }
         )
         res = run_ingest(cfg, WorkDir(tmp_path / "w"), None)
-        assert len(res.table) == 1 and bool(res.table["usable"].iloc[0]) and len(res.failed) == 1
+        assert len(res.table) == 1 and bool(res.table["usable"].iloc[0])
+        # the non-image file is noted in failures.parquet but is not a failed scan (exit code 0)
+        fails = pd.read_parquet(WorkDir(tmp_path / "w").failures)
+        assert fails["message"].str.startswith("non_image_file:").tolist() == [True] and res.failed == []
         paths = list(pd.read_parquet(WorkDir(tmp_path / "w").sources)["paths"].iloc[0])
         assert all(p.startswith("memory://") for p in paths)
         np.testing.assert_array_equal(read_scan(paths).array, truth_hu(31, 8, 8))

@@ -139,6 +139,8 @@ def test_unmatched_subjects_reported_and_bad_clinical_recorded(cohort, tmp_path)
     res = run_ingest(_cfg(cohort, wd2.root, clinical=tmp_path / "bad.csv"), wd2, None)
     fails = pd.read_parquet(wd2.failures)
     assert fails.loc[fails["scan_id"] == "clinical", "error_type"].tolist() == ["ClinicalTableError"]
+    row = fails[fails["scan_id"] == "clinical"].iloc[0]  # names the column and row, not the file or value
+    assert row["source"] == "clinical" and "bad.csv" not in row["message"] and "row 1" in row["message"]
     assert len(res.done) == 2 and not wd2.clinical.exists()
     with pytest.raises(ClinicalTableError, match="as a ratio"):
         check_clinical(raw.assign(fev1_fvc=raw["fev1_fvc"] * 100), id_column="subject_id")

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import pandas as pd
 
 from ..errors import ScanTooLargeError
+from ..ingest.phi import scrub
 from ..io.layout import WorkDir
 from ..io.schemas import FAILURES, TableSchema
 from ..io.tables import concat_parts, read_json, write_json, write_table
@@ -151,9 +152,13 @@ def execute_task(func: ScanFunc, task: ScanTask, root: str, stage: str, key: str
         return {"status": "ok", "scan_id": task.scan_id, "seconds": time.perf_counter() - t0}
     except Exception as exc:  # recorded in failures.parquet by the caller; never a silent NaN
         part.unlink(missing_ok=True)
-        log.debug("%s failed on %s:\n%s", stage, task.scan_id, traceback.format_exc())
+        # input paths never pass ingest: any a library put in a message becomes the scan's source
+        private = [str(p) for p in task.inputs.get("paths", [])] if isinstance(task.inputs, Mapping) else []
+        tb = scrub(traceback.format_exc(), *private, token=task.source or task.scan_id)
+        log.debug("%s failed on %s:\n%s", stage, task.scan_id, tb)
         return {"status": "failed", "scan_id": task.scan_id, "error_type": type(exc).__name__,
-                "message": str(exc) or repr(exc), "seconds": time.perf_counter() - t0}
+                "message": scrub(str(exc) or repr(exc), *private, token=task.source or task.scan_id),
+                "seconds": time.perf_counter() - t0}
 
 
 class FailureLog:

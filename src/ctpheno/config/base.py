@@ -19,6 +19,31 @@ from ..errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with anchors/aliases refused.
+
+    An alias re-uses a node, so a few hundred bytes of nested aliases expand to gigabytes
+    (the "billion laughs" pattern); configuration files never need them.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D102 - PyYAML hook
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases (*{event.anchor}) are not allowed in ctpheno configuration; "
+                "write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` that refuses aliases (see :class:`_NoAliasLoader`)."""
+    loader = _NoAliasLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 class StrictModel(BaseModel):
     """Base of every config model: immutable, unknown keys rejected, docstrings as field docs."""
 
@@ -79,7 +104,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"configuration file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"configuration file {path} is not valid YAML: {err}") from None
     if data is None:
@@ -103,10 +128,23 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not path:
         raise ConfigError(f"override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as err:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({err})") from None
     return path, value
+
+
+def _set_path(data: dict[str, Any], path: list[str], value: Any, *, what: str) -> None:
+    cur = data
+    for p in path[:-1]:
+        nxt = cur.get(p)
+        if nxt is None:
+            nxt = {}
+            cur[p] = nxt
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{what}: {p!r} is not a section")
+        cur = nxt
+    cur[path[-1]] = value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -116,14 +154,20 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
     out = copy.deepcopy(data)
     for text in overrides:
         path, value = parse_override(text)
-        cur = out
-        for p in path[:-1]:
-            nxt = cur.get(p)
-            if nxt is None:
-                nxt = {}
-                cur[p] = nxt
-            if not isinstance(nxt, dict):
-                raise ConfigError(f"override {text!r}: {p!r} is not a section")
-            cur = nxt
-        cur[path[-1]] = value
+        _set_path(out, path, value, what=f"override {text!r}")
+    return out
+
+
+def apply_values(data: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``data`` with ``{"section.key": value}`` set as data (validated later).
+
+    Unlike :func:`apply_overrides`, values are never parsed as YAML: a command-line path such as
+    ``x", "/other`` or ``Z1 #note`` stays exactly that string.
+    """
+    import copy
+
+    out = copy.deepcopy(data)
+    for key, value in values.items():
+        path = [p for p in key.split(".") if p]
+        _set_path(out, path, copy.deepcopy(value), what=f"value for {key}")
     return out

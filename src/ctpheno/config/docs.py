@@ -122,8 +122,10 @@ def render_markdown(model: type[BaseModel] = PipelineConfig) -> str:
            "path to a per-stage file (`preprocess: preprocess/nlst.yaml`). Unknown keys, wrong types and "
            "out-of-range values stop the run before any work starts, with the file, the key path and the "
            "allowed values. Override any key from the command line with `--set section.key=value` "
-           "(the value is parsed as YAML). The resolved configuration and package versions are saved "
-           "under `<workdir>/runs/<run_id>/` with every run (the pseudonym salt is never written).", ""]
+           "(the value is parsed as YAML, aliases refused); `--input`, `--workdir` and `--clinical` are taken "
+           "literally, never parsed. The resolved configuration, package versions and command line are "
+           "saved under `<workdir>/runs/<run_id>/` with every run, with input paths written as `<input0>`, "
+           "`<input1>` … and `<clinical>`, and secrets (the pseudonym salt) as `***`.", ""]
     _section(model, "", out)
     text = "\n".join(out).replace("## ``\n", "## Top level\n")
     return text.rstrip() + "\n"

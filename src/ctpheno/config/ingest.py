@@ -2,11 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
-from pydantic import Field, PositiveInt, confloat
+from pydantic import Field, PositiveFloat, PositiveInt, confloat, model_validator
 
+from ..ingest.geometry import SPACING_RANGE_MM, SPACING_TOLERANCE
 from .base import StrictModel
+
+
+class ClinicalColumn(StrictModel):
+    """One column of the clinical table that ingest keeps (``ingest.clinical_columns``)."""
+
+    type: Literal["float", "int", "category", "bool", "date"]
+    """``float``/``int``: numbers (``int``: whole numbers; both stored as float64 so missing is NaN);
+    ``category``: one of ``values`` (case-insensitive, stored upper-case); ``bool``: true/false,
+    yes/no, 1/0; ``date``: converted to ``<column>_offset_days``, days from the subject's first
+    dated imaging series (the origin of the manifest's ``acquisition_offset_days``), the date
+    itself is dropped."""
+    min: Optional[float] = None
+    """Smallest allowed value (numbers), inclusive."""
+    max: Optional[float] = None
+    """Largest allowed value (numbers), inclusive."""
+    values: Optional[list[str]] = None
+    """Allowed values of a ``category`` column."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ClinicalColumn":
+        if self.type == "category" and not self.values:
+            raise ValueError("a category column needs its allowed values (values: [...])")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+def _number(lo: float, hi: float, kind: str = "float") -> ClinicalColumn:
+    return ClinicalColumn(type=kind, min=lo, max=hi)
+
+
+DEFAULT_CLINICAL_COLUMNS: dict[str, ClinicalColumn] = {
+    "age_years": _number(0, 120),
+    "sex": ClinicalColumn(type="category", values=["M", "F", "O", "U"]),
+    "height_cm": _number(50, 250),
+    "weight_kg": _number(10, 400),
+    "pack_years": _number(0, 300),
+    "fev1_pct_pred": _number(0, 200),
+    "fev1_fvc": _number(0, 1.2),
+    "fev1_l": _number(0, 10),
+    "fvc_l": _number(0, 12),
+    "gold_stage": _number(0, 4, "int"),
+    "prism": ClinicalColumn(type="bool"),
+    "fev1_decline_ml_per_year": _number(-1000, 1000),
+}
+"""The clinical columns kept by default: the model targets and covariates, with plausible ranges."""
 
 
 class IngestConfig(StrictModel):
@@ -14,7 +61,7 @@ class IngestConfig(StrictModel):
 
     min_slices: PositiveInt = 30
     """Series with fewer slices are rejected (reason ``too_few_slices``)."""
-    spacing_tolerance: confloat(gt=0, lt=1) = 0.1
+    spacing_tolerance: confloat(gt=0, lt=1) = SPACING_TOLERANCE
     """Relative tolerance on slice spacing before a series is flagged non-uniform / missing slices."""
     max_tilt_deg: confloat(ge=0, le=45) = 1.0
     """Gantry tilt / obliquity above this (degrees) is rejected."""
@@ -48,6 +95,15 @@ class IngestConfig(StrictModel):
     """Kernel names (prefix match, case-insensitive) counted as lung/sharp kernels."""
     clinical_id_column: str = "subject_id"
     """Column of the clinical table holding the subject identifier (raw; pseudonymised on ingest)."""
+    clinical_columns: dict[str, ClinicalColumn] = Field(
+        default_factory=lambda: {k: v.model_copy() for k, v in DEFAULT_CLINICAL_COLUMNS.items()})
+    """Allow-list of clinical columns, with their types and ranges: every other column (free text,
+    names, addresses, raw dates …) is dropped at ingest. Default: age_years, sex, height_cm,
+    weight_kg, pack_years, fev1_pct_pred, fev1_fvc, fev1_l, fvc_l, gold_stage, prism,
+    fev1_decline_ml_per_year (ranges in ``docs/ingest.md``)."""
+    spacing_range_mm: tuple[PositiveFloat, PositiveFloat] = SPACING_RANGE_MM
+    """Plausible voxel size (mm, inclusive): pixel spacing, slice spacing or a volume file's spacing
+    outside it is rejected (``implausible_spacing``)."""
     write_pseudonym_map: bool = False
     """Write ``pseudonym_map.csv`` (raw id -> pseudonym) with 0600 permissions, outside the artifacts."""
     dataset: Literal["generic", "nlst", "copdgene", "lidc-idri", "synthetic"] = "generic"
@@ -58,3 +114,10 @@ class IngestConfig(StrictModel):
     batch_size: PositiveInt = 256
     """Files per header-reading task (discovery runs one Dask task per batch of files from the same
     folders)."""
+
+    @model_validator(mode="after")
+    def _spacing_range(self) -> "IngestConfig":
+        lo, hi = self.spacing_range_mm
+        if lo >= hi:
+            raise ValueError(f"spacing_range_mm must be (low, high) with low < high; got {self.spacing_range_mm}")
+        return self

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
-from .base import StrictModel, apply_overrides, read_yaml, validate_model
+from .base import StrictModel, apply_overrides, apply_values, read_yaml, validate_model
 from .common import ClusterConfig, PathsConfig
 from .stages import (EmbeddingsConfig, FeaturesConfig, IngestConfig, ModelsConfig, PreprocessConfig,
                      ReportConfig, SynthConfig)
@@ -89,7 +89,8 @@ def find_pipeline_file(start: Path) -> Path | None:
 
 
 def load_pipeline_config(path: str | Path | None = None, *, overrides: tuple[str, ...] | list[str] = (),
-                         stage_file_for: str | None = None) -> PipelineConfig:
+                         stage_file_for: str | None = None,
+                         values: dict[str, Any] | None = None) -> PipelineConfig:
     """Load and validate the pipeline configuration.
 
     Parameters
@@ -98,7 +99,9 @@ def load_pipeline_config(path: str | Path | None = None, *, overrides: tuple[str
         ``config/pipeline.yaml``, or a per-stage file when ``stage_file_for`` names the stage.
         ``None`` uses ``config/pipeline.yaml`` under the current directory if present, else defaults.
     overrides
-        ``section.key=value`` strings (``--set``), applied last.
+        ``section.key=value`` strings (``--set``; the value is YAML), applied after the file.
+    values
+        ``{"section.key": value}`` set as data, last (command-line paths: never parsed as YAML).
     stage_file_for
         Treat ``path`` as that stage's file (see :data:`SECTION_FILES`) and take the other
         sections from the ``pipeline.yaml`` found beside or above it. For ``radiomics``, a
@@ -142,6 +145,9 @@ def load_pipeline_config(path: str | Path | None = None, *, overrides: tuple[str
     if overrides:
         data = apply_overrides(data, list(overrides))
         source += f" with overrides {list(overrides)}"
+    if values:
+        data = apply_values(data, values)
+        source += f" with command-line options {sorted(values)}"
     return validate_model(PipelineConfig, data, source=source)
 
 
@@ -164,14 +170,15 @@ def package_versions() -> dict[str, str]:
 def save_resolved(cfg: PipelineConfig, run_dir: str | Path) -> Path:
     """Write ``config.resolved.yaml`` and ``versions.json`` into ``run_dir``.
 
-    The pseudonym salt is never written.
+    Secrets (the pseudonym salt) are masked and input paths tokenised
+    (:func:`ctpheno.config.public.public_config`).
     """
     from ..io.tables import atomic_path
+    from .public import public_config
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    data = json.loads(cfg.model_dump_json())
-    data["paths"]["pseudonym_salt"] = "***" if data["paths"].get("pseudonym_salt") else None
+    data = public_config(cfg)
     with atomic_path(run_dir / "config.resolved.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(data, sort_keys=False))
     with atomic_path(run_dir / "versions.json") as tmp:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..io.layout import WorkDir
 from ..io.tables import atomic_path
+from ..train.tiny import skipped_models
 from . import figures
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -184,6 +185,12 @@ def build_report(
         s.append(b.table("qct_whole_summary", desc))
     else:
         s.append(_missing("QCT metrics", "run `ctpheno features`"))
+
+    skips = skipped_models(wd)  # model stages that fitted nothing say why (ctpheno.train.tiny)
+    if skips:
+        s = b.section("not_fitted", "Why no model was fitted")
+        s.append("<ul>" + "".join(f"<li>{html.escape(k['stage'])}: {html.escape(k['reason'])}</li>"
+                                  for k in skips) + "</ul>")
 
     s = b.section("clusters", "Imaging phenotypes (clusters)")
     if sel is not None and assign is not None:

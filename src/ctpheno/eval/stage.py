@@ -11,6 +11,7 @@ import pandas as pd
 import yaml
 
 from ..config.pipeline import PipelineConfig
+from ..config.public import public_config
 from ..io.layout import WorkDir
 from .report import build_report
 
@@ -40,8 +41,7 @@ def run_report(cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: b
     t0 = time.perf_counter()
     if not cfg.report.enabled:
         return ReportResult(None, 0.0)
-    data = cfg.model_dump(mode="json")
-    data["paths"]["pseudonym_salt"] = "***" if data["paths"].get("pseudonym_salt") else None
+    data = public_config(cfg)  # input paths tokenised, secrets masked
     synthetic = None
     if cfg.synth.enabled:
         from .synthetic import synthetic_acceptance

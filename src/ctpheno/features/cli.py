@@ -33,6 +33,8 @@ def qct_single(input_path: str, mask_path: Optional[str] = None, *, mask_labels:
     from ..preprocess.zones import lung_zones
     from .qct import qct_metrics
 
+    if mask_path is not None and not Path(mask_path).is_file():
+        raise ValueError(f"--mask {mask_path}: not a file; give a label image (NIfTI/NRRD/MHA) on the scan's grid")
     image = read_scan(input_path)
     if mask_path is None:
         from ..preprocess import segment_lungs

@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import math
-import sys
 import threading
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -244,18 +243,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..io.layout import WorkDir
     from .stage import run_radiomics
 
-    load_params(args.config)  # fail early, naming the file
-    overrides = [f"paths.workdir={args.workdir}"] if args.workdir is not None else []
-    try:
+    from .. import exitcodes
+    from ..clierrors import module_exit
+
+    def run() -> int:
+        load_params(args.config)  # fail early, naming the file
+        values = {"paths.workdir": str(args.workdir)} if args.workdir is not None else {}
         # the PyRadiomics file becomes features.radiomics.params; other sections from pipeline.yaml above it
-        cfg = load_pipeline_config(args.config, overrides=overrides, stage_file_for="radiomics")
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    with open_client(cfg.cluster) as client:
-        res = run_radiomics(cfg, WorkDir(cfg.paths.workdir), client, force=args.force)
-    print(res.summary())
-    return 0 if res.ok else 1
+        cfg = load_pipeline_config(args.config, values=values, stage_file_for="radiomics")
+        with open_client(cfg.cluster) as client:
+            res = run_radiomics(cfg, WorkDir(cfg.paths.workdir), client, force=args.force)
+        print(res.summary())
+        return exitcodes.OK if res.ok else exitcodes.SCANS_FAILED
+
+    return module_exit(run)
 
 
 if __name__ == "__main__":  # pragma: no cover

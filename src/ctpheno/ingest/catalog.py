@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -27,6 +27,7 @@ from ..io.readers import volume_format
 from ..io.schemas import FAILURES, MANIFEST
 from .discover import Inventory, folder_of
 from .pseudonym import Pseudonymizer
+from .remote import storable_path
 from .reasons import is_rejection, join_reasons
 from .validate import is_localizer, is_lung_kernel, summarize_dicom_series, summarize_volume_file
 
@@ -55,8 +56,15 @@ def _date(text: str) -> date | None:
 
 
 def group_key(rec: dict[str, Any], rel_folder: str) -> str:
-    """The series a DICOM record belongs to (raw; hashed into the scan id)."""
+    """The series a DICOM record belongs to (raw; hashed into the scan id).
+
+    Within one SeriesInstanceUID, localizers and objects without pixels (a structured report,
+    a presentation state) are split off as rows of their own, so that they never reject the
+    image series that shares their UID.
+    """
     suffix = "#localizer" if is_localizer(rec["image_type"]) else ""
+    if rec.get("problem") == "no_pixel_data":
+        suffix += f"#nonimage:{rec['sop_class']}"
     if rec["series_uid"]:
         return f"uid:{rec['series_uid']}{suffix}"
     iop = ",".join(f"{v:.3f}" for v in rec["iop"]) if rec["iop"] else "-"
@@ -78,13 +86,25 @@ def _failure(scan_id: str, error_type: str, code: str, message: str, source: str
     }
 
 
+class Catalog(NamedTuple):
+    """What :func:`build_catalog` returns."""
+
+    manifest: pd.DataFrame
+    sources: pd.DataFrame
+    failures: pd.DataFrame
+    subject_map: dict[str, str]
+    """Raw subject identifier -> pseudonym (for the optional mapping file)."""
+    first_dates: dict[str, date]
+    """Subject pseudonym -> first imaging date (in memory only: clinical dates become offsets)."""
+
+
 def build_catalog(
     records: Sequence[dict[str, Any]], inv: Inventory, pseudo: Pseudonymizer, *, cfg: IngestConfig
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, str]]:
-    """``(manifest, sources, failures, subject_map)`` from header records.
+) -> Catalog:
+    """Manifest, sources, failures, subject map and first imaging dates from header records.
 
-    ``subject_map`` maps raw subject identifiers to their pseudonyms (for the optional
-    mapping file); nothing else returned holds a raw identifier except ``sources.paths``.
+    Nothing returned holds a raw identifier except ``sources.paths``, ``subject_map`` and
+    ``first_dates`` (the last two are never written as artifacts).
     """
     root_of = {p: i for i, p in inv.files}
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -109,15 +129,23 @@ def build_catalog(
                 )
             )
         elif rec["kind"] == "error":
+            code = rec.get("code") or "unreadable_header"
             failures.append(
                 _failure(
                     pseudo("file", rel),
                     "UnreadableSeriesError",
-                    "unreadable_header",
-                    f"cannot read the file header ({rec['error']})",
+                    code,
+                    f"cannot read the file ({rec['error']})",
                     src,
                 )
             )
+    for i, path, code, detail in inv.skipped:
+        rel = _rel(path, inv.roots[i])
+        kind = "folder" if code == "unreadable_folder" else "file"
+        token = pseudo(kind, rel)
+        failures.append(
+            _failure(token, "UnreadableSeriesError", code, f"{detail}; not opened", f"input{i}/{token}")
+        )
     for i in inv.missing:
         failures.append(
             _failure(
@@ -168,7 +196,8 @@ def build_catalog(
             )
         )
         subject_map[raw_subject] = pseudo.subject(raw_subject)
-        sources.append({"scan_id": rows[-1]["scan_id"], "format": "dicom", "paths": summary["paths"]})
+        sources.append({"scan_id": rows[-1]["scan_id"], "format": "dicom",
+                        "paths": [storable_path(p) for p in summary["paths"]]})
     for rec in volumes:
         i = root_of.get(rec["path"], 0)
         rel = _rel(rec["path"], inv.roots[i])
@@ -190,12 +219,16 @@ def build_catalog(
         )
         subject_map[raw_subject] = pseudo.subject(raw_subject)
         sources.append(
-            {"scan_id": rows[-1]["scan_id"], "format": rows[-1]["format"], "paths": summary["paths"]}
+            {"scan_id": rows[-1]["scan_id"], "format": rows[-1]["format"],
+             "paths": [storable_path(p) for p in summary["paths"]]}
         )
     manifest = pd.DataFrame(rows, columns=[*MANIFEST.columns, "_date"]) if rows else None
+    first_dates: dict[str, date] = {}
     if manifest is None:
         manifest = MANIFEST.empty()
     else:
+        dated = manifest.dropna(subset=["_date"])
+        first_dates = dated.groupby("subject_id")["_date"].min().to_dict()
         manifest = _offsets(manifest)
         manifest["selected"] = select_series(manifest, rule=cfg.selection, lung_kernels=cfg.lung_kernels)
         manifest = _types(manifest).sort_values("scan_id", kind="stable").reset_index(drop=True)
@@ -203,7 +236,8 @@ def build_catalog(
     fail_df = pd.DataFrame(failures, columns=list(FAILURES.columns))
     fail_df = fail_df.drop_duplicates("scan_id").reset_index(drop=True)
     fail_df["attempts"] = fail_df["attempts"].astype("Int64")
-    return manifest, src_df.sort_values("scan_id").reset_index(drop=True), fail_df, subject_map
+    return Catalog(manifest, src_df.sort_values("scan_id").reset_index(drop=True), fail_df, subject_map,
+                   first_dates)
 
 
 def _row(

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import NoInputFoundError
 from .headers import read_records
 from .remote import is_url, walk
 
@@ -28,30 +29,35 @@ class Inventory:
     empty_folders: list[tuple[int, str]] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
     """Indices of inputs that do not exist."""
+    skipped: list[tuple[int, str, str, str]] = field(default_factory=list)
+    """(root index, path, reason code, PHI-free detail) of entries that were never opened
+    (special files, dangling or escaping links, unreadable folders; see :func:`~.remote.walk`)."""
 
 
 def take_inventory(inputs: Sequence[str]) -> Inventory:
     """Walk every input (folder tree of any depth, single file or URL)."""
     if not inputs:
-        raise ValueError("no inputs to ingest: set paths.inputs in the config or pass PATH arguments")
+        raise NoInputFoundError("no inputs to ingest: set paths.inputs in the config or pass PATH arguments")
     inv = Inventory(roots=[str(p) for p in inputs])
     for i, root in enumerate(inv.roots):
         try:
-            files, empty = walk(root)
+            tree = walk(root)
         except FileNotFoundError:
             log.error("ingest: input %d does not exist; recorded in failures.parquet", i)
             inv.missing.append(i)
             continue
-        inv.files += [(i, f) for f in files]
-        inv.empty_folders += [(i, d) for d in empty]
+        inv.files += [(i, f) for f in tree.files]
+        inv.empty_folders += [(i, d) for d in tree.empty_folders]
+        inv.skipped += [(i, p, code, detail) for p, code, detail in tree.skipped]
     if len(inv.missing) == len(inv.roots):
-        raise FileNotFoundError(
-            f"none of the {len(inv.roots)} input(s) exists: {inv.roots[:3]}; check paths.inputs"
+        raise NoInputFoundError(
+            f"none of the {len(inv.roots)} input(s) exists: {inv.roots[:3]}; check --input / paths.inputs"
         )
     log.info(
-        "ingest: %d files and %d empty folders under %d input(s)",
+        "ingest: %d files, %d empty folders and %d entries not opened under %d input(s)",
         len(inv.files),
         len(inv.empty_folders),
+        len(inv.skipped),
         len(inv.roots),
     )
     return inv

@@ -12,8 +12,10 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from ..io.readers import join_multi, volume_format
-from .remote import open_binary
+from ..io.dicomseries import floats_of, join_multi
+from ..io.readers import volume_format
+from .phi import scrub
+from .remote import NotRegularFileError, open_binary, os_reason
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
@@ -30,14 +32,6 @@ IMAGE_SOP_CLASSES = frozenset(
 )
 """SOP classes whose instances must hold pixel data (one without is a cut-off file)."""
 _SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
-
-
-def _floats(value: Any, n: int) -> list[float] | None:
-    try:
-        out = [float(v) for v in value]
-    except (TypeError, ValueError):
-        return None
-    return out if len(out) == n else None
 
 
 def _pixel_data_check(fh: Any, ds: Any, pos: int, size: int) -> str | None:
@@ -74,6 +68,61 @@ def _pixel_data_check(fh: Any, ds: Any, pos: int, size: int) -> str | None:
     return None
 
 
+def _functional(item: Any, shared: Any, sequence: str, attribute: str) -> Any:
+    """An attribute of a functional-group macro: the frame's own item first, then the shared one."""
+    for group in (item, shared):
+        if group is None:
+            continue
+        seq = group.get(sequence)
+        if seq and attribute in seq[0]:
+            return seq[0].get(attribute)
+    return None
+
+
+def frame_geometry(ds: Any) -> list[dict[str, Any]]:
+    """Per-frame geometry of a multi-frame (enhanced) image from its functional groups.
+
+    One dict per frame: ``ipp`` (PlanePositionSequence), ``iop`` (PlaneOrientationSequence),
+    ``pixel_spacing`` (PixelMeasuresSequence), ``rescale_slope`` / ``rescale_intercept``
+    (PixelValueTransformationSequence, else the top-level attributes); each taken from the
+    frame's PerFrameFunctionalGroupsSequence item, else from SharedFunctionalGroupsSequence, else
+    (orientation, spacing, rescale only) from the top level. A value the file does not give is None.
+    An empty list when the per-frame groups do not describe exactly NumberOfFrames frames (a frame
+    cannot be placed without its own item; this also bounds the work a forged NumberOfFrames causes).
+    """
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    shared_seq = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared_seq[0] if shared_seq else None
+    per = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if len(per) != n:
+        return []
+    frames = []
+    for k in range(n):
+        item = per[k] if k < len(per) else None
+
+        def pick(seq: str, attr: str, top: str | None = None, item: Any = item) -> Any:
+            value = _functional(item, shared, seq, attr)
+            return ds.get(top) if value is None and top else value
+
+        slope = pick("PixelValueTransformationSequence", "RescaleSlope", "RescaleSlope")
+        intercept = pick("PixelValueTransformationSequence", "RescaleIntercept", "RescaleIntercept")
+        frames.append({
+            "ipp": floats_of(pick("PlanePositionSequence", "ImagePositionPatient"), 3),
+            "iop": floats_of(pick("PlaneOrientationSequence", "ImageOrientationPatient", "ImageOrientationPatient"), 6),
+            "pixel_spacing": floats_of(pick("PixelMeasuresSequence", "PixelSpacing", "PixelSpacing"), 2),
+            "rescale_slope": _number(slope),
+            "rescale_intercept": _number(intercept),
+        })
+    return frames
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
 def read_dicom_record(path: str) -> dict[str, Any]:
     """Header record of one DICOM file (``kind``: dicom / skip / other / error)."""
     import pydicom
@@ -89,8 +138,13 @@ def read_dicom_record(path: str) -> dict[str, Any]:
             fh.seek(0, 2)
             size = fh.tell()
             problem = _pixel_data_check(fh, ds, pos, size)
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, struct.error) as err:
-        return {"path": path, "kind": "error", "error": f"{type(err).__name__}: {err}"}
+    except NotRegularFileError as err:
+        return {"path": path, "kind": "error", "code": "not_regular_file", "error": os_reason(err)}
+    except OSError as err:  # permission denied, I/O error: the message names the errno, not the file
+        return {"path": path, "kind": "error", "code": "unreadable_file", "error": os_reason(err)}
+    except (EOFError, ValueError, KeyError, TypeError, AttributeError, struct.error) as err:
+        return {"path": path, "kind": "error", "code": "unreadable_header",
+                "error": scrub(f"{type(err).__name__}: {err}", path)}
     meta = getattr(ds, "file_meta", None)
     sop_class = str(
         ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else "") or ""
@@ -125,9 +179,12 @@ def read_dicom_record(path: str) -> dict[str, Any]:
     if problem == "no_pixel_data" and ((rows and columns) or sop_class in IMAGE_SOP_CLASSES):
         problem = "truncated_file"  # an image header whose pixel data is cut off
     if problem == "truncated_file" and not ds.get("SeriesInstanceUID"):
-        return {"path": path, "kind": "error", "error": "file cut off before its SeriesInstanceUID"}
+        return {"path": path, "kind": "error", "code": "unreadable_header",
+                "error": "file cut off before its SeriesInstanceUID"}
     if not (ds.get("SeriesInstanceUID") or sop_uid or ds.get("Modality") or rows):
-        return {"path": path, "kind": "error", "error": "header holds no identifying or image attributes"}
+        return {"path": path, "kind": "error", "code": "unreadable_header",
+                "error": "header holds no identifying or image attributes"}
+    n_frames = _int("NumberOfFrames") or 1
     return {
         "path": path,
         "kind": "dicom",
@@ -145,12 +202,14 @@ def read_dicom_record(path: str) -> dict[str, Any]:
         "kernel": join_multi(ds.get("ConvolutionKernel")),
         "manufacturer": str(ds.get("Manufacturer", "") or ""),
         "slice_thickness_mm": _float("SliceThickness"),
-        "pixel_spacing": _floats(ds.get("PixelSpacing"), 2),
+        "pixel_spacing": floats_of(ds.get("PixelSpacing"), 2),
         "rows": rows,
         "columns": columns,
-        "n_frames": _int("NumberOfFrames") or 1,
-        "ipp": _floats(ds.get("ImagePositionPatient"), 3),
-        "iop": _floats(ds.get("ImageOrientationPatient"), 6),
+        "n_frames": n_frames,
+        "ipp": floats_of(ds.get("ImagePositionPatient"), 3),
+        "iop": floats_of(ds.get("ImageOrientationPatient"), 6),
+        "rescale_slope": _float("RescaleSlope"),
+        "frames": frame_geometry(ds) if n_frames > 1 else None,
         "contrast": bool(str(ds.get("ContrastBolusAgent", "") or "").strip()),
         "date": date[:8],
         "expiratory": any(w in desc for w in ("EXPIR", " EXP ", "EXHAL")) or desc.startswith("EXP"),
@@ -159,33 +218,40 @@ def read_dicom_record(path: str) -> dict[str, Any]:
 
 
 def read_volume_record(path: str, fmt: str) -> dict[str, Any]:
-    """Header record of one NIfTI / NRRD / MHA file (SimpleITK ``ReadImageInformation``)."""
+    """Header record of one NIfTI / NRRD / MHA file: its own header checks, then SimpleITK's geometry.
+
+    The file is validated first (:func:`ctpheno.io.volcheck.validate_volume_file`: data size,
+    non-finite voxels, spacing, direction, scale slope, detached data files in the header's folder);
+    SimpleITK only reads the header of a file whose data files were accepted. ``problems`` holds
+    the reason codes found, ``error`` a PHI-free message when the header is unusable.
+    """
     import SimpleITK as sitk
 
+    from ..io.volcheck import validate_volume_file
     from .remote import local_copies
 
+    record: dict[str, Any] = {"path": path, "kind": "volume", "fmt": fmt, "error": None, "problems": []}
     try:
         with local_copies([path]) as (local,):
+            header, problems = validate_volume_file(local)
+            record["problems"] = [code for code, _ in problems]
+            record["detail"] = "; ".join(detail for _, detail in problems)
+            blocking = {"outside_input_tree", "not_regular_file", "broken_link"}
+            if header is None or blocking & set(record["problems"]):
+                record["error"] = record["detail"] or "unreadable header"
+                return record
             reader = sitk.ImageFileReader()
             reader.SetFileName(local)
             reader.ReadImageInformation()
-            size = list(reader.GetSize())
-            spacing = list(reader.GetSpacing())
-            direction = list(reader.GetDirection())
-            comps = int(reader.GetNumberOfComponents())
+            record.update(
+                size_xyz=list(reader.GetSize()),
+                spacing_xyz=list(reader.GetSpacing()),
+                direction=list(reader.GetDirection()),
+                n_components=int(reader.GetNumberOfComponents()),
+            )
     except (RuntimeError, OSError) as err:
-        msg = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        return {"path": path, "kind": "volume", "fmt": fmt, "error": msg}
-    return {
-        "path": path,
-        "kind": "volume",
-        "fmt": fmt,
-        "error": None,
-        "size_xyz": size,
-        "spacing_xyz": spacing,
-        "direction": direction,
-        "n_components": comps,
-    }
+        record["error"] = "SimpleITK cannot read the header" if isinstance(err, RuntimeError) else os_reason(err)
+    return record
 
 
 SIDECAR_SUFFIXES = (

@@ -1,8 +1,8 @@
 """Scan a work directory's artifacts for identifiers that must never leave ingest.
 
 :func:`find_phi` looks for each needle (case-insensitive) in every file under
-the work directory: in the raw bytes, in decompressed ``.gz`` content, in
-Parquet tables (every cell, column name and metadata), and in PNG text chunks
+the work directory: in the raw bytes, in decompressed gzip and zstd streams
+(``.gz`` files, Zarr chunks), in Parquet tables (every cell, column name and metadata), and in PNG text chunks
 (``tEXt``/``zTXt``/``iTXt``, including PNGs embedded in HTML as base64 data
 URIs). The only files skipped are the ones that hold raw identifiers by
 design: ``ingest/sources.parquet``, ``ingest/.salt`` and the optional
@@ -20,6 +20,37 @@ from pathlib import Path
 PRIVATE_FILES = ("ingest/sources.parquet", "ingest/.salt", "ingest/pseudonym_map.csv")
 """Work-dir files allowed to hold raw identifiers (relative paths)."""
 _DATA_URI = re.compile(rb"data:image/png;base64,([A-Za-z0-9+/=]+)")
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+MIN_SCRUB_NAME = 3
+"""Shortest file name :func:`scrub` replaces on its own (shorter ones, e.g. ``1``, would mangle text)."""
+
+
+def scrub(text: str, *paths: str, token: str = "<file>") -> str:
+    """``text`` with every path in ``paths`` replaced by ``token``: the path as given and resolved,
+    its folders (two levels deep or more: ``/archive/DOE^JOHN``, not ``/tmp``) and its file name.
+
+    Library error messages often quote the file they failed on; after ingest a file is named
+    by its PHI-free ``source`` token instead.
+    """
+    import os
+
+    names: set[str] = set()
+    for p in paths:
+        p = str(p)
+        for form in {p, os.path.realpath(p) if "://" not in p else p}:
+            names.add(form)
+            parts = form.replace("\\", "/").rstrip("/").split("/")
+            if len(parts[-1]) >= MIN_SCRUB_NAME:
+                names.add(parts[-1])
+            first = 3 if form.startswith("/") else 2  # '', 'archive', 'DOE^JOHN' / 'data', 'DOE^JOHN'
+            names |= {"/".join(parts[:k]) for k in range(first, len(parts))}
+    for name in sorted(names, key=len, reverse=True):
+        if name:
+            text = text.replace(name, token)
+    return text
 
 
 def _png_text(data: bytes) -> str:
@@ -31,6 +62,15 @@ def _png_text(data: bytes) -> str:
         return " ".join(f"{k} {v}" for k, v in info.items() if isinstance(v, (str, bytes)))
     except Exception:  # an unreadable PNG holds no text chunk we could parse; raw bytes are still searched
         return ""
+
+
+def _zstd_text(data: bytes) -> str:
+    try:
+        from numcodecs import Zstd
+
+        return bytes(Zstd().decode(data)).decode("latin-1")
+    except Exception as err:  # noqa: BLE001 - an undecodable frame is reported, not ignored
+        return f"<undecodable zstd frame {type(err).__name__}>"
 
 
 def _parquet_text(path: Path) -> str:
@@ -49,11 +89,13 @@ def file_text(path: Path) -> str:
     data = path.read_bytes()
     texts = [data.decode("latin-1")]
     name = path.name.lower()
-    if name.endswith(".gz"):
+    if name.endswith(".gz") or data[:2] == GZIP_MAGIC:
         try:
             texts.append(gzip.decompress(data).decode("latin-1"))
         except (OSError, EOFError):
             pass
+    if data[:4] == ZSTD_MAGIC:  # Zarr chunks and zstd-compressed files, whatever their name
+        texts.append(_zstd_text(data))
     if name.endswith(".parquet"):
         try:
             texts.append(_parquet_text(path))

@@ -60,7 +60,9 @@ class Pseudonymizer:
     def __call__(self, kind: str, value: str, *, n: int = 12) -> str:
         if kind not in PREFIX:
             raise ValueError(f"unknown pseudonym kind {kind!r}; one of {sorted(PREFIX)}")
-        digest = hmac.new(self._salt, f"{kind}\x00{value}".encode(), hashlib.sha256).hexdigest()
+        # surrogateescape: file names that are not valid UTF-8 get ids too (valid text is unchanged)
+        digest = hmac.new(self._salt, f"{kind}\x00{value}".encode("utf-8", "surrogateescape"),
+                          hashlib.sha256).hexdigest()
         return PREFIX[kind] + digest[:n]
 
     def subject(self, patient_id: str) -> str:

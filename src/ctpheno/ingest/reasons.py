@@ -13,8 +13,42 @@ from typing import Literal
 Severity = Literal["reject", "warn"]
 
 REASONS: dict[str, tuple[Severity, str]] = {
-    "unreadable_file": ("reject", "a file of the series (or the volume file) cannot be read or decoded"),
-    "truncated_file": ("reject", "a file is shorter than its pixel data requires (incomplete copy/download)"),
+    "unreadable_file": (
+        "reject",
+        "a file of the series (or the volume file, or its data file) cannot be read or decoded: "
+        "permission denied, I/O error, corrupt compressed stream",
+    ),
+    "truncated_file": (
+        "reject",
+        "a file is shorter than its pixel data requires (incomplete copy/download); for volume files "
+        "the decoded voxel data are fewer than the header declares, gzip/zlib/bzip2 streams read to their end",
+    ),
+    "data_size_mismatch": (
+        "reject",
+        "a volume file's voxel data are longer than its header declares (wrong dimensions or type)",
+    ),
+    "non_finite_voxels": ("reject", "NaN or infinite voxel values (floating-point volume files)"),
+    "implausible_spacing": (
+        "reject",
+        "pixel spacing, slice spacing or a volume file's voxel size is zero, negative, not a number "
+        "or outside ingest.spacing_range_mm (default 0.1-20 mm)",
+    ),
+    "zero_scale_slope": (
+        "reject",
+        "RescaleSlope of 0 or not a number (DICOM), or a NIfTI scl_slope of 0/NaN with a non-zero "
+        "intercept: the stored values cannot be turned into HU",
+    ),
+    "non_orthonormal_direction": (
+        "reject",
+        "ImageOrientationPatient (or a volume file's direction / axis vectors) not orthonormal within "
+        "0.01: a sheared or degenerate grid that readers would silently straighten",
+    ),
+    "outside_input_tree": (
+        "reject",
+        "a detached header's data file (.nhdr 'data file', .mhd ElementDataFile, including LIST and "
+        "patterns) resolves outside the header's folder, or a symbolic link outside the input folder: "
+        "refused, never opened",
+    ),
     "not_ct": ("reject", "Modality is not CT"),
     "localizer": ("reject", "ImageType marks a localizer / scout / topogram"),
     "derived": ("reject", "ImageType is DERIVED (reformat, MIP, projection), not an original reconstruction"),
@@ -70,10 +104,28 @@ REASONS: dict[str, tuple[Severity, str]] = {
         "an entry of paths.inputs that does not exist (recorded in failures.parquet)",
     ),
     "empty_folder": ("reject", "a folder without any file (recorded in failures.parquet)"),
+    "not_regular_file": (
+        "reject",
+        "a FIFO, socket or device in the input: never opened (reading could block forever); "
+        "recorded in failures.parquet",
+    ),
+    "broken_link": ("reject", "a symbolic link to nothing (recorded in failures.parquet)"),
+    "unreadable_folder": (
+        "reject",
+        "a folder that cannot be listed, e.g. permission denied (recorded in failures.parquet)",
+    ),
 }
 """code -> (severity, meaning)."""
 
 ORDER = {code: i for i, code in enumerate(REASONS)}
+NOTED_ONLY = frozenset({"non_image_file", "empty_folder"})
+"""Codes recorded in ``failures.parquet`` that are not failures of a scan (they do not make
+``ctpheno`` exit with :data:`ctpheno.exitcodes.SCANS_FAILED`)."""
+
+
+def failure_code(message: str) -> str:
+    """The reason code an ingest failure message starts with (``code: text``)."""
+    return message.split(":", 1)[0].strip()
 
 
 def is_rejection(code: str) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,15 @@ import pandas as pd
 
 from ..cluster.runner import StageResult
 from ..config.pipeline import PipelineConfig
-from ..errors import ClinicalTableError
+from ..errors import ClinicalTableError, NoInputFoundError
 from ..io.layout import WorkDir
 from ..io.schemas import FAILURES, MANIFEST, SOURCES
 from ..io.tables import atomic_path, write_table
 from .catalog import build_catalog
-from .clinical import check_clinical, join_report, pseudonymise_clinical, read_clinical
+from .clinical import join_report, pseudonymise_clinical, read_clinical
 from .discover import collect_records, take_inventory
 from .pseudonym import Pseudonymizer, resolve_salt
+from .reasons import NOTED_ONLY, failure_code
 
 log = logging.getLogger(__name__)
 STAGE = "ingest"
@@ -68,6 +69,12 @@ def run_ingest(cfg: PipelineConfig, wd: WorkDir, client: Any, *, force: bool = F
 
     ``force`` is accepted for a uniform stage signature; ingest always re-reads the headers
     (cheap) so that the manifest reflects the inputs as they are now.
+
+    The outputs are replaced as one: the old ``manifest.parquet`` is removed first and the new one
+    written last, after ``ingest/sources.parquet``, the clinical table and the failures, so a run
+    that stops midway (a full disk) leaves no manifest pointing at missing sources — later stages
+    then ask for ingest to be re-run. Inputs holding no series at all raise
+    :class:`~ctpheno.errors.NoInputFoundError` (exit code 2) after recording their failures.
     """
     t0 = time.perf_counter()
     wd = wd if isinstance(wd, WorkDir) else WorkDir(wd)
@@ -76,23 +83,32 @@ def run_ingest(cfg: PipelineConfig, wd: WorkDir, client: Any, *, force: bool = F
     pseudo = Pseudonymizer(resolve_salt(cfg.paths, wd))
     inv = take_inventory([str(p) for p in cfg.paths.inputs])
     records = collect_records([p for _, p in inv.files], client=client, batch_size=icfg.batch_size)
-    manifest, sources, failures, subject_map = build_catalog(records, inv, pseudo, cfg=icfg)
-    if cfg.paths.clinical:
-        failures = _join_clinical(cfg, wd, pseudo, manifest, failures)
-    write_table(manifest, wd.manifest, MANIFEST)
+    catalog = build_catalog(records, inv, pseudo, cfg=icfg)
+    manifest, sources, failures = catalog.manifest, catalog.sources, catalog.failures
+    wd.manifest.unlink(missing_ok=True)  # ingest incomplete until the new manifest is written
+    if not len(manifest):
+        _write_failures(wd, failures)
+        raise NoInputFoundError(
+            f"no DICOM series or NIfTI/NRRD/MHA volume found in the {len(inv.roots)} input(s) "
+            f"({len(inv.files)} file(s) looked at, {len(failures)} recorded in {wd.failures.name}); "
+            "check --input / paths.inputs"
+        )
     write_private_table(sources, wd.sources)
+    if cfg.paths.clinical:
+        failures = _join_clinical(cfg, wd, pseudo, manifest, failures, catalog.first_dates)
     _write_failures(wd, failures)
     if icfg.write_pseudonym_map:
         dest = pseudonym_map_path(wd)
         with atomic_path(dest, suffix=".csv") as tmp:
             os.chmod(tmp, 0o600)
-            pd.DataFrame(sorted(subject_map.items()), columns=["raw_id", "subject_id"]).to_csv(
+            pd.DataFrame(sorted(catalog.subject_map.items()), columns=["raw_id", "subject_id"]).to_csv(
                 tmp, index=False
             )
         os.chmod(dest, 0o600)
-    result = StageResult(
-        STAGE, done=list(manifest["scan_id"]), failed=list(failures["scan_id"]), table=manifest
-    )
+    write_table(manifest, wd.manifest, MANIFEST)
+    failed = [sid for sid, msg in zip(failures["scan_id"], failures["message"])
+              if failure_code(msg) not in NOTED_ONLY]
+    result = StageResult(STAGE, done=list(manifest["scan_id"]), failed=failed, table=manifest)
     result.seconds = time.perf_counter() - t0
     n_usable = int(manifest["usable"].sum()) if len(manifest) else 0
     log.info(
@@ -106,16 +122,18 @@ def run_ingest(cfg: PipelineConfig, wd: WorkDir, client: Any, *, force: bool = F
     return result
 
 
-def _join_clinical(
-    cfg: PipelineConfig, wd: WorkDir, pseudo: Pseudonymizer, manifest: pd.DataFrame, failures: pd.DataFrame
-) -> pd.DataFrame:
-    from datetime import datetime
+def _join_clinical(cfg: PipelineConfig, wd: WorkDir, pseudo: Pseudonymizer, manifest: pd.DataFrame,
+                   failures: pd.DataFrame, first_dates: dict) -> pd.DataFrame:
+    """Write ``clinical.parquet`` and the join report, or record why the table was refused.
 
-    id_col = cfg.ingest.clinical_id_column
-    name = Path(str(cfg.paths.clinical)).name
+    The failure row's ``source`` is ``clinical`` and its message names columns and rows only:
+    neither the file's name nor a cell value passes ingest.
+    """
+    icfg = cfg.ingest
     try:
-        raw = read_clinical(str(cfg.paths.clinical), id_column=id_col)
-        check_clinical(raw, id_column=id_col, where=f"clinical table {name}")
+        raw = read_clinical(str(cfg.paths.clinical), id_column=icfg.clinical_id_column)
+        clinical = pseudonymise_clinical(raw, pseudo, id_column=icfg.clinical_id_column,
+                                         columns=icfg.clinical_columns, first_dates=first_dates)
     except ClinicalTableError as err:
         log.error("ingest: %s", err)
         row = pd.DataFrame(
@@ -125,15 +143,16 @@ def _join_clinical(
                     "stage": STAGE,
                     "error_type": type(err).__name__,
                     "message": str(err),
-                    "source": name,
+                    "source": "clinical",
                     "attempts": 1,
                     "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
                 }
             ]
         )
         row["attempts"] = row["attempts"].astype("Int64")
+        wd.clinical.unlink(missing_ok=True)  # an earlier run's table would describe another file
+        clinical_join_path(wd).unlink(missing_ok=True)
         return pd.concat([failures, row], ignore_index=True) if len(failures) else row
-    clinical = pseudonymise_clinical(raw, pseudo, id_column=id_col)
     write_table(clinical, wd.clinical)
     write_table(join_report(clinical, manifest), clinical_join_path(wd))
     return failures

@@ -14,6 +14,12 @@ and the nominal spacing is :math:`\\Delta = \\mathrm{median}(g)`.
 * ``gantry_tilt``: the stack direction :math:`(p_{N-1} - p_0)/\\lVert p_{N-1} - p_0 \\rVert` is more
   than ``max_tilt_deg`` from :math:`n` (sheared volume), or GantryDetectorTilt exceeds it.
 * ``non_axial``: :math:`\\arccos |n_z|` exceeds ``max_tilt_deg``.
+* ``implausible_spacing``: PixelSpacing or :math:`\\Delta` outside ``spacing_range_mm``;
+  ``non_orthonormal_direction``: ImageOrientationPatient not orthonormal;
+  ``zero_scale_slope``: a RescaleSlope of 0 (see :mod:`ctpheno.ingest.geometry`).
+
+A multi-frame (enhanced) CT file is checked the same way, frame by frame, with the
+positions, orientation and pixel spacing of its functional groups.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..config.ingest import IngestConfig
+from .geometry import axes_orthogonal, iop_orthonormal, spacing_plausible, stack_spacing
 from .headers import SECONDARY_CAPTURE_PREFIX
 
 CHEST_BODY_PARTS = frozenset(
@@ -88,6 +95,8 @@ def summarize_dicom_series(records: Sequence[dict[str, Any]], *, cfg: IngestConf
 
     Returns a dict with the manifest's geometry columns, ``reasons`` (a set of codes)
     and ``paths`` (the series' files, one per instance, in slice order when known).
+    A multi-frame (enhanced) file gets the same geometry checks as a series of files,
+    from the positions and orientations of its functional groups.
     """
     reasons: set[str] = set()
     first = records[0]
@@ -143,65 +152,87 @@ def summarize_dicom_series(records: Sequence[dict[str, Any]], *, cfg: IngestConf
     if "no_pixel_data" in reasons:
         out.update(size_y=None, size_x=None, size_z=None)
         return {**out, "reasons": reasons, "paths": paths}
-    if len(recs) == 1 and (first.get("n_frames") or 1) > 1:
-        # enhanced (multi-frame) CT: per-frame geometry lives in functional groups, read by SimpleITK
-        out["size_z"] = int(first["n_frames"])
-        if first["pixel_spacing"]:
-            out["spacing_y_mm"], out["spacing_x_mm"] = map(float, first["pixel_spacing"])
-        if out["size_z"] < cfg.min_slices:
-            reasons.add("too_few_slices")
-        return {**out, "reasons": reasons, "paths": paths}
-    if len({(r["rows"], r["columns"]) for r in recs}) > 1:
-        reasons.add("inconsistent_dimensions")
-    geo = [
-        r for r in recs if r["ipp"] is not None and r["iop"] is not None and r["pixel_spacing"] is not None
-    ]
-    if len(geo) < len(recs) or not geo:
-        reasons.add("missing_geometry")
-    if not geo:
-        return {**out, "reasons": reasons, "paths": paths}
-    iops = np.asarray([r["iop"] for r in geo])
-    pss = np.asarray([r["pixel_spacing"] for r in geo])
-    if np.abs(iops - iops[0]).max() > 1e-4 or np.abs(pss - pss[0]).max() > 1e-4:
-        reasons.add("inconsistent_dimensions")
-    out["spacing_y_mm"], out["spacing_x_mm"] = float(pss[0][0]), float(pss[0][1])
-    normal = np.cross(iops[0][:3], iops[0][3:])
-    normal = normal / max(np.linalg.norm(normal), 1e-12)
-    orient = orientation_label(normal, max_tilt_deg=cfg.max_tilt_deg)
-    out["orientation"] = orient
-    if orient != "axial":
-        reasons.add("non_axial")
-    if abs(max((r["gantry_tilt_deg"] or 0.0) for r in recs)) > cfg.max_tilt_deg:
-        reasons.add("gantry_tilt")
-    pos = np.asarray([r["ipp"] for r in geo])
-    dist = pos @ normal
-    order = np.argsort(dist, kind="stable")
-    paths = [geo[i]["path"] for i in order] + [r["path"] for r in recs if r not in geo]
-    d = dist[order]
-    if len(d) >= 2:
-        gaps = np.diff(d)
-        if np.any(gaps < 1e-3):
-            reasons.add("duplicate_slices")
-        real = gaps[gaps >= 1e-3]
-        if len(real):
-            step = float(np.median(real))
-            out["spacing_z_mm"] = step
-            if np.any(real >= 1.5 * step):
-                reasons.add("missing_slices")
-            elif np.max(np.abs(real - step)) / step > cfg.spacing_tolerance:
-                reasons.add("nonuniform_spacing")
-        stack = pos[order[-1]] - pos[order[0]]
-        if np.linalg.norm(stack) > 1e-6 and _angle_deg(stack, normal) > cfg.max_tilt_deg:
-            reasons.add("gantry_tilt")
-        out["size_z"] = len(np.unique(np.round(d, 3)))
+    multiframe = len(recs) == 1 and (first.get("n_frames") or 1) > 1
+    if multiframe:
+        slices = [{**f, "rows": first["rows"], "columns": first["columns"],
+                   "gantry_tilt_deg": first["gantry_tilt_deg"]} for f in first.get("frames") or []]
+        if len(slices) != first["n_frames"]:
+            slices = []
+    else:
+        slices = recs
+    order = _check_stack(slices, reasons, out, cfg=cfg)
+    if not multiframe and order is not None:
+        geo = [r for r in recs if _placed(r)]
+        paths = [geo[i]["path"] for i in order] + [r["path"] for r in recs if not _placed(r)]
     if (out["size_z"] or 0) < cfg.min_slices:
         reasons.add("too_few_slices")
     return {**out, "reasons": reasons, "paths": paths}
 
 
+def _placed(r: dict[str, Any]) -> bool:
+    return r.get("ipp") is not None and r.get("iop") is not None and r.get("pixel_spacing") is not None
+
+
+def _check_stack(slices: Sequence[dict[str, Any]], reasons: set[str], out: dict[str, Any],
+                 *, cfg: IngestConfig) -> np.ndarray | None:
+    """Geometry checks of a stack of slices (files or frames); fills ``out`` and ``reasons``.
+
+    Returns the slice order (indices into the placed slices) or None when it cannot be known.
+    """
+    out["size_z"] = len(slices)
+    if any(r.get("rescale_slope") is not None and (not np.isfinite(r["rescale_slope"]) or r["rescale_slope"] == 0)
+           for r in slices):
+        reasons.add("zero_scale_slope")
+    if len({(r["rows"], r["columns"]) for r in slices}) > 1:
+        reasons.add("inconsistent_dimensions")
+    geo = [r for r in slices if _placed(r)]
+    if len(geo) < len(slices) or not geo:
+        reasons.add("missing_geometry")
+    if not geo:
+        return None
+    iops = np.asarray([r["iop"] for r in geo])
+    pss = np.asarray([r["pixel_spacing"] for r in geo])
+    if np.abs(iops - iops[0]).max() > 1e-4 or np.abs(pss - pss[0]).max() > 1e-4:
+        reasons.add("inconsistent_dimensions")
+    out["spacing_y_mm"], out["spacing_x_mm"] = float(pss[0][0]), float(pss[0][1])
+    if not spacing_plausible(pss.ravel(), range_mm=cfg.spacing_range_mm):
+        reasons.add("implausible_spacing")
+    if not iop_orthonormal(iops[0]):
+        reasons.add("non_orthonormal_direction")
+    normal = np.cross(iops[0][:3], iops[0][3:])
+    if np.linalg.norm(normal) < 1e-6:
+        reasons.add("non_orthonormal_direction")
+        return None
+    normal = normal / np.linalg.norm(normal)
+    orient = orientation_label(normal, max_tilt_deg=cfg.max_tilt_deg)
+    out["orientation"] = orient
+    if orient != "axial":
+        reasons.add("non_axial")
+    if abs(max((r.get("gantry_tilt_deg") or 0.0) for r in slices)) > cfg.max_tilt_deg:
+        reasons.add("gantry_tilt")
+    pos = np.asarray([r["ipp"] for r in geo])
+    dist = pos @ normal
+    order = np.argsort(dist, kind="stable")
+    d = dist[order]
+    if len(d) >= 2:
+        step, problems = stack_spacing(d, tolerance=cfg.spacing_tolerance, range_mm=cfg.spacing_range_mm)
+        reasons |= problems
+        out["spacing_z_mm"] = step
+        stack = pos[order[-1]] - pos[order[0]]
+        if np.linalg.norm(stack) > 1e-6 and _angle_deg(stack, normal) > cfg.max_tilt_deg:
+            reasons.add("gantry_tilt")
+        out["size_z"] = len(np.unique(np.round(d, 3)))
+    return order
+
+
 def summarize_volume_file(record: dict[str, Any], *, cfg: IngestConfig) -> dict[str, Any]:
-    """Manifest fields and reason codes of one NIfTI / NRRD / MHA file."""
-    reasons: set[str] = set()
+    """Manifest fields and reason codes of one NIfTI / NRRD / MHA file.
+
+    The record's ``problems`` (from :func:`ctpheno.io.volcheck.validate_volume_file`: data size,
+    non-finite voxels, spacing, direction, scale slope, data files outside the input) are its
+    reasons; SimpleITK's geometry fills the manifest columns.
+    """
+    reasons: set[str] = set(record.get("problems") or [])
     out: dict[str, Any] = {
         "modality": None,
         "image_type": None,
@@ -220,13 +251,13 @@ def summarize_volume_file(record: dict[str, Any], *, cfg: IngestConfig) -> dict[
         "orientation": None,
     }
     if record.get("error"):
-        return {**out, "reasons": {"unreadable_file"}, "paths": [record["path"]]}
+        return {**out, "reasons": reasons or {"unreadable_file"}, "paths": [record["path"]]}
     size = list(record["size_xyz"])
     spacing = list(record["spacing_xyz"])
     if len(size) == 4 and size[3] == 1:
         size, spacing = size[:3], spacing[:3]
     if len(size) != 3 or record["n_components"] != 1:
-        return {**out, "reasons": {"not_3d"}, "paths": [record["path"]]}
+        return {**out, "reasons": reasons | {"not_3d"}, "paths": [record["path"]]}
     out.update(
         size_x=size[0],
         size_y=size[1],
@@ -236,7 +267,11 @@ def summarize_volume_file(record: dict[str, Any], *, cfg: IngestConfig) -> dict[
         spacing_z_mm=spacing[2],
         slice_thickness_mm=spacing[2],
     )
+    if not spacing_plausible(spacing, range_mm=cfg.spacing_range_mm):
+        reasons.add("implausible_spacing")
     direction = np.asarray(record["direction"], dtype=float).reshape(3, 3)
+    if not axes_orthogonal(direction):
+        reasons.add("non_orthonormal_direction")
     orient = orientation_label(direction[:, 2], max_tilt_deg=cfg.max_tilt_deg)
     out["orientation"] = orient
     if orient != "axial":

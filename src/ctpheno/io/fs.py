@@ -1,7 +1,8 @@
 """Local paths and fsspec URLs (``s3://``, ``gs://``, ``memory://``) behind one small API.
 
 Every artifact writer goes through :func:`atomic_output`: the content is written
-to a local temporary file first; a local destination is then renamed into place
+to a local temporary file first (with the mode a plain ``open`` would give, i.e.
+``0666 & ~umask``, so outputs are as readable as the user's umask says); a local destination is then renamed into place
 (``os.replace``, atomic on POSIX) and a URL destination is uploaded in one
 ``put`` (an object store makes a single object visible only once it is
 complete). A reader therefore never sees half an artifact.
@@ -22,6 +23,26 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 PathLike = str | os.PathLike
+DEFAULT_FILE_MODE = 0o666
+"""Mode a new file gets before the umask is applied (what ``open(..., "w")`` does)."""
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``).
+
+    ``os.umask`` can only be read by setting it, which races with other threads writing files;
+    ``/proc/self/status`` reports it directly (Linux >= 4.7). Elsewhere it is set and restored.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def is_url(path: PathLike) -> bool:
@@ -120,6 +141,7 @@ def atomic_output(dest: PathLike, *, suffix: str = "") -> Iterator[Path]:
     dest = _local(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
+    os.fchmod(fd, DEFAULT_FILE_MODE & ~current_umask())  # mkstemp makes 0600; follow the umask
     os.close(fd)
     tmp = Path(name)
     try:

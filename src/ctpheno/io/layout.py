@@ -14,9 +14,12 @@ Users' scripts read these paths; every stage reads and writes through
       features/qct.parquet        features: QCT metrics, long by region (schema QCT)
       features/radiomics.parquet  features: PyRadiomics, wide (scan_id, region, original_*...)
       features/embeddings.parquet embed: CNN embeddings (scan_id, region, model, emb_000...)
-      models/                     train: fitted models, CV tables, cluster assignments
+      models/                     train: fitted models, CV tables, cluster assignments;
+                                  models/<stage>/skipped.json says why a stage fitted nothing
       report/index.html           eval: self-contained HTML report
-      runs/<run_id>/              config.resolved.yaml, versions.json, run.log
+      runs/<run_id>/              config.resolved.yaml, versions.json, run.log, command.txt (input
+                                  paths as <input0>..., secrets as ***), status.json (running |
+                                  done | incomplete)
       parts/<stage>/<scan_id>.parquet   per-scan partial tables (consolidated into the above)
       state/<stage>/<scan_id>.json      completion markers (input+config hash) for resume
 """

@@ -21,12 +21,27 @@ DICOM series
   PixelPaddingValue and HU at or below -2000 (the -2000 / -3024 "outside the
   reconstruction circle" conventions) become :data:`HU_PADDING` (-1024, air).
 * A file given twice (same SOPInstanceUID) is read once; two different slices
-  at one position, mixed orientations or mixed rows/columns raise
-  :class:`~ctpheno.errors.UnreadableSeriesError`.
+  at one position, a missing slice, irregular gaps, mixed or non-orthonormal
+  orientations, mixed rows/columns, implausible PixelSpacing or a RescaleSlope
+  of 0 raise :class:`~ctpheno.errors.UnreadableSeriesError`.
+* A multi-frame (enhanced) file is read with pydicom like a series: each frame
+  is placed by its functional groups' position (see :mod:`ctpheno.io.dicomseries`).
+
+Volume files
+------------
+NIfTI / NRRD / MetaImage files are checked before SimpleITK reads them
+(:func:`ctpheno.io.volcheck.validate_volume_file`): the data size must match the
+header (compressed streams read to the end), the spacing be plausible, the
+direction orthonormal, the NIfTI scaling defined, and a detached header's data
+files must lie in the header's folder (or the given ``tree``), as at ingest — never
+elsewhere on the host. Floating-point voxels that are NaN or infinite are refused (counted in the
+file: ITK's NIfTI reader silently turns them into 0).
 
 Any path may be an fsspec URL (``s3://``, ``gs://``): the files are copied to
 a temporary folder first. Error messages name the file by its base name only
-(folder names in archives often hold patient identifiers).
+(folder names in archives often hold patient identifiers), or by ``label``
+when one is given (the pipeline passes the manifest's PHI-free ``source``).
+Only regular files are opened.
 """
 
 from __future__ import annotations
@@ -40,12 +55,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UnreadableSeriesError
+from .dicomseries import HU_PADDING, PADDING_THRESHOLD_HU, dicom_slice_hu, join_multi, read_dicom_series
 from .volume import Volume
 
-HU_PADDING = -1024
-"""HU written where the scanner marked padding (outside the field of view)."""
-PADDING_THRESHOLD_HU = -2000
-"""HU at or below this are padding markers (-2000, -3024, ...), never tissue."""
+__all__ = ["HU_PADDING", "PADDING_THRESHOLD_HU", "FORMATS", "VOLUME_SUFFIXES", "dicom_slice_hu", "join_multi",
+           "read_dicom_series", "read_header", "read_scan", "read_volume_file", "volume_format"]
 
 VOLUME_SUFFIXES: dict[str, str] = {
     ".nii.gz": "nifti",
@@ -73,10 +87,10 @@ def _name(path: str) -> str:
 
 
 def _err(err: BaseException, path: str) -> str:
-    """``Type: message`` of an exception with the file's folder path removed (PHI in folder names)."""
-    text = f"{type(err).__name__}: {err}"
-    folder = str(path).replace("\\", "/").rsplit("/", 1)[0]
-    return text.replace(folder, "…") if folder else text
+    """``Type: message`` of an exception with the file's path and folder names removed (PHI)."""
+    from .dicomseries import error_text
+
+    return error_text(err, path)
 
 
 def read_header(path: str | os.PathLike[str]) -> Any:
@@ -102,7 +116,8 @@ def read_header(path: str | os.PathLike[str]) -> Any:
 
 
 def read_scan(
-    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, fmt: str | None = None
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, fmt: str | None = None,
+    label: str | None = None, tree: str | None = None,
 ) -> Volume:
     """Read one scan into a :class:`Volume` of HU (int16, (z, y, x)).
 
@@ -115,6 +130,10 @@ def read_scan(
         ``ingest/sources.parquet``). Local paths or fsspec URLs.
     fmt
         ``dicom | nifti | nrrd | mha``; guessed from the extension (else DICOM) when None.
+    label
+        Names the scan in error messages instead of its files (e.g. the manifest's ``source``).
+    tree
+        Folder a detached volume header's data files may come from (default: the header's folder).
 
     Raises
     ------
@@ -123,10 +142,12 @@ def read_scan(
     """
     from ..ingest.remote import is_url, list_files, local_copies
 
+    from ..ingest.remote import stored_path
+
     if isinstance(paths, (str, os.PathLike)):
-        items = [str(paths)]
+        items = [stored_path(str(paths))]
     else:
-        items = [str(p) for p in paths]
+        items = [stored_path(str(p)) for p in paths]
     if not items:
         raise ValueError("read_scan: paths is empty; give a file, a folder or a list of slice files")
     if fmt is not None and fmt not in FORMATS:
@@ -140,46 +161,65 @@ def read_scan(
         if (is_url(p) and not p.lower().endswith(".dcm")) or (not is_url(p) and Path(p).is_dir()):
             listed = list_files(p)
             if not listed:
-                raise UnreadableSeriesError(f"{_name(p)}: folder holds no files")
+                raise UnreadableSeriesError(f"{label or _name(p)}: folder holds no (regular) files")
             items, from_folder = listed, True
     if fmt != "dicom" and len(items) != 1:
         raise ValueError(f"read_scan: a {fmt} scan is one file; got {len(items)} paths")
     with local_copies(items) as local:
         if fmt == "dicom":
-            return read_dicom_series(local, skip_non_dicom=from_folder)
-        return read_volume_file(local[0])
+            return read_dicom_series(local, skip_non_dicom=from_folder, label=label)
+        return read_volume_file(local[0], label=label, tree=tree if local[0] == items[0] else None)
 
 
-def read_volume_file(path: str | os.PathLike[str]) -> Volume:
-    """Read a NIfTI / NRRD / MHA file with SimpleITK into a Volume of int16 HU.
+def read_volume_file(path: str | os.PathLike[str], *, label: str | None = None, tree: str | None = None) -> Volume:
+    """Read a NIfTI / NRRD / MHA file with SimpleITK into a Volume of int16 HU, after checking it.
 
-    Non-integer voxels are rounded; values outside the int16 range are clipped.
+    The file is validated first (see the module docstring; ``tree`` bounds where a detached
+    header's data may lie, default the header's folder). Non-integer voxels are rounded;
+    values outside the int16 range are clipped; NaN or infinite voxels are refused.
+
+    Raises
+    ------
+    VolumeFileError
+        The file fails a check; its ``code`` is the ingest reason code.
     """
     import SimpleITK as sitk
 
+    from .volcheck import validate_volume_file
+    from .volheaders import VolumeFileError
+
     path = str(path)
+    name = label or _name(path)
     if not Path(path).is_file():
-        raise UnreadableSeriesError(f"{_name(path)}: file does not exist")
+        raise UnreadableSeriesError(f"{name}: file does not exist (or is not a regular file)")
+    # NaN/inf are counted in the file (only floating-point data are read for it): ITK's NIfTI
+    # reader turns them into 0, so the array it returns cannot show them
+    _, problems = validate_volume_file(path, tree=tree)
+    if problems:
+        code, detail = problems[0]
+        raise VolumeFileError(code, f"{name}: {detail} ({code})")
     try:
         image = sitk.ReadImage(path)
     except RuntimeError as err:
         last = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown error"
-        folder = path.replace("\\", "/").rsplit("/", 1)[0]
-        raise UnreadableSeriesError(
-            f"{_name(path)}: SimpleITK cannot read it ({last.replace(folder, '…') if folder else last})"
-        ) from None
+        from ..ingest.phi import scrub
+
+        raise UnreadableSeriesError(f"{name}: SimpleITK cannot read it ({scrub(last, path, token='…')})") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise UnreadableSeriesError(
-            f"{_name(path)}: has {image.GetNumberOfComponentsPerPixel()} components "
-            f"per voxel; a CT volume has 1"
+            f"{name}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; a CT volume has 1"
         )
     if image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
     if image.GetDimension() != 3:
         raise UnreadableSeriesError(
-            f"{_name(path)}: is {image.GetDimension()}-D with size {image.GetSize()}; a CT volume is 3-D"
+            f"{name}: is {image.GetDimension()}-D with size {image.GetSize()}; a CT volume is 3-D"
         )
     vol = Volume.from_sitk(image, format=volume_format(path) or "unknown")
+    if np.issubdtype(vol.array.dtype, np.floating):
+        bad = int(np.count_nonzero(~np.isfinite(vol.array)))
+        if bad:
+            raise VolumeFileError("non_finite_voxels", f"{name}: {bad} voxel(s) are NaN or infinite (non_finite_voxels)")
     return vol.with_array(_to_int16(vol.array))
 
 
@@ -190,209 +230,3 @@ def _to_int16(arr: npt.NDArray[Any]) -> npt.NDArray[np.int16]:
         arr = np.rint(arr)
     info = np.iinfo(np.int16)
     return np.clip(arr, info.min, info.max).astype(np.int16)
-
-
-def slice_normal(iop: Sequence[float]) -> npt.NDArray[np.float64]:
-    """Unit normal :math:`r \\times c` of an ImageOrientationPatient (6 values)."""
-    v = np.asarray([float(x) for x in iop], dtype=float)
-    if v.shape != (6,):
-        raise ValueError(f"ImageOrientationPatient must have 6 values; got {list(iop)}")
-    n = np.cross(v[:3], v[3:])
-    norm = np.linalg.norm(n)
-    if norm < 1e-6:
-        raise ValueError(f"ImageOrientationPatient {list(iop)} has parallel row and column vectors")
-    return n / norm
-
-
-def dicom_slice_hu(
-    raw: npt.NDArray[Any], *, slope: float, intercept: float, padding_value: int | None = None
-) -> npt.NDArray[np.int16]:
-    """Stored values of one slice to HU (int16), padding to :data:`HU_PADDING`.
-
-    .. math:: HU = \\mathrm{round}(s \\cdot v + b)
-
-    ``padding_value`` is compared with the stored values ``v`` (before rescaling).
-    """
-    if slope == 1.0 and float(intercept).is_integer():
-        hu = raw.astype(np.int32) + int(intercept)
-    else:
-        hu = np.rint(raw.astype(np.float64) * slope + intercept)
-    pad = hu <= PADDING_THRESHOLD_HU
-    if padding_value is not None:
-        pad |= raw == padding_value
-    out = np.clip(hu, -32768, 32767).astype(np.int16)
-    out[pad] = HU_PADDING
-    return out
-
-
-def _padding_value(ds: Any) -> int | None:
-    value = ds.get("PixelPaddingValue")
-    if value is None:
-        return None
-    value = int(value)
-    if int(ds.get("PixelRepresentation", 0)) == 1 and value > 32767:
-        value -= 65536
-    return value
-
-
-def join_multi(value: Any) -> str:
-    """A DICOM value (single or multi-valued) as text, multiple values joined with a backslash."""
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
-    return str(value)
-
-
-def _sop_uid(ds: Any) -> str:
-    uid = str(ds.get("SOPInstanceUID", "") or "")
-    if not uid and getattr(ds, "file_meta", None) is not None:
-        uid = str(ds.file_meta.get("MediaStorageSOPInstanceUID", "") or "")
-    return uid
-
-
-def read_dicom_series(files: Sequence[str], *, skip_non_dicom: bool = False) -> Volume:
-    """Read local DICOM slice files (any order) into a Volume of HU; see the module docstring."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    datasets: list[tuple[str, Any]] = []
-    for f in files:
-        try:
-            # pixel data is deferred (read from the file when decoded), so only one slice's
-            # pixels are in memory at a time besides the output volume
-            ds = pydicom.dcmread(f, defer_size="64 KB")
-        except InvalidDicomError:
-            if skip_non_dicom:
-                continue
-            raise UnreadableSeriesError(f"{_name(f)}: not a DICOM file") from None
-        except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as err:
-            raise UnreadableSeriesError(f"{_name(f)}: damaged DICOM file ({_err(err, f)})") from None
-        if "PixelData" not in ds and "FloatPixelData" not in ds:
-            if skip_non_dicom:
-                continue
-            raise UnreadableSeriesError(
-                f"{_name(f)}: DICOM file without pixel data (SOP class {ds.get('SOPClassUID', '?')})"
-            )
-        datasets.append((f, ds))
-    if not datasets:
-        raise UnreadableSeriesError(
-            f"no DICOM image files among {len(files)} file(s) (first: {_name(files[0]) if files else '-'})"
-        )
-    if len(datasets) == 1 and int(datasets[0][1].get("NumberOfFrames", 1) or 1) > 1:
-        return _read_multiframe(datasets[0][0])
-    series = {str(ds.get("SeriesInstanceUID", "") or "") for _, ds in datasets}
-    if len(series) > 1:
-        raise UnreadableSeriesError(
-            f"the {len(datasets)} files hold {len(series)} different series; "
-            f"pass one series' files (see ingest/sources.parquet)"
-        )
-    # drop exact repeats of one instance (the same file listed twice)
-    seen: set[str] = set()
-    unique = []
-    for f, ds in datasets:
-        uid = _sop_uid(ds)
-        if uid and uid in seen:
-            continue
-        seen.add(uid)
-        unique.append((f, ds))
-    datasets = unique
-    f0, ds0 = datasets[0]
-    try:
-        iop0 = [float(v) for v in ds0.ImageOrientationPatient]
-        normal = slice_normal(iop0)
-    except (AttributeError, ValueError, TypeError) as err:
-        raise UnreadableSeriesError(f"{_name(f0)}: no usable ImageOrientationPatient ({err})") from None
-    positions = []
-    for f, ds in datasets:
-        try:
-            iop = [float(v) for v in ds.ImageOrientationPatient]
-            ipp = np.asarray([float(v) for v in ds.ImagePositionPatient], dtype=float)
-        except (AttributeError, ValueError, TypeError):
-            raise UnreadableSeriesError(
-                f"{_name(f)}: missing ImagePositionPatient/ImageOrientationPatient; cannot place the slice"
-            ) from None
-        if not np.allclose(iop, iop0, atol=1e-4):
-            raise UnreadableSeriesError(
-                f"{_name(f)}: orientation {iop} differs from {iop0} in the same series"
-            )
-        if (int(ds.Rows), int(ds.Columns)) != (int(ds0.Rows), int(ds0.Columns)):
-            raise UnreadableSeriesError(
-                f"{_name(f)}: {ds.Rows}x{ds.Columns} pixels, but other slices have {ds0.Rows}x{ds0.Columns}"
-            )
-        positions.append(ipp)
-    pos = np.asarray(positions)
-    dist = pos @ normal
-    order = np.argsort(dist, kind="stable")
-    dist_sorted = dist[order]
-    if len(dist_sorted) > 1:
-        gaps = np.diff(dist_sorted)
-        if np.any(gaps < 1e-3):
-            k = int(np.argmin(gaps))
-            raise UnreadableSeriesError(
-                f"{_name(datasets[order[k]][0])} and {_name(datasets[order[k + 1]][0])} "
-                f"are two different slices at the same position"
-            )
-        spacing_z = float((dist_sorted[-1] - dist_sorted[0]) / (len(dist_sorted) - 1))
-    else:
-        spacing_z = float(ds0.get("SpacingBetweenSlices", 0) or ds0.get("SliceThickness", 0) or 1.0)
-    try:
-        row_mm, col_mm = (float(v) for v in ds0.PixelSpacing)
-    except (AttributeError, ValueError, TypeError):
-        raise UnreadableSeriesError(f"{_name(f0)}: no PixelSpacing") from None
-    rows, cols = int(ds0.Rows), int(ds0.Columns)
-    volume = np.empty((len(order), rows, cols), dtype=np.int16)
-    for z, idx in enumerate(order):
-        f, ds = datasets[idx]
-        try:
-            raw = ds.pixel_array
-        except Exception as err:  # decoder errors come in many types (missing plugin, corrupt stream)
-            raise UnreadableSeriesError(
-                f"{_name(f)}: pixel data cannot be decoded "
-                f"(transfer syntax {ds.file_meta.get('TransferSyntaxUID', '?')}; "
-                f"{_err(err, f)})"
-            ) from None
-        if raw.shape != (rows, cols):
-            raise UnreadableSeriesError(
-                f"{_name(f)}: pixel array has shape {raw.shape}; expected one {rows}x{cols} slice"
-            )
-        volume[z] = dicom_slice_hu(
-            raw,
-            slope=float(ds.get("RescaleSlope", 1) or 1),
-            intercept=float(ds.get("RescaleIntercept", 0) or 0),
-            padding_value=_padding_value(ds),
-        )
-        datasets[idx] = (f, None)  # release the decoded slice
-    direction = np.column_stack([iop0[:3], iop0[3:], normal])
-    meta = {
-        "format": "dicom",
-        "n_files": len(datasets),
-        "kernel": join_multi(ds0.get("ConvolutionKernel")),
-        "manufacturer": str(ds0.get("Manufacturer", "") or ""),
-        "slice_thickness_mm": float(ds0.get("SliceThickness", 0) or 0) or None,
-    }
-    return Volume(
-        array=volume,
-        spacing_mm=(abs(spacing_z) or 1.0, row_mm, col_mm),
-        origin_mm=tuple(float(v) for v in pos[order[0]]),
-        direction=tuple(direction.ravel()),
-        meta=meta,
-    )
-
-
-def _read_multiframe(path: str) -> Volume:
-    """A multi-frame (enhanced) CT file through SimpleITK/GDCM, which applies the rescale."""
-    import SimpleITK as sitk
-
-    try:
-        image = sitk.ReadImage(path)
-    except RuntimeError as err:
-        raise UnreadableSeriesError(
-            f"{_name(path)}: multi-frame DICOM cannot be read ({_err(err, path)})"
-        ) from None
-    if image.GetDimension() != 3:
-        raise UnreadableSeriesError(f"{_name(path)}: multi-frame file reads as {image.GetDimension()}-D")
-    vol = Volume.from_sitk(image, format="dicom", n_files=1)
-    arr = _to_int16(vol.array)
-    arr[arr <= PADDING_THRESHOLD_HU] = HU_PADDING
-    return vol.with_array(arr)

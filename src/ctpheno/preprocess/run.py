@@ -24,24 +24,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="recompute scans already preprocessed")
     args = parser.parse_args(argv)
 
+    from .. import exitcodes
+    from ..clierrors import module_exit
     from ..config.pipeline import load_pipeline_config
-    from ..errors import CTPhenoError
     from ..pipeline import run_stages
 
-    overrides = list(args.sets) + ([f"paths.workdir={args.workdir}"] if args.workdir else [])
-    try:
+    def run() -> int:
+        values = {"paths.workdir": args.workdir} if args.workdir else {}
         stage_file = not args.config.endswith("pipeline.yaml")
-        cfg = load_pipeline_config(args.config, overrides=overrides,
+        cfg = load_pipeline_config(args.config, overrides=list(args.sets), values=values,
                                    stage_file_for="preprocess" if stage_file else None)
-        results = run_stages(cfg, ["preprocess"], force=args.force, command=" ".join(sys.argv))
-    except (CTPhenoError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    res = results.get("preprocess")
-    if res is not None:
-        print(res.summary())
-        return 0 if res.ok else 1
-    return 0
+        res = run_stages(cfg, ["preprocess"], force=args.force, command=" ".join(sys.argv)).get("preprocess")
+        if res is not None:
+            print(res.summary())
+        return exitcodes.SCANS_FAILED if res is not None and not res.ok else exitcodes.OK
+
+    return module_exit(run)
 
 
 if __name__ == "__main__":

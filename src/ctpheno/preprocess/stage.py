@@ -90,7 +90,7 @@ def preprocess_scan(task: ScanTask) -> pd.DataFrame:
 
     cfg = PreprocessConfig.model_validate(task.inputs["config"])
     wd = WorkDir(task.inputs["workdir"])
-    image = read_scan(list(task.inputs["paths"]), fmt=task.inputs["format"])
+    image = read_scan(list(task.inputs["paths"]), fmt=task.inputs["format"], label=task.source or task.scan_id)
     mask = None
     if cfg.segmentation.backend == "external":
         template = cfg.segmentation.external.path_template

@@ -29,6 +29,7 @@ from ..io.tables import atomic_path, write_table
 from .cluster import cluster_cohort
 from .features import assemble_cohort
 from .supervised import fit_supervised
+from .tiny import MIN_SUBJECTS_SUPERVISED, clear_skip, cohort_problem, min_subjects_clustering, record_skip
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,15 @@ def _available_sets(cohort: Any, sets: list[str]) -> list[str]:
     return present
 
 
+def _not_fitted(out: Path, stage: str, reason: str, n: int, t0: float, wd: WorkDir | None = None) -> TrainResult:
+    """Record why ``stage`` fitted nothing (``models/<stage>/skipped.json``, shown by the report)."""
+    record_skip(out, stage, reason, n_subjects=n)
+    if wd is not None:  # the supervised stage's saved models describe another cohort
+        for f in wd.models_dir.glob("*__*__*.joblib"):
+            f.unlink()
+    return TrainResult(stage, f"{stage}: no model fitted ({reason})", time.perf_counter() - t0)
+
+
 def run_clustering(
     cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: bool = False
 ) -> TrainResult:
@@ -82,10 +92,18 @@ def run_clustering(
     key = _inputs_hash(wd, ucfg)
     if not force and _up_to_date(out / "state.json", key):
         return TrainResult("cluster", "clustering", 0.0, skipped=True)
+    if not any(f.is_file() for f in (wd.qct, wd.radiomics, wd.embeddings)):
+        return _not_fitted(out, "cluster", "no feature table: no scan reached the feature stages", 0, t0)
     cohort = assemble_cohort(wd, embedding_model=ucfg.embedding_model, require_clinical=False)
     present = _available_sets(cohort, ucfg.feature_sets)
+    reason, present = cohort_problem(cohort, present, min_subjects=min_subjects_clustering(ucfg.k_min),
+                                     max_missing_fraction=ucfg.preprocessing.max_missing_fraction,
+                                     what="clustering")
+    if reason:
+        return _not_fitted(out, "cluster", reason, len(cohort.frame), t0)
     res = cluster_cohort(cohort, ucfg.model_copy(update={"feature_sets": present}))
     out.mkdir(parents=True, exist_ok=True)
+    clear_skip(out)
     write_table(res.selection, out / "selection.parquet")
     write_table(res.assignments, out / "assignments.parquet")
     write_table(res.profiles, out / "profiles.parquet")
@@ -105,8 +123,19 @@ def run_supervised(
     key = _inputs_hash(wd, scfg)
     if not force and _up_to_date(out / "state.json", key):
         return TrainResult("supervised", "supervised", 0.0, skipped=True)
+    if not any(f.is_file() for f in (wd.qct, wd.radiomics, wd.embeddings)):
+        return _not_fitted(out, "supervised", "no feature table: no scan reached the feature stages", 0, t0, wd)
+    if not wd.clinical.is_file():
+        return _not_fitted(out, "supervised", "no clinical table (paths.clinical not set, or the table was "
+                           "refused at ingest: see failures.parquet)", 0, t0, wd)
     cohort = assemble_cohort(wd, embedding_model=scfg.embedding_model, require_clinical=True)
     present = _available_sets(cohort, scfg.feature_sets)
+    reason, present = cohort_problem(cohort, present, min_subjects=MIN_SUBJECTS_SUPERVISED,
+                                     max_missing_fraction=scfg.preprocessing.max_missing_fraction,
+                                     what="supervised models")
+    if reason:
+        return _not_fitted(out, "supervised", reason, len(cohort.frame), t0, wd)
+    clear_skip(out)
     updates: dict[str, Any] = {"feature_sets": present}
     if scfg.reference_set is not None and scfg.reference_set not in present:
         updates["reference_set"] = None
@@ -180,6 +209,7 @@ def module_main(stage: str, argv: list[str] | None, description: str | None) -> 
     """
     import argparse
 
+    from ..clierrors import module_exit
     from ..config.pipeline import load_pipeline_config
 
     module, stage_file, run = {
@@ -191,6 +221,10 @@ def module_main(stage: str, argv: list[str] | None, description: str | None) -> 
     ap.add_argument("--workdir", type=Path, default=None, help="work directory (default: paths.workdir)")
     ap.add_argument("--force", action="store_true", help="recompute even if up to date")
     a = ap.parse_args(argv)
-    cfg = load_pipeline_config(a.config, stage_file_for=stage_file)
-    res = run(cfg, WorkDir(a.workdir or cfg.paths.workdir), None, force=a.force)
-    print(res.summary())
+
+    def go() -> int:
+        cfg = load_pipeline_config(a.config, stage_file_for=stage_file)
+        print(run(cfg, WorkDir(a.workdir or cfg.paths.workdir), None, force=a.force).summary())
+        return 0
+
+    raise SystemExit(module_exit(go))

@@ -80,4 +80,6 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in ("train", "extract", "--help"):
         args = ["extract", *args]
-    embed_app(args, prog_name="python -m ctpheno.features.deep_embeddings")
+    from ...cli import app  # the main app: its error handling and exit codes
+
+    app(["embed", *args], prog_name="python -m ctpheno.features.deep_embeddings")
