@@ -18,18 +18,20 @@ def _jsonable(value):
     return value
 
 
-def qct_single(input_path: str, mask_path: Optional[str] = None) -> dict:
+def qct_single(input_path: str, mask_path: Optional[str] = None, *, airways: bool = True) -> dict:
     """QCT metrics of one scan file/folder as a flat dict.
 
-    Keys: the whole-lung columns of the QCT table (``lung_volume_ml``, ``laa950_pct``, ...)
-    and, for every other region, ``<region>_<column>`` (``upper_laa950_pct``,
-    ``right_perc15_hu``, ...). Non-finite values are written as ``null`` (NaN) or ``"inf"``.
+    Keys: the whole-lung columns of the QCT table (``lung_volume_ml``, ``laa950_pct``, ...,
+    the airway endpoints ``pi10_mm`` ... measured here unless ``airways`` is False) and, for every
+    other region, ``<region>_<column>`` (``upper_laa950_pct``, ``right_perc15_hu``, ...).
+    Non-finite values are written as ``null`` (NaN) or ``"inf"``.
     """
     import SimpleITK as sitk
 
     from ..io.readers import read_scan
     from ..io.volume import Volume
     from ..preprocess.zones import lung_zones
+    from .airways import measure_airways, with_endpoints
     from .qct import qct_metrics
 
     image = read_scan(input_path)
@@ -43,6 +45,9 @@ def qct_single(input_path: str, mask_path: Optional[str] = None) -> dict:
         labels = labels.with_array(labels.array.astype("uint8"))
     zones = lung_zones(labels)
     df = qct_metrics(image.array, labels.array, zones.array, image.spacing_mm)
+    df = with_endpoints(df, measure_airways(image.array, labels.array, image.spacing_mm,
+                                            slice_thickness_mm=image.meta.get("slice_thickness_mm")).endpoints
+                        if airways else None)
     out: dict = {}
     for row in df.to_dict("records"):
         region = row.pop("region")
@@ -62,11 +67,11 @@ def register(app: typer.Typer) -> None:
         set: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value (repeatable)."),
         force: bool = typer.Option(False, "--force", help="Recompute up-to-date scans."),
     ) -> None:
-        """Run the qct and radiomics stages on the preprocessed scans of the work directory."""
+        """Run the airways, qct and radiomics stages on the preprocessed scans of the work directory."""
         from ..cli import load_cli_config, run_and_report
 
         cfg = load_cli_config(config, set, workdir=workdir)
-        run_and_report(cfg, ["qct", "radiomics"], force=force, command="ctpheno features")
+        run_and_report(cfg, ["airways", "qct", "radiomics"], force=force, command="ctpheno features")
 
     @app.command("qct")
     def qct(
@@ -77,13 +82,15 @@ def register(app: typer.Typer) -> None:
             help="Label image on the scan's grid (1 right lung, 2 left lung); segmented when omitted.",
         ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        airways: bool = typer.Option(True, "--airways/--no-airways",
+                                     help="Measure the airway tree (Pi10, WA %% seg ...; thin slices only)."),
     ) -> None:
-        """QCT metrics (LAA-950, Perc15, MLD, LAC ...) of one scan, whole lung and per region."""
+        """QCT metrics (LAA-950, Perc15, MLD, LAC, Pi10 ...) of one scan, whole lung and per region."""
         from ..cli import fail
         from ..errors import CTPhenoError
 
         try:
-            out = qct_single(input, mask)
+            out = qct_single(input, mask, airways=airways)
         except (CTPhenoError, ValueError, FileNotFoundError) as err:
             fail(str(err))
             return

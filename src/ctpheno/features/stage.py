@@ -4,7 +4,8 @@ Scans are those preprocess finished (``qc/qc.parquet``), read from
 ``volumes/<scan_id>.zarr``. Each task's inputs hold the store's ``content_hash``
 attribute, so a scan whose volume changed is recomputed on the next run.
 
-Outputs: ``features/qct.parquet`` (schema QCT), ``features/radiomics.parquet``
+Outputs: ``features/qct.parquet`` (schema QCT; the whole-lung rows carry the endpoints of the
+``airways`` stage, :mod:`ctpheno.features.airways.stage`), ``features/radiomics.parquet``
 (schema RADIOMICS), ``features/radiomics_diagnostics.parquet`` (PyRadiomics'
 ``diagnostics_*`` entries and captured warnings per scan and region) and
 ``features/radiomics.settings.json`` (validated PyRadiomics parameters, their hash
@@ -87,6 +88,9 @@ def qct_scan(task: ScanTask) -> pd.DataFrame:
             config=cfg,
             scan_id=task.scan_id,
         )
+    from .airways import with_endpoints
+
+    df = with_endpoints(df, task.inputs.get("airways"))  # the airways stage's endpoints, whole-lung row
     return QCT.validate(df, where=f"QCT of {task.scan_id}")
 
 
@@ -95,8 +99,12 @@ def run_qct(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> Stage
     qcfg: QCTConfig = cfg.features.qct
     if not qcfg.enabled:
         return StageResult("qct")
+    from .airways.stage import endpoints_by_scan
+
     conf = json.loads(qcfg.model_dump_json())
-    tasks = _tasks(wd, _scan_ids(wd, "qct"), {"config": conf}, QCT_BYTES_PER_VOXEL)
+    airways = endpoints_by_scan(wd)
+    tasks = [ScanTask(t.scan_id, {**t.inputs, "airways": airways.get(t.scan_id)}, t.source, t.est_bytes)
+             for t in _tasks(wd, _scan_ids(wd, "qct"), {"config": conf}, QCT_BYTES_PER_VOXEL)]
     return run_stage(
         qct_scan,
         tasks,
