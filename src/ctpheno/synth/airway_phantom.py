@@ -14,8 +14,8 @@ Geometry (physical LPS mm, identity direction; +x patient left, +z superior):
   (:math:`r \cdot U(0.64, 0.76)`, 38-60 degrees), in a plane turned by about 90 degrees from
   the parent's (the rotation seen in human airways); branch length :math:`L = U(2.8, 3.8)` times the outer radius :math:`r + T` (thick-walled trees
   branch as deep as thin-walled ones, with longer branches).
-  From generation 3 on, a minor child ends without children half of the time (airway trees
-  are asymmetric), which keeps the crop small. A child that would come closer than 1 mm to
+  From generation 3 on, a minor child ends without children with probability ``end_probability``
+  (0.5 by default; airway trees are asymmetric), which keeps the crop small. A child that would come closer than 1 mm to
   any other branch's or vessel's outer surface is drawn again (up to 8 times) or dropped.
 * wall thickness :math:`T = w \cdot \mathrm{clip}(0.55 + 0.15 r, 0.5, 2.0) \cdot U(0.9, 1.1)`
   (:func:`ctpheno.synth.trees.wall_thickness_mm`; ``w`` = ``airway_wall_mm``, the wall of a
@@ -128,10 +128,11 @@ def _clear(p0, p1, outer_mm: float, tubes: list[tuple[Segment, float]], skip: se
 
 
 class _Tree:
-    def __init__(self, rng: np.random.Generator, *, airway_wall_mm: float, max_generation: int):
+    def __init__(self, rng: np.random.Generator, *, airway_wall_mm: float, max_generation: int, end_probability: float):
         self.rng = rng
         self.w = airway_wall_mm
         self.max_gen = max_generation
+        self.end_probability = end_probability
         self.branches: list[_Branch] = []
         self.tubes: list[tuple[Segment, float]] = []  # (axis, outer radius) of every wall and vessel
         self.owner: list[int] = []  # branch index of each tube
@@ -199,14 +200,14 @@ class _Tree:
         for i, (seg, normal, _, _) in enumerate(children):
             kid = self.add(seg, k, b.side)
             minor = i == 1
-            if minor and seg.generation >= 3 and rng.random() < 0.5:
+            if minor and seg.generation >= 3 and rng.random() < self.end_probability:
                 continue
             self.grow(kid, normal)
 
 
 def _build_tree(rng: np.random.Generator, *, airway_wall_mm: float, max_generation: int,
-                trachea_radius_mm: float) -> _Tree:
-    tree = _Tree(rng, airway_wall_mm=airway_wall_mm, max_generation=max_generation)
+                trachea_radius_mm: float, end_probability: float) -> _Tree:
+    tree = _Tree(rng, airway_wall_mm=airway_wall_mm, max_generation=max_generation, end_probability=end_probability)
     r0 = float(trachea_radius_mm)
     carina = np.zeros(3)
     top = carina + np.array([0.0, 0.0, 5.0 * r0])
@@ -233,7 +234,8 @@ def pi10_truth(branches: pd.DataFrame, *, min_generation: int = 2) -> float:
 
 def make_airway_phantom(*, seed: int, airway_wall_mm: float = 1.0, spacing_mm: tuple[float, float, float] = (0.8, 0.7, 0.7),
                         kernel: str = "sharp", noise_hu: float | None = None, max_generation: int = 7,
-                        trachea_radius_mm: float = 6.5, vessels: bool = True) -> AirwayPhantom:
+                        trachea_radius_mm: float = 6.5, vessels: bool = True,
+                        end_probability: float = 0.5) -> AirwayPhantom:
     """Generate a thin-slice airway-tree crop with known per-branch lumen radius and wall thickness.
 
     Parameters
@@ -256,6 +258,9 @@ def make_airway_phantom(*, seed: int, airway_wall_mm: float = 1.0, spacing_mm: t
         Lumen radius of the trachea; main bronchi are 0.66-0.72 of it.
     vessels
         Put a pulmonary artery beside each bronchus of generation >= 2.
+    end_probability
+        Chance that a minor child of generation >= 3 ends without children (smaller, sparser trees
+        for fast tests when raised).
     """
     sp = tuple(float(s) for s in spacing_mm)
     if len(sp) != 3 or not all(0.2 <= s <= 1.25 for s in sp):
@@ -266,9 +271,11 @@ def make_airway_phantom(*, seed: int, airway_wall_mm: float = 1.0, spacing_mm: t
         raise ValueError(f"airway_wall_mm must be in [0.3, 3.0] mm; got {airway_wall_mm}")
     if not 2 <= int(max_generation) <= 10:
         raise ValueError(f"max_generation must be in [2, 10]; got {max_generation}")
+    if not 0.0 <= float(end_probability) <= 1.0:
+        raise ValueError(f"end_probability must be in [0, 1]; got {end_probability}")
     rng = np.random.default_rng(int(seed))
     tree = _build_tree(rng, airway_wall_mm=float(airway_wall_mm), max_generation=int(max_generation),
-                       trachea_radius_mm=float(trachea_radius_mm))
+                       trachea_radius_mm=float(trachea_radius_mm), end_probability=float(end_probability))
     psf_mm, corr_vox = KERNELS[kernel]
     noise = float(noise_hu) if noise_hu is not None else (90.0 if kernel == "sharp" else 30.0)
 
@@ -296,7 +303,8 @@ def make_airway_phantom(*, seed: int, airway_wall_mm: float = 1.0, spacing_mm: t
     branches = _truth_table(tree)
     params = {"seed": int(seed), "airway_wall_mm": float(airway_wall_mm), "spacing_mm": list(sp), "kernel": kernel,
               "psf_fwhm_mm": psf_mm, "slice_thickness_mm": slice_mm, "noise_hu": noise, "max_generation": int(max_generation),
-              "trachea_radius_mm": float(trachea_radius_mm), "vessels": bool(vessels), "shape": list(shape),
+              "trachea_radius_mm": float(trachea_radius_mm), "vessels": bool(vessels),
+              "end_probability": float(end_probability), "shape": list(shape),
               "n_branches": len(branches), "pi10_mm": pi10_truth(branches)}
     return AirwayPhantom(image=Volume(image, sp, origin, IDENTITY_DIRECTION, dict(meta)),
                          labels=Volume(labels, sp, origin, IDENTITY_DIRECTION, dict(meta)),

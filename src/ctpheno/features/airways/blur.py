@@ -52,12 +52,12 @@ TABLE_S_MAX = 24.0
 
 @lru_cache(maxsize=1)
 def _disc_table() -> npt.NDArray[np.float64]:
-    from scipy.stats import ncx2
+    from scipy.special import chndtr  # noncentral chi-square CDF
 
     a = np.arange(0.0, TABLE_A_MAX + TABLE_STEP / 2, TABLE_STEP)
     s = np.arange(0.0, TABLE_S_MAX + TABLE_STEP / 2, TABLE_STEP)
     A, S = np.meshgrid(a, s, indexing="ij")
-    return ncx2.cdf(A**2, 2, S**2)
+    return chndtr(A**2, 2, S**2)
 
 
 def blurred_disc(s: npt.ArrayLike, a: npt.ArrayLike, sigma: npt.ArrayLike) -> npt.NDArray[np.float64]:

@@ -58,11 +58,21 @@ BRANCH_MEASURE_COLUMNS = ("n_sections", "n_sections_valid", "lumen_radius_mm", "
                           "inner_perimeter_mm", "lumen_area_mm2", "wall_area_mm2", "wa_pct", "measured")
 
 
+TRIM_MADS = 3.0
+TRIM_FLOOR_MM = 0.15
+"""Pi10's line leaves out branches more than ``TRIM_MADS`` robust SDs (and more than ``TRIM_FLOOR_MM``
+mm of :math:`\\sqrt{WA}`) off the robust (Theil-Sen) line."""
+
+
 def pi10_mm(inner_perimeter_mm: npt.ArrayLike, wall_area_mm2: npt.ArrayLike) -> float:
     r"""Pi10: :math:`\sqrt{WA}` of a hypothetical airway of 10 mm internal perimeter (mm).
 
     Least-squares line :math:`\sqrt{WA_i} = \alpha + \beta P_i` over the branches, evaluated at
-    :math:`P = 10` mm (Nakano et al. 2005; Grydeland et al. 2010). NaN with fewer than 3
+    :math:`P = 10` mm (Nakano et al. 2005; Grydeland et al. 2010), fitted on the branches within
+    :data:`TRIM_MADS` robust SDs (1.4826 x median absolute deviation) of the Theil-Sen line (median of
+    the pairwise slopes; Sen 1968): a lobar bronchus measured against the mediastinum or an abutting
+    artery has a wall area several times the line's and, at large perimeter, would tilt a plain
+    least-squares line — and hide behind it (its own residual stays small). NaN with fewer than 3
     branches or no spread of perimeters.
     """
     p = np.asarray(inner_perimeter_mm, float)
@@ -71,7 +81,16 @@ def pi10_mm(inner_perimeter_mm: npt.ArrayLike, wall_area_mm2: npt.ArrayLike) -> 
     p, y = p[ok], np.sqrt(wa[ok])
     if p.size < 3 or np.ptp(p) <= 0:
         return math.nan
-    b, a = np.polyfit(p, y, 1)
+    i, j = np.triu_indices(p.size, 1)
+    dp = p[j] - p[i]
+    slope = float(np.median((y[j] - y[i])[dp != 0] / dp[dp != 0]))  # Theil-Sen: robust to outlying branches
+    resid = y - slope * p
+    resid -= np.median(resid)
+    scale = 1.4826 * float(np.median(np.abs(resid)))
+    keep = np.abs(resid) <= max(TRIM_MADS * scale, TRIM_FLOOR_MM)
+    if keep.sum() < 3 or np.ptp(p[keep]) <= 0:
+        keep = np.ones(p.size, bool)
+    b, a = np.polyfit(p[keep], y[keep], 1)
     return float(a + 10.0 * b)
 
 

@@ -112,7 +112,8 @@ def measure_airways(hu: npt.NDArray, labels: npt.NDArray[np.integer], spacing_mm
     tree = build_tree(seg.lumen, sp, labels=labels)
     psf = psf_sigma_mm(img, tree, sp, slice_thickness_mm=slice_mm, psf_fwhm_mm=config.psf_fwhm_mm)
     settings = SectionSettings(step_mm=config.section_step_mm, n_rays=config.n_rays, wall_hu=config.wall_hu)
-    sections = measure_sections(img, tree, sp, sigma_zyx_mm=psf[:3], settings=settings)
+    sections = measure_sections(img, tree, sp, sigma_zyx_mm=psf[:3], settings=settings,
+                                lung=(labels == 1) | (labels == 2))
     branches = branch_measures(tree.branches, sections, min_sections=config.min_sections)
     endpoints = scan_endpoints(branches, min_branches_pi10=config.min_branches_pi10,
                                min_branches_seg=config.min_branches_seg)

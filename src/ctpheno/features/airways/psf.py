@@ -4,7 +4,7 @@ In-plane: the inner edge of the trachea (air against its thick, cartilage-suppor
 step edge of the scanner's in-plane point-spread function — its radius (8-10 mm) is many times
 the blur, so curvature is negligible (:math:`\sigma^2/2a < 0.02` mm). Along every valid ray of
 the trachea's cross-sections (:mod:`.sections`), the profile is read at
-:math:`\Delta s \in [-1.5, 0.6]` mm around the ray's own FWHM lumen edge; the mean over rays
+:math:`\Delta s \in [-1.5, 1.0]` mm around the ray's own FWHM lumen edge; the mean over rays
 (each aligned on the edge of its two neighbours, so that its own noise does not sharpen the mean)
 is fitted with an error function :math:`A + B\,\Phi\big((\Delta s - c)/\sigma_{xy}\big)`
 (:func:`scipy.optimize.curve_fit`) with :math:`A` the median air of the trachea's centre, over the
@@ -33,13 +33,15 @@ from .graph import AirwayTree
 from .sections import SectionSettings, fwhm_edges, plane_basis, sample_rays, section_frames
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-EDGE_WINDOW_MM = (-1.5, 0.6)
+EDGE_WINDOW_MM = (-1.5, 1.0)
 """Window around the trachea's lumen edge used for the edge-spread fit."""
 MIN_EDGE_CONTRAST_HU = 500.0
 """Least wall-minus-lumen contrast of a trachea ray used for the edge fit (air against soft tissue: ~1000 HU)."""
 CLIP_MARGIN_HU = 200.0
 """Edge points fitted lie this far above the air level: noisy air is clipped at the scanner's lowest HU."""
 MIN_TRACHEA_RADIUS_MM = 4.0
+TOP_SKIP_RADII = 1.5
+"""Trachea sections start this many radii below its top end."""
 """The root branch is taken as the trachea (a step edge) only when its inscribed radius is at least this."""
 
 
@@ -65,11 +67,16 @@ def edge_sigma_mm(image: npt.NDArray, tree: AirwayTree, spacing_mm: Spacing, *, 
     r0 = float(tree.branches["inscribed_radius_mm"].iat[0])
     if r0 < MIN_TRACHEA_RADIUS_MM:
         return math.nan
-    # from its top (cut by the image or the segmentation: no junction there) to 1.5 radii above the carina
-    c, t = section_frames(tree.centrelines[0], sp, start_mm=1.0, end_mm=1.5 * r0, tangent_half_mm=r0, step_mm=1.0)
+    # away from its top (where the image or the segmentation cuts it, the skeleton bends) and from the
+    # carina; cut orthogonally to the trachea's axis (its principal direction): an oblique cut would
+    # stretch the edge
+    line = tree.centrelines[0]
+    c, _ = section_frames(line, sp, start_mm=TOP_SKIP_RADII * r0, end_mm=1.5 * r0, tangent_half_mm=r0, step_mm=1.0)
     if len(c) == 0:
         return math.nan
-    u, v = plane_basis(t)
+    pts = line * np.asarray(sp)
+    axis = np.linalg.svd(pts - pts.mean(0), full_matrices=False)[2][0]
+    u, v = plane_basis(np.repeat(axis[None], len(c), 0))
     ds = 0.05
     s = np.arange(0.0, 1.3 * r0 + settings.wall_search_mm + settings.outer_window_mm + 1.0, ds)
     prof = sample_rays(np.asarray(image, np.float32), c, u, v, sp, n_rays=settings.n_rays, s=s)

@@ -15,7 +15,9 @@ the peak; the lumen edge is the first crossing of :math:`(L + P)/2` on the way o
 edge the first crossing of :math:`(P + O)/2` past the peak (linear interpolation between
 samples). A ray counts when :math:`P - L` and :math:`P - O` both exceed ``min_contrast_hu``
 and :math:`O` is lung (below ``max_outer_hu``): a ray through an abutting artery or into the
-mediastinum has no parenchyma past the wall and is dropped. Rays whose wall thickness is
+mediastinum has no parenchyma past the wall and is dropped; so is a ray whose profile past the wall
+rises again before the wall integral's reach (another structure), or that leaves the lung mask there
+(the hilum and mediastinum, where no wall can be told from the tissue around it). Rays whose wall thickness is
 further than ``max(0.3 mm, 30 %)`` from the section's median are outliers (an artery merged
 with the wall, a neighbouring bronchus) and dropped too.
 
@@ -46,7 +48,8 @@ from .common import Spacing, check_spacing
 from .graph import AirwayTree
 
 SECTION_COLUMNS = ("branch_id", "z_mm", "y_mm", "x_mm", "tz", "ty", "tx", "sigma_mm", "n_rays_valid", "valid",
-                   "lumen_radius_fwhm_mm", "outer_radius_fwhm_mm", "lumen_radius_mm", "outer_radius_mm")
+                   "lumen_radius_fwhm_mm", "outer_radius_fwhm_mm", "lumen_radius_mm", "outer_radius_model_mm",
+                   "outer_radius_mm")
 
 
 @dataclass(frozen=True)
@@ -115,14 +118,16 @@ def plane_basis(t: npt.NDArray[np.float64]) -> tuple[np.ndarray, np.ndarray]:
     return u, v
 
 
-def sample_rays(image: npt.NDArray, centres_mm, u, v, spacing_mm: Spacing, *, n_rays: int, s: np.ndarray) -> np.ndarray:
-    """Profiles (n_sections, n_rays, len(s)) along rays from ``centres_mm`` in the (u, v) planes."""
+def sample_rays(image: npt.NDArray, centres_mm, u, v, spacing_mm: Spacing, *, n_rays: int, s: np.ndarray,
+                order: int = 1) -> np.ndarray:
+    """Profiles (n_sections, n_rays, len(s)) along rays from ``centres_mm`` in the (u, v) planes
+    (interpolation ``order`` 1, trilinear; 0 for masks)."""
     sp = np.asarray(spacing_mm, float)
     th = 2 * np.pi * np.arange(n_rays) / n_rays
     dirs = np.cos(th)[None, :, None] * u[:, None, :] + np.sin(th)[None, :, None] * v[:, None, :]
     pts = centres_mm[:, None, None, :] + s[None, None, :, None] * dirs[:, :, None, :]
     coords = (pts / sp).reshape(-1, 3).T
-    out = ndi.map_coordinates(image, coords, order=1, mode="nearest")
+    out = ndi.map_coordinates(image, coords, order=order, mode="nearest")
     return out.reshape(len(centres_mm), n_rays, len(s))
 
 
@@ -219,6 +224,25 @@ def recentre(inner: np.ndarray, ok: np.ndarray, theta: np.ndarray, u: np.ndarray
     return shift * np.minimum(1.0, np.asarray(max_shift_mm, float).reshape(-1, 1) / np.maximum(norm, 1e-9))
 
 
+INTEGRAL_REACH_SIGMAS = 3.0
+"""The wall-area integral runs out to the FWHM outer edge plus this many blur SDs."""
+
+
+def wall_area_integral(prof: np.ndarray, s: np.ndarray, ok: np.ndarray, a: np.ndarray, reach: np.ndarray,
+                       outer_hu: np.ndarray, cfg: SectionSettings) -> np.ndarray:
+    """Wall area (mm^2) per section from the attenuation integral over its valid rays (module doc).
+
+    :math:`WA = \\big(M - (H_L - H_O)\\,\\pi a^2\\big) / (H_W - H_O)` with
+    :math:`M = \\frac{2\\pi}{n}\\sum_k \\int_0^{reach} (p_k(s) - H_O)\\, s\\, ds` over the ``n`` valid rays.
+    """
+    ds = s[1] - s[0]
+    w = (s[None, None, :] <= reach[:, None, None]) * s[None, None, :] * ds
+    m_k = ((prof - outer_hu[:, None, None]) * w).sum(-1)
+    n = np.maximum(ok.sum(1), 1)
+    m = 2 * np.pi * np.where(ok, m_k, 0.0).sum(1) / n
+    return (m - (cfg.lumen_hu - outer_hu) * np.pi * a**2) / (cfg.wall_hu - outer_hu)
+
+
 def invert_fwhm(a_obs: np.ndarray, b_obs: np.ndarray, sigma: np.ndarray, outer_hu: np.ndarray, cfg: SectionSettings,
                 *, iterations: int = 12) -> tuple[np.ndarray, np.ndarray]:
     """True ring radii whose model FWHM edges equal the observed ones (:mod:`.blur`), per section."""
@@ -239,7 +263,8 @@ def invert_fwhm(a_obs: np.ndarray, b_obs: np.ndarray, sigma: np.ndarray, outer_h
 
 
 def measure_sections(image: npt.NDArray, tree: AirwayTree, spacing_mm: Spacing, *, sigma_zyx_mm: tuple[float, float, float],
-                     settings: SectionSettings = SectionSettings()) -> pd.DataFrame:
+                     settings: SectionSettings = SectionSettings(),
+                     lung: npt.NDArray[np.bool_] | None = None) -> pd.DataFrame:
     """Cross-section measurements of every branch of ``tree`` on ``image`` (one row per section).
 
     Parameters
@@ -250,6 +275,9 @@ def measure_sections(image: npt.NDArray, tree: AirwayTree, spacing_mm: Spacing, 
         :func:`ctpheno.features.airways.graph.build_tree` of the lumen on this grid.
     sigma_zyx_mm
         SD (mm) of the scanner's Gaussian PSF along z, y, x (:func:`.psf.psf_sigma_mm`).
+    lung
+        Optional lung mask on the same grid: a ray whose wall or surroundings (out to the wall
+        integral's reach) leave it — into the mediastinum or the hilum — does not count.
 
     Returns
     -------
@@ -287,9 +315,10 @@ def measure_sections(image: npt.NDArray, tree: AirwayTree, spacing_mm: Spacing, 
         s = np.arange(0.0, s_max, cfg.ray_step_mm)
         cc = c[chunk].copy()
         for _pass in range(2):
-            prof = sample_rays(img, cc, u[chunk], v[chunk], sp, n_rays=cfg.n_rays, s=s)
+            raw = sample_rays(img, cc, u[chunk], v[chunk], sp, n_rays=cfg.n_rays, s=s)
+            prof = raw
             if cfg.angular_smoothing > 0:  # average each ray with its neighbours: noise down, radial edges kept
-                prof = ndi.uniform_filter1d(prof, 2 * cfg.angular_smoothing + 1, axis=1, mode="wrap")
+                prof = ndi.uniform_filter1d(raw, 2 * cfg.angular_smoothing + 1, axis=1, mode="wrap")
             inner, outer, low, peak, out_lvl, ok = fwhm_edges(prof, s, r[chunk, None], cfg)
             ok = _robust_rays(inner, outer, ok)
             if _pass == 0:  # re-centre on the lumen: least-squares circle through the valid edge points
@@ -298,7 +327,14 @@ def measure_sections(image: npt.NDArray, tree: AirwayTree, spacing_mm: Spacing, 
             o_hu = np.nanmedian(np.where(ok, _baseline(prof, s, outer, cfg), np.nan), axis=1)
         # final edges against section-level levels: air and the parenchyma around the section (noise-robust)
         inner, outer, *_, ok = fwhm_edges(prof, s, r[chunk, None], cfg, lumen_hu=cfg.lumen_hu, outer_hu=o_hu[:, None])
-        ok = _robust_rays(inner, outer, ok & np.isfinite(o_hu)[:, None])
+        reach = outer + INTEGRAL_REACH_SIGMAS * sigma[chunk, None]
+        ok &= np.isfinite(o_hu)[:, None] & (_tail_mean(prof, s, outer, reach) <= o_hu[:, None] + cfg.min_contrast_hu)
+        if lung is not None:  # rays that leave the lung (mediastinum, hilum) before the reach
+            inside = sample_rays(lung, cc, u[chunk], v[chunk], sp, n_rays=cfg.n_rays, s=s, order=0) > 0
+            beyond = s[None, None, :] > inner[..., None]
+            within = s[None, None, :] <= reach[..., None] + 0.5
+            ok &= ~(beyond & within & ~inside).any(-1)
+        ok = _robust_rays(inner, outer, ok)
         n_ok = ok.sum(1)
         good = n_ok >= cfg.min_valid_fraction * cfg.n_rays
         with np.errstate(all="ignore"):
@@ -307,10 +343,20 @@ def measure_sections(image: npt.NDArray, tree: AirwayTree, spacing_mm: Spacing, 
         a, b = np.full(len(chunk), np.nan), np.full(len(chunk), np.nan)
         if good.any():
             a[good], b[good] = invert_fwhm(a_obs[good], b_obs[good], sigma[chunk][good], o_hu[good], cfg)
+        wa = wall_area_integral(raw, s, ok, a, b_obs + INTEGRAL_REACH_SIGMAS * sigma[chunk], o_hu, cfg)
+        b_int = np.sqrt(a**2 + np.maximum(wa, 0.0) / np.pi)
         for k, j in enumerate(chunk):
             rows.append((int(bid[j]), *cc[k], *t[j], float(sigma[j]), int(n_ok[k]), bool(good[k]),
-                         float(a_obs[k]), float(b_obs[k]), float(a[k]), float(b[k])))
+                         float(a_obs[k]), float(b_obs[k]), float(a[k]), float(b[k]), float(b_int[k])))
     return pd.DataFrame(rows, columns=list(SECTION_COLUMNS))
+
+
+def _tail_mean(prof: np.ndarray, s: np.ndarray, outer: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Mean of each ray from its outer edge + 1 mm to ``reach`` (+ 0.5 mm): lung, or another structure
+    (mediastinum, an abutting artery, a neighbouring bronchus) that would enter the wall integral."""
+    w = (s >= outer[..., None] + 1.0) & (s <= np.maximum(reach, outer + 1.0)[..., None] + 0.5)
+    with np.errstate(all="ignore"):
+        return np.where(w.any(-1), (prof * w).sum(-1) / np.maximum(w.sum(-1), 1), np.inf)
 
 
 def _baseline(prof: np.ndarray, s: np.ndarray, outer: np.ndarray, cfg: SectionSettings) -> np.ndarray:
