@@ -18,7 +18,8 @@ def phantom():
 def test_truth_table(phantom):
     b = phantom.branches
     assert b["generation"].max() == 6 and (b.loc[b["generation"] == 1, "side"].tolist() == ["right", "left"])
-    law = np.array([wall_thickness_mm(r, 1.0) for r in b["lumen_radius_mm"]])
+    law = 1.0 * np.clip(0.55 + 0.15 * b["lumen_radius_mm"].to_numpy(), 0.5, 2.0)  # the cohort's wall law, w = 1 mm
+    assert wall_thickness_mm(3.0, 1.0) == pytest.approx(1.0)
     assert np.all(np.abs(b["wall_thickness_mm"] / law - 1.0) <= 0.1 + 1e-9)
     child = b[b["parent_id"] >= 0]
     parent_r = b.set_index("branch_id").loc[child["parent_id"], "lumen_radius_mm"].to_numpy()

@@ -49,7 +49,7 @@ def test_generations_sides_and_lengths():
 
 def test_surface_bump_is_not_a_branch():
     segs = _tree_segments()
-    bump = Segment(np.array([45.0, 35, 58]), np.array([45.0, 41.5, 58]), 1.5, 0)  # a 1.5 mm bulge of the trachea wall
+    bump = Segment(np.array([52.0, 35, 38]), np.array([52.0, 41.0, 38]), 1.5, 1)  # a bulge of a main bronchus's wall
     tree = build_tree(_lumen(segs + [bump]), SPACING)
     assert len(tree.branches) == 7 and tree.max_generation == 2
 
