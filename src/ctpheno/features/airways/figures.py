@@ -3,7 +3,7 @@
 Left: coronal and axial maximum-intensity projections of the segmented lumen, each voxel
 coloured by the generation of its branch (the lowest generation along the projection ray, so
 the trachea and main bronchi stay on top). Right: one orthogonal cross-section per generation
-(the measured branch with most valid sections, its middle section), resampled at 0.1 mm, with
+(the measured branch with most valid sections, its middle section; then other well-measured branches), resampled at 0.1 mm, with
 the corrected lumen (blue) and outer wall (orange) circles and the uncorrected FWHM ones dashed —
 the picture a reader checks the wall measurement against.
 """
@@ -41,12 +41,13 @@ def _projection(gen: npt.NDArray[np.int16], axis: int) -> npt.NDArray[np.float64
 
 
 def gallery_sections(result: AirwayResult, *, n: int = GALLERY_SIZE) -> pd.DataFrame:
-    """The sections shown: per generation, the middle valid section of its best-measured branch."""
+    """The sections shown: the middle valid section of the best-measured branch of each generation, then of
+    the next best-measured branches, up to ``n``."""
     if result.sections is None or not len(result.sections):
         return pd.DataFrame()
-    b = result.branches
-    best = b[b["measured"]].sort_values("n_sections_valid", ascending=False).drop_duplicates("generation")
-    best = best.sort_values("generation").head(n)
+    b = result.branches[result.branches["measured"]].sort_values("n_sections_valid", ascending=False)
+    first = b.drop_duplicates("generation")  # one per generation, then the next best-measured branches
+    best = pd.concat([first, b.drop(first.index)]).head(n).sort_values(["generation", "branch_id"])
     rows = []
     for bid in best["branch_id"]:
         s = result.sections[(result.sections["branch_id"] == bid) & result.sections["valid"]]
