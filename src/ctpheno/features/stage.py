@@ -51,7 +51,9 @@ def _scan_ids(wd: WorkDir, stage: str) -> list[str]:
     return [s for s in ids if wd.volume(s).exists()]
 
 
-def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: int) -> list[ScanTask]:
+def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: int, *,
+           per_scan: dict[str, dict[str, Any]] | None = None) -> list[ScanTask]:
+    """One task per scan: its store, content hash and ``extra`` (and ``per_scan[scan_id]``) as inputs."""
     from ..io.zarrstore import open_volume_store
 
     tasks = []
@@ -61,7 +63,8 @@ def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: 
         tasks.append(
             ScanTask(
                 sid,
-                inputs={"store": str(store), "content_hash": _store_hash(store), **extra},
+                inputs={"store": str(store), "content_hash": _store_hash(store), **extra,
+                        **(per_scan or {}).get(sid, {})},
                 source=f"volumes/{sid}.zarr",
                 est_bytes=n * bytes_per_voxel,
             )
@@ -102,9 +105,10 @@ def run_qct(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> Stage
     from .airways.stage import endpoints_by_scan
 
     conf = json.loads(qcfg.model_dump_json())
-    airways = endpoints_by_scan(wd)
-    tasks = [ScanTask(t.scan_id, {**t.inputs, "airways": airways.get(t.scan_id)}, t.source, t.est_bytes)
-             for t in _tasks(wd, _scan_ids(wd, "qct"), {"config": conf}, QCT_BYTES_PER_VOXEL)]
+    ids = _scan_ids(wd, "qct")
+    airways = endpoints_by_scan(wd)  # None: the airways stage did not run for the scan
+    tasks = _tasks(wd, ids, {"config": conf}, QCT_BYTES_PER_VOXEL,
+                   per_scan={sid: {"airways": airways.get(sid)} for sid in ids})
     return run_stage(
         qct_scan,
         tasks,

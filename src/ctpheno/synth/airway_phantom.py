@@ -9,14 +9,15 @@ WA %) have a truth computed from the same branches.
 Geometry (physical LPS mm, identity direction; +x patient left, +z superior):
 
 * trachea (generation 0) running down to the carina, two main bronchi (generation 1), then a
-  bifurcating tree down to ``max_generation``. Each bifurcation has a major child (radius
-  :math:`r \cdot U(0.80, 0.88)`, 18-32 degrees off the parent axis) and a minor child
-  (:math:`r \cdot U(0.64, 0.76)`, 38-60 degrees), in a plane turned by about 90 degrees from
-  the parent's (the rotation seen in human airways); branch length :math:`L = U(2.8, 3.8)` times the outer radius :math:`r + T` (thick-walled trees
-  branch as deep as thin-walled ones, with longer branches).
+  bifurcating tree down to ``max_generation``. Each bifurcation has a major child (radius :math:`r
+  \cdot U(0.80, 0.88)`, 18-32 degrees off the parent axis) and a minor child (:math:`r \cdot
+  U(0.64, 0.76)`, 38-60 degrees), in a plane turned by about 90 degrees from the parent's (the
+  rotation seen in human airways); branch length :math:`L = U(2.8, 3.8)` times the outer radius
+  :math:`r + T` (thick-walled trees branch as deep as thin-walled ones, with longer branches).
   From generation 3 on, a minor child ends without children with probability ``end_probability``
-  (0.5 by default; airway trees are asymmetric), which keeps the crop small. A child that would come closer than 1 mm to
-  any other branch's or vessel's outer surface is drawn again (up to 8 times) or dropped.
+  (0.5 by default; airway trees are asymmetric), which keeps the crop small. A child that would
+  come closer than 1 mm to any other branch's or vessel's outer surface is drawn again (up to 8
+  times) or dropped.
 * wall thickness :math:`T = w \cdot \mathrm{clip}(0.55 + 0.15 r, 0.5, 2.0) \cdot U(0.9, 1.1)`
   (:func:`ctpheno.synth.trees.wall_thickness_mm`; ``w`` = ``airway_wall_mm``, the wall of a
   3 mm-radius bronchus, as in the cohort generator: ~1 mm without airway disease, 1.6-2.4 mm

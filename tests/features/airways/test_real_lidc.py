@@ -17,7 +17,7 @@ from ctpheno.features.airways import measure_airways
 from ctpheno.io.readers import read_dicom_series
 from ctpheno.preprocess import segment_lungs
 
-Z_RANGE_MM = (-592.0, -421.0)
+Z_RANGE_MM = (-585.0, -440.0)
 """Slice positions (patient z) from below the lower-lobe bronchi to above the lung apices."""
 
 

@@ -3,7 +3,8 @@
 Left: coronal and axial maximum-intensity projections of the segmented lumen, each voxel
 coloured by the generation of its branch (the lowest generation along the projection ray, so
 the trachea and main bronchi stay on top). Right: one orthogonal cross-section per generation
-(the measured branch with most valid sections, its middle section; then other well-measured branches), resampled at 0.1 mm, with
+(the measured branch with most valid sections, its middle section; then other well-measured
+branches), resampled at 0.1 mm, with
 the corrected lumen (blue) and outer wall (orange) circles and the uncorrected FWHM ones dashed —
 the picture a reader checks the wall measurement against.
 """
@@ -17,7 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import ndimage as ndi
 
-from .common import Spacing
+from ...io.volume import Spacing
 from .measure import AirwayResult, branch_label_map
 from .sections import plane_basis
 

@@ -15,13 +15,14 @@ Clean-up (the usual skeleton pruning of airway-tree software, e.g. Palágyi et a
   its parent's generation and is not measured (``junction`` = True).
 
 Root: the widest branch (the trachea), entered from its end with the least tree beyond it (the
-top, where the image or the segmentation cuts it; skeleton stubs there do not matter). Generations count bifurcations from there: trachea 0, main bronchi
-1 (children of the carina), lobar bronchi 2, and so on (the usual Weibel-style numbering of
-CT airway analysis; the right intermediate bronchus is a generation-2 branch, so "segmental"
-by generation is an approximation). A loop (two branches touching) is broken by visiting
-branches breadth-first from the root; the extra link is ignored. Lumen radius of a branch:
-median over its centreline of the distance to the nearest non-lumen voxel (the inscribed
-radius, a lower bound of the lumen's own radius, used only as a search hint).
+top, where the image or the segmentation cuts it; skeleton stubs there do not matter). Generations
+count bifurcations from there: trachea 0, main bronchi 1 (children of the carina), lobar bronchi
+2, and so on (the usual Weibel-style numbering of CT airway analysis; the right intermediate
+bronchus is a generation-2 branch, so "segmental" by generation is an approximation). A loop (two
+branches touching) is broken by visiting branches breadth-first from the root; the extra link is
+ignored. Lumen radius of a branch: median over its centreline of the distance to the nearest
+non-lumen voxel (the inscribed radius, a lower bound of the lumen's own radius, used only as a
+search hint).
 
 Side: the majority lung label (1 right, 2 left) of the branch's centreline voxels; a branch
 with no lung voxel (main bronchi in the mediastinum) takes the majority side of its
@@ -38,7 +39,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import ndimage as ndi
 
-from .common import Spacing, check_spacing
+from ...io.volume import Spacing, check_spacing
 
 STRUCT_26 = np.ones((3, 3, 3), bool)
 SIDES = {1: "right", 2: "left"}

@@ -1,18 +1,18 @@
 r"""The scan's blur, measured on its own trachea: the :math:`\sigma` of the blurred-ring correction.
 
 In-plane: the inner edge of the trachea (air against its thick, cartilage-supported wall) is a
-step edge of the scanner's in-plane point-spread function — its radius (8-10 mm) is many times
-the blur, so curvature is negligible (:math:`\sigma^2/2a < 0.02` mm). Along every valid ray of
-the trachea's cross-sections (:mod:`.sections`), the profile is read at
-:math:`\Delta s \in [-1.5, 1.0]` mm around the ray's own FWHM lumen edge; the mean over rays
-(each aligned on the edge of its two neighbours, so that its own noise does not sharpen the mean)
-is fitted with an error function :math:`A + B\,\Phi\big((\Delta s - c)/\sigma_{xy}\big)`
-(:func:`scipy.optimize.curve_fit`) with :math:`A` the median air of the trachea's centre, over the
-points more than :data:`CLIP_MARGIN_HU` above it: scanners clip noisy air at their lowest value
-(-1024 or -1000 HU), which raises the mean of the air side of the edge and would steepen it. The estimate includes the reconstruction kernel, the
-voxel size and the trilinear sampling of the rays — everything the wall measurement sees.
-This is what makes the correction follow the kernel of a scan it has never seen, instead of a
-table of kernel names.
+step edge of the scanner's in-plane point-spread function — its radius (8-10 mm) is many times the
+blur, so curvature is negligible (:math:`\sigma^2/2a < 0.02` mm). Along every valid ray of the
+trachea's cross-sections (:mod:`.sections`), the profile is read at :math:`\Delta s \in [-1.5,
+1.0]` mm around the ray's own FWHM lumen edge; the mean over rays (each aligned on the edge of its
+two neighbours, so that its own noise does not sharpen the mean) is fitted with an error function
+:math:`A + B\,\Phi\big((\Delta s - c)/\sigma_{xy}\big)` (:func:`scipy.optimize.curve_fit`) with
+:math:`A` the median air of the trachea's centre, over the points more than :data:`CLIP_MARGIN_HU`
+above it: scanners clip noisy air at their lowest value (-1024 or -1000 HU), which raises the mean
+of the air side of the edge and would steepen it. The estimate includes the reconstruction kernel,
+the voxel size and the trilinear sampling of the rays — everything the wall measurement sees. This
+is what makes the correction follow the kernel of a scan it has never seen, instead of a table of
+kernel names.
 
 Through-plane: the slice sensitivity profile, taken as a Gaussian whose FWHM is the slice
 thickness (the nominal thickness is the SSP's FWHM), plus the trilinear sampling between
@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
 
-from .common import Spacing, check_spacing
+from ...io.volume import Spacing, check_spacing
 from .graph import AirwayTree
 from .sections import SectionSettings, fwhm_edges, plane_basis, sample_rays, section_frames
 

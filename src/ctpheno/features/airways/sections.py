@@ -36,6 +36,7 @@ radii :math:`a < b` (circle-equivalent): inner perimeter :math:`2\pi a`, lumen a
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +45,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from .blur import ring_profile
-from .common import Spacing, check_spacing
+from ...io.volume import Spacing, check_spacing
 from .graph import AirwayTree
 
 SECTION_COLUMNS = ("branch_id", "z_mm", "y_mm", "x_mm", "tz", "ty", "tx", "sigma_mm", "n_rays_valid", "valid",
@@ -195,7 +196,8 @@ def fwhm_edges(p: np.ndarray, s: np.ndarray, radius_mm: np.ndarray, cfg: Section
 def _robust_rays(inner: np.ndarray, outer: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Drop rays whose wall thickness is far from their section's median (module doc)."""
     t = np.where(valid, outer - inner, np.nan)
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(np.where(valid.any(1, keepdims=True), t, 0.0), axis=1, keepdims=True)
     tol = np.maximum(0.3, 0.3 * np.abs(med))
     return valid & (np.abs(t - med) <= tol)
@@ -323,7 +325,8 @@ def measure_sections(image: npt.NDArray, tree: AirwayTree, spacing_mm: Spacing, 
             ok = _robust_rays(inner, outer, ok)
             if _pass == 0:  # re-centre on the lumen: least-squares circle through the valid edge points
                 cc = cc + recentre(inner, ok, th, u[chunk], v[chunk], max_shift_mm=0.5 * r[chunk])
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # sections without a valid ray: NaN, dropped below
+            warnings.simplefilter("ignore", RuntimeWarning)
             o_hu = np.nanmedian(np.where(ok, _baseline(prof, s, outer, cfg), np.nan), axis=1)
         # final edges against section-level levels: air and the parenchyma around the section (noise-robust)
         inner, outer, *_, ok = fwhm_edges(prof, s, r[chunk, None], cfg, lumen_hu=cfg.lumen_hu, outer_hu=o_hu[:, None])
@@ -337,7 +340,8 @@ def measure_sections(image: npt.NDArray, tree: AirwayTree, spacing_mm: Spacing, 
         ok = _robust_rays(inner, outer, ok)
         n_ok = ok.sum(1)
         good = n_ok >= cfg.min_valid_fraction * cfg.n_rays
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             a_obs = np.nanmedian(np.where(ok, inner, np.nan), axis=1)
             b_obs = np.nanmedian(np.where(ok, outer, np.nan), axis=1)
         a, b = np.full(len(chunk), np.nan), np.full(len(chunk), np.nan)

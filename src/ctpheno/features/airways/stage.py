@@ -110,11 +110,9 @@ def run_airways(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> S
         return StageResult("airways")
     conf = json.loads(acfg.model_dump_json())
     thick = _slice_thickness(wd)
-    tasks = [
-        ScanTask(t.scan_id, {**t.inputs, "slice_thickness_mm": thick.get(t.scan_id)}, t.source, t.est_bytes)
-        for t in _tasks(wd, _scan_ids(wd, "airways"), {"config": conf, "workdir": str(wd.root)},
-                        AIRWAYS_BYTES_PER_VOXEL)
-    ]
+    ids = _scan_ids(wd, "airways")
+    tasks = _tasks(wd, ids, {"config": conf, "workdir": str(wd.root)}, AIRWAYS_BYTES_PER_VOXEL,
+                   per_scan={sid: {"slice_thickness_mm": thick.get(sid)} for sid in ids})
     res = run_stage(airways_scan, tasks, stage="airways", workdir=wd, client=client, cfg_hash=stable_hash(conf),
                     retries=cfg.cluster.retries, force=force, output=wd.airways, schema=AIRWAYS)
     concat_parts(wd.parts_dir(BRANCHES_STAGE), wd.airway_branches, AIRWAY_BRANCHES,
