@@ -41,6 +41,11 @@ def _preprocess() -> StageRunner:
     return run_preprocess
 
 
+def _airways() -> StageRunner:
+    from .features.airways.stage import run_airways
+    return run_airways
+
+
 def _qct() -> StageRunner:
     from .features.stage import run_qct
     return run_qct
@@ -76,6 +81,7 @@ STAGES: dict[str, Callable[[], StageRunner]] = {
     "synth": _synth,
     "ingest": _ingest,
     "preprocess": _preprocess,
+    "airways": _airways,
     "qct": _qct,
     "radiomics": _radiomics,
     "embed": _embed,
@@ -88,6 +94,7 @@ STAGES: dict[str, Callable[[], StageRunner]] = {
 def stage_enabled(cfg: PipelineConfig, name: str) -> bool:
     return {
         "synth": cfg.synth.enabled,
+        "airways": cfg.features.airways.enabled,
         "qct": cfg.features.qct.enabled,
         "radiomics": cfg.features.radiomics.enabled,
         "embed": cfg.embeddings.enabled,

@@ -47,7 +47,9 @@ def test_phenotype_axes_known_values():
             dict(scan_id=scan, region="lower", laa950_pct=lower, lac_d_950=np.nan, airway_wall_hu=np.nan),
         ]
     ph = phenotype_axes(pivot_qct(pd.DataFrame(rows)))
-    assert list(ph.columns) == ["phe_log_laa950", "phe_log_upper_lower", "phe_lac_d_950", "phe_airway_wall_hu"]
+    assert list(ph.columns) == ["phe_log_laa950", "phe_log_upper_lower", "phe_lac_d_950", "phe_pi10_mm",
+                                "phe_airway_wall_hu"]
+    assert ph["phe_pi10_mm"].isna().all()  # no per-branch airway measures in this table: a missing axis
     np.testing.assert_allclose(ph.loc["cle", "phe_log_laa950"], np.log(21.0))
     np.testing.assert_allclose(ph.loc["cle", "phe_log_upper_lower"], np.log(30.1 / 5.1))
     np.testing.assert_allclose(ph.loc["ple", "phe_log_upper_lower"], np.log(5.0 / 40.0))
@@ -64,10 +66,20 @@ def test_qct_core_is_the_whole_lung_standard_measures():
             dict(scan_id="a", region="upper", laa950_pct=30.0, perc15_hu=-990.0, lung_volume_ml=2000.0,
                  airway_wall_hu=np.nan, mld_hu=-900.0)]
     core = qct_core(pivot_qct(pd.DataFrame(rows)))
-    assert list(core.columns) == ["core_laa950_pct", "core_perc15_hu", "core_lung_volume_ml", "core_airway_wall_hu"]
-    assert core.loc["a"].tolist() == [12.5, -948.0, 6100.0, -702.0]
+    assert list(core.columns) == ["core_laa950_pct", "core_perc15_hu", "core_lung_volume_ml", "core_pi10_mm",
+                                  "core_airway_wall_hu"]
+    assert core.loc["a"].drop("core_pi10_mm").tolist() == [12.5, -948.0, 6100.0, -702.0]
+    assert np.isnan(core.loc["a", "core_pi10_mm"])  # thick-slice table: Pi10 missing
     # a metric the QCT table lacks is a missing column (imputed in the folds), not an error
     assert qct_core(pivot_qct(pd.DataFrame(rows).drop(columns="airway_wall_hu")))["core_airway_wall_hu"].isna().all()
+
+
+def test_pooled_airway_profile_columns_are_not_features():
+    rows = [dict(scan_id="a", region="whole", laa950_pct=12.5, pi10_mm=3.7, wa_pct_seg=61.0,
+                 pooled_airway_wall_thickness_mm=3.9, pooled_airway_wa_pct=70.0, airway_wa_pct=70.0, airway_wall_hu=-702.0)]
+    wide = pivot_qct(pd.DataFrame(rows))
+    assert {"qct_pi10_mm__whole", "qct_wa_pct_seg__whole", "qct_airway_wall_hu__whole"} <= set(wide.columns)
+    assert not any("pooled_" in c or c == "qct_airway_wa_pct__whole" for c in wide.columns), list(wide.columns)
 
 
 def test_assemble_one_row_per_subject_usable_only(tmp_path):

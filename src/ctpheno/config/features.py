@@ -7,6 +7,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, PositiveFloat, PositiveInt, confloat, conint
 
+from .airways import AirwaysConfig
 from .base import StrictModel
 
 
@@ -37,5 +38,7 @@ class RadiomicsConfig(StrictModel):
 class FeaturesConfig(StrictModel):
     qct: QCTConfig = QCTConfig()
     """QCT metrics."""
+    airways: AirwaysConfig = AirwaysConfig()
+    """Airway tree and per-branch airway measures (Pi10, WA % ...)."""
     radiomics: RadiomicsConfig = RadiomicsConfig()
     """Radiomics."""

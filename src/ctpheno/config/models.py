@@ -2,10 +2,10 @@
 
 Feature sets are named by the feature tables they join, ``+``-separated:
 ``qct``, ``radiomics``, ``embeddings``, ``qct+radiomics``, ``qct+radiomics+embeddings``; and
-``phenotype``, four COPD phenotype axes derived from the QCT table (emphysema extent, apico-basal
-distribution, cluster-size exponent, airway wall; :func:`ctpheno.train.features.phenotype_axes`);
-``qct_core``, the standard whole-lung measures LAA-950, Perc15, lung volume and airway-wall
-density (:func:`ctpheno.train.features.qct_core`).
+``phenotype``, the COPD phenotype axes derived from the QCT table (emphysema extent, apico-basal
+distribution, cluster-size exponent, Pi10 on thin-slice scans, airway-wall density;
+:func:`ctpheno.train.features.phenotype_axes`); ``qct_core``, the standard whole-lung measures
+LAA-950, Perc15, lung volume, Pi10 and airway-wall density (:func:`ctpheno.train.features.qct_core`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class UnsupervisedConfig(StrictModel):
     enabled: bool = True
     """Run clustering."""
     feature_sets: list[str] = ["phenotype", "qct", "radiomics", "embeddings", "qct+radiomics+embeddings"]
-    """Feature sets clustered and reported (``+`` joins tables; ``phenotype``: the four QCT phenotype
+    """Feature sets clustered and reported (``+`` joins tables; ``phenotype``: the QCT phenotype
     axes, which separate emphysema subtypes from severity)."""
     algorithms: list[ClusterAlgorithm] = ["kmeans", "gmm", "hdbscan"]
     """Algorithms: k-means, Gaussian mixture (full covariance on PCA scores), HDBSCAN."""
@@ -125,7 +125,7 @@ class SupervisedConfig(StrictModel):
     """Targets: regression (FEV1 %pred, FEV1/FVC), ordinal GOLD 0-4, COPD yes/no (GOLD >= 1),
     progression (FEV1 decline, scored also by Harrell's C-index)."""
     feature_sets: list[str] = ["qct_core", "qct", "radiomics", "embeddings", "qct+radiomics+embeddings"]
-    """Feature sets compared on the same folds (``qct_core``: the four standard whole-lung QCT
+    """Feature sets compared on the same folds (``qct_core``: the standard whole-lung QCT
     measures, the compact baseline the larger sets have to beat)."""
     models: list[ModelName] = ["linear", "elastic_net", "lightgbm"]
     """Models; ``linear`` (univariate screening + ridge / L2-logistic, k and penalty by inner CV) is

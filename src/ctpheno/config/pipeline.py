@@ -53,6 +53,7 @@ SECTION_FILES: dict[str, tuple[str, ...]] = {
     "preprocess": ("preprocess",),
     "radiomics": ("features", "radiomics"),
     "qct": ("features", "qct"),
+    "airways": ("features", "airways"),
     "embeddings": ("embeddings",),
     "unsupervised": ("models", "unsupervised"),
     "supervised": ("models", "supervised"),

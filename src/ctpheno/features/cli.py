@@ -18,12 +18,14 @@ def _jsonable(value):
     return value
 
 
-def qct_single(input_path: str, mask_path: Optional[str] = None, *, mask_labels: Optional[str] = None) -> dict:
+def qct_single(input_path: str, mask_path: Optional[str] = None, *, mask_labels: Optional[str] = None,
+               airways: bool = True) -> dict:
     """QCT metrics of one scan file/folder as a flat dict.
 
-    Keys: the whole-lung columns of the QCT table (``lung_volume_ml``, ``laa950_pct``, ...)
-    and, for every other region, ``<region>_<column>`` (``upper_laa950_pct``,
-    ``right_perc15_hu``, ...). Non-finite values are written as ``null`` (NaN) or ``"inf"``.
+    Keys: the whole-lung columns of the QCT table (``lung_volume_ml``, ``laa950_pct``, ...,
+    the airway endpoints ``pi10_mm`` ... measured here unless ``airways`` is False) and, for every
+    other region, ``<region>_<column>`` (``upper_laa950_pct``, ``right_perc15_hu``, ...).
+    Non-finite values are written as ``null`` (NaN) or ``"inf"``.
     A mask from another tool is taken on the scan's physical grid (array order may differ), binary
     masks are split into right and left, and ``mask_labels="totalsegmentator"`` maps its lobe labels.
     """
@@ -31,6 +33,7 @@ def qct_single(input_path: str, mask_path: Optional[str] = None, *, mask_labels:
 
     from ..io.readers import read_scan
     from ..preprocess.zones import lung_zones
+    from .airways import measure_airways, with_endpoints
     from .qct import qct_metrics
 
     if mask_path is not None and not Path(mask_path).is_file():
@@ -51,6 +54,9 @@ def qct_single(input_path: str, mask_path: Optional[str] = None, *, mask_labels:
         labels, _ = map_labels(image, mask, cfg)
     zones = lung_zones(labels)
     df = qct_metrics(image.array, labels.array, zones.array, image.spacing_mm)
+    df = with_endpoints(df, measure_airways(image.array, labels.array, image.spacing_mm,
+                                            slice_thickness_mm=image.meta.get("slice_thickness_mm")).endpoints
+                        if airways else None)
     out: dict = {}
     for row in df.to_dict("records"):
         region = row.pop("region")
@@ -70,11 +76,11 @@ def register(app: typer.Typer) -> None:
         set: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value (repeatable)."),
         force: bool = typer.Option(False, "--force", help="Recompute up-to-date scans."),
     ) -> None:
-        """Run the qct and radiomics stages on the preprocessed scans of the work directory."""
+        """Run the airways, qct and radiomics stages on the preprocessed scans of the work directory."""
         from ..cli import load_cli_config, run_and_report
 
         cfg = load_cli_config(config, set, workdir=workdir)
-        run_and_report(cfg, ["qct", "radiomics"], force=force, command="ctpheno features")
+        run_and_report(cfg, ["airways", "qct", "radiomics"], force=force, command="ctpheno features")
 
     @app.command("qct")
     def qct(
@@ -89,13 +95,15 @@ def register(app: typer.Typer) -> None:
             None, "--mask-labels", help="Label convention of --mask: totalsegmentator (lobes 10-14, trachea 16)."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        airways: bool = typer.Option(True, "--airways/--no-airways",
+                                     help="Measure the airway tree (Pi10, WA %% seg ...; thin slices only)."),
     ) -> None:
-        """QCT metrics (LAA-950, Perc15, MLD, LAC ...) of one scan, whole lung and per region."""
+        """QCT metrics (LAA-950, Perc15, MLD, LAC, Pi10 ...) of one scan, whole lung and per region."""
         from ..cli import fail
         from ..errors import CTPhenoError
 
         try:
-            out = qct_single(input, mask, mask_labels=mask_labels)
+            out = qct_single(input, mask, mask_labels=mask_labels, airways=airways)
         except (CTPhenoError, ValueError, FileNotFoundError) as err:
             fail(str(err))
             return

@@ -4,7 +4,8 @@ Scans are those preprocess finished (``qc/qc.parquet``), read from
 ``volumes/<scan_id>.zarr``. Each task's inputs hold the store's ``content_hash``
 attribute, so a scan whose volume changed is recomputed on the next run.
 
-Outputs: ``features/qct.parquet`` (schema QCT), ``features/radiomics.parquet``
+Outputs: ``features/qct.parquet`` (schema QCT; the whole-lung rows carry the endpoints of the
+``airways`` stage, :mod:`ctpheno.features.airways.stage`), ``features/radiomics.parquet``
 (schema RADIOMICS), ``features/radiomics_diagnostics.parquet`` (PyRadiomics'
 ``diagnostics_*`` entries and captured warnings per scan and region) and
 ``features/radiomics.settings.json`` (validated PyRadiomics parameters, their hash
@@ -50,7 +51,9 @@ def _scan_ids(wd: WorkDir, stage: str) -> list[str]:
     return [s for s in ids if wd.volume(s).exists()]
 
 
-def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: int) -> list[ScanTask]:
+def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: int, *,
+           per_scan: dict[str, dict[str, Any]] | None = None) -> list[ScanTask]:
+    """One task per scan: its store, content hash and ``extra`` (and ``per_scan[scan_id]``) as inputs."""
     from ..io.zarrstore import open_volume_store
 
     tasks = []
@@ -60,7 +63,8 @@ def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: 
         tasks.append(
             ScanTask(
                 sid,
-                inputs={"store": str(store), "content_hash": _store_hash(store), **extra},
+                inputs={"store": str(store), "content_hash": _store_hash(store), **extra,
+                        **(per_scan or {}).get(sid, {})},
                 source=f"volumes/{sid}.zarr",
                 est_bytes=n * bytes_per_voxel,
             )
@@ -87,6 +91,9 @@ def qct_scan(task: ScanTask) -> pd.DataFrame:
             config=cfg,
             scan_id=task.scan_id,
         )
+    from .airways import with_endpoints
+
+    df = with_endpoints(df, task.inputs.get("airways"))  # the airways stage's endpoints, whole-lung row
     return QCT.validate(df, where=f"QCT of {task.scan_id}")
 
 
@@ -95,8 +102,13 @@ def run_qct(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> Stage
     qcfg: QCTConfig = cfg.features.qct
     if not qcfg.enabled:
         return StageResult("qct")
+    from .airways.stage import endpoints_by_scan
+
     conf = json.loads(qcfg.model_dump_json())
-    tasks = _tasks(wd, _scan_ids(wd, "qct"), {"config": conf}, QCT_BYTES_PER_VOXEL)
+    ids = _scan_ids(wd, "qct")
+    airways = endpoints_by_scan(wd)  # None: the airways stage did not run for the scan
+    tasks = _tasks(wd, ids, {"config": conf}, QCT_BYTES_PER_VOXEL,
+                   per_scan={sid: {"airways": airways.get(sid)} for sid in ids})
     return run_stage(
         qct_scan,
         tasks,

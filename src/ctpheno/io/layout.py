@@ -12,6 +12,10 @@ Users' scripts read these paths; every stage reads and writes through
       qc/<scan_id>.png            preprocess: QC montage
       qc/qc.parquet               preprocess: QC numbers (schema QC)
       features/qct.parquet        features: QCT metrics, long by region (schema QCT)
+      features/airways.parquet    airways: tree and endpoint summary per scan (schema AIRWAYS)
+      features/airway_branches.parquet  airways: one row per branch (schema AIRWAY_BRANCHES)
+      airways/<scan_id>.zarr      airways: lumen voxels labelled branch_id + 1 (geometry of the volume store)
+      qc/<scan_id>_airways.png    airways: tree by generation and cross-section gallery
       features/radiomics.parquet  features: PyRadiomics, wide (scan_id, region, original_*...)
       features/embeddings.parquet embed: CNN embeddings (scan_id, region, model, emb_000...)
       models/                     train: fitted models, CV tables, cluster assignments;
@@ -70,6 +74,14 @@ class WorkDir:
         return self.features_dir / "qct.parquet"
 
     @property
+    def airways(self) -> Path:
+        return self.features_dir / "airways.parquet"
+
+    @property
+    def airway_branches(self) -> Path:
+        return self.features_dir / "airway_branches.parquet"
+
+    @property
     def radiomics(self) -> Path:
         return self.features_dir / "radiomics.parquet"
 
@@ -99,6 +111,12 @@ class WorkDir:
 
     def qc_png(self, scan_id: str) -> Path:
         return self.root / "qc" / f"{scan_id}.png"
+
+    def airway_tree(self, scan_id: str) -> Path:
+        return self.root / "airways" / f"{scan_id}.zarr"
+
+    def qc_airways_png(self, scan_id: str) -> Path:
+        return self.root / "qc" / f"{scan_id}_airways.png"
 
     def part(self, stage: str, scan_id: str) -> Path:
         return self.root / "parts" / stage / f"{scan_id}.parquet"

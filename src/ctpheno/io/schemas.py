@@ -213,11 +213,83 @@ QCT = TableSchema(
                                     "partial volume; whole rows)", "HU"),
         "peribronchial_hu": Column(F, "mean HU of the lung voxels within 5 mm outside the airway lumen "
                                       "(whole rows)", "HU"),
+        "pi10_mm": Column(F, "Pi10: sqrt(wall area) of a 10 mm internal-perimeter airway, regression over the "
+                             "measured branches of generation >= 2 (Nakano 2005; features/airway_branches.parquet; "
+                             "whole rows; NaN with a flag in airway_tree_flags)", "mm"),
+        "wa_pct_seg": Column(F, "median wall area % of the measured branches of generation 3-5 (segmental and "
+                                "subsegmental; whole rows)", "%"),
+        "wall_thickness_seg_mm": Column(F, "median wall thickness of the measured branches of generation 3-5 "
+                                           "(whole rows)", "mm"),
+        "lumen_area_seg_mm2": Column(F, "median lumen area of the measured branches of generation 3-5 (whole rows)",
+                                     "mm^2"),
+        "airway_count": Column(F, "branches of the segmented airway tree (total airway count; whole rows)"),
+        "airway_max_generation": Column(F, "deepest generation of the segmented tree (trachea 0; whole rows)"),
+        "airway_tree_flags": Column(S, "semicolon-separated reasons the airway endpoints are missing or doubtful "
+                                       "(thick_slices, no_airway_seed, few_branches, airway_leak, airways_not_run; "
+                                       "empty when fine; whole rows)"),
     },
     key=("scan_id", "region"),
     allow_any_extra=True,
     doc="QCT metrics per scan and region (COPDGene/CIP definitions; see ctpheno.features.qct and "
         "docs/methods_features.md).",
+)
+
+AIRWAYS = TableSchema(
+    "airways",
+    {
+        "scan_id": Column(S, "scan id", nullable=False),
+        "pi10_mm": Column(F, "Pi10 (see the QCT table)", "mm"),
+        "wa_pct_seg": Column(F, "median WA % of the measured generation 3-5 branches", "%"),
+        "wall_thickness_seg_mm": Column(F, "median wall thickness of the measured generation 3-5 branches", "mm"),
+        "lumen_area_seg_mm2": Column(F, "median lumen area of the measured generation 3-5 branches", "mm^2"),
+        "airway_count": Column(F, "branches of the segmented tree"),
+        "airway_max_generation": Column(F, "deepest generation (trachea 0)"),
+        "airway_tree_flags": Column(S, "semicolon-separated flag codes (ctpheno.features.airways.FLAGS)"),
+        "n_branches_measured": Column(F, "branches with enough valid cross-sections"),
+        "slice_thickness_mm": Column(F, "through-plane sampling used: max(slice thickness, slice spacing)", "mm"),
+        "airway_threshold_hu": Column(F, "global growing threshold chosen by the explosion test", "HU"),
+        "airway_lumen_volume_ml": Column(F, "segmented lumen volume (trachea included)", "mL"),
+        "airway_leak_fraction": Column(F, "volume erased by the per-branch leak control over the final lumen volume"),
+        "airway_n_leaks": Column(F, "leaks detected and erased"),
+        "max_generation_right": Column(F, "deepest generation reached in the right lung"),
+        "max_generation_left": Column(F, "deepest generation reached in the left lung"),
+        "psf_sigma_xy_mm": Column(F, "in-plane PSF SD used by the blur correction", "mm"),
+        "psf_sigma_z_mm": Column(F, "through-plane PSF SD used by the blur correction", "mm"),
+        "psf_source": Column(S, "where the in-plane PSF came from: trachea | given | fallback"),
+        "measure_image": Column(S, "array the walls were measured on (store/array)"),
+    },
+    key=("scan_id",),
+    doc="Airway tree and per-branch measurement summary, one row per scan (ctpheno.features.airways; "
+        "the endpoints are copied onto the whole-lung rows of qct.parquet).",
+)
+
+AIRWAY_BRANCHES = TableSchema(
+    "airway_branches",
+    {
+        "scan_id": Column(S, "scan id", nullable=False),
+        "branch_id": Column(I, "branch index in the scan's tree (0 = trachea); airways/<scan_id>.zarr labels its "
+                               "lumen voxels branch_id + 1", nullable=False),
+        "parent_id": Column(I, "parent branch (-1 for the trachea)"),
+        "generation": Column(I, "bifurcations from the trachea (0 trachea, 1 main bronchi, 2 lobar ...)"),
+        "side": Column(S, "right | left | empty (trachea, or no lung voxel on the branch or below it)"),
+        "length_mm": Column(F, "centreline length between junctions", "mm"),
+        "inscribed_radius_mm": Column(F, "median inscribed radius of the segmented lumen (search hint)", "mm"),
+        "n_children": Column(I, "child branches"),
+        "junction": Column(B, "a trifurcation internode (keeps its parent's generation; not measured)"),
+        "n_sections": Column(I, "cross-sections placed along the branch"),
+        "n_sections_valid": Column(I, "cross-sections with enough valid rays"),
+        "measured": Column(B, "n_sections_valid >= features.airways.min_sections"),
+        "lumen_radius_mm": Column(F, "median blur-corrected lumen radius", "mm"),
+        "outer_radius_mm": Column(F, "median blur-corrected outer wall radius", "mm"),
+        "wall_thickness_mm": Column(F, "outer minus lumen radius", "mm"),
+        "inner_perimeter_mm": Column(F, "2 pi lumen radius", "mm"),
+        "lumen_area_mm2": Column(F, "pi lumen radius^2", "mm^2"),
+        "wall_area_mm2": Column(F, "pi (outer^2 - lumen^2)", "mm^2"),
+        "wa_pct": Column(F, "wall area % = 100 wall area / outer area", "%"),
+    },
+    key=("scan_id", "branch_id"),
+    doc="One row per branch of each scan's airway tree with its per-branch medians "
+        "(ctpheno.features.airways.endpoints).",
 )
 
 RADIOMICS = TableSchema(
@@ -243,4 +315,5 @@ EMBEDDINGS = TableSchema(
     doc="CNN embeddings, wide (emb_000 ...).",
 )
 
-ALL_SCHEMAS = {s.name: s for s in (FAILURES, MANIFEST, SOURCES, QC, QCT, RADIOMICS, EMBEDDINGS)}
+ALL_SCHEMAS = {s.name: s for s in (FAILURES, MANIFEST, SOURCES, QC, QCT, AIRWAYS, AIRWAY_BRANCHES, RADIOMICS,
+                                    EMBEDDINGS)}

@@ -31,6 +31,14 @@ IDENTITY_DIRECTION: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0,
 Spacing = tuple[float, float, float]
 
 
+def check_spacing(spacing_mm: Any) -> Spacing:
+    """``spacing_mm`` as three positive floats (z, y, x), or a ValueError naming what was given."""
+    sp = tuple(float(s) for s in spacing_mm)
+    if len(sp) != 3 or not all(s > 0 for s in sp):
+        raise ValueError(f"spacing_mm must be three positive numbers (z, y, x) in mm; got {spacing_mm}")
+    return sp  # type: ignore[return-value]
+
+
 @dataclass(frozen=True, eq=False)
 class Volume:
     """An image or label array with its physical geometry.

@@ -28,7 +28,7 @@ from ..io.volume import IDENTITY_DIRECTION, Volume
 from . import anatomy as A
 from .acquisition import acquire, sample_acquisition
 from .disease import EMPHYSEMA_HU, SUBTYPES, emphysema_mask, smooth_noise
-from .trees import Segment, grid_lookup, grow_tree, rasterize
+from .trees import Segment, grid_lookup, grow_tree, rasterize, wall_thickness_mm
 
 Size = Literal["demo", "full"]
 Subtype = Literal["none", "centrilobular", "panlobular", "paraseptal", "airway"]
@@ -123,8 +123,7 @@ def make_phantom(*, seed: int, size: Size = "demo", subtype: Subtype = "centrilo
     vess = np.zeros(mshape, np.float32)
     rasterize(airways, lumen_central, origin_mm=org_xyz, spacing_mm=sp_xyz, generation_range=(0, 1))
     rasterize(airways, lumen, origin_mm=org_xyz, spacing_mm=sp_xyz)
-    walled = [replace(s, radius_mm=s.radius_mm + airway_wall_mm * float(np.clip(0.55 + 0.15 * s.radius_mm, 0.5, 2.0)))
-              for s in airways]
+    walled = [replace(s, radius_mm=s.radius_mm + wall_thickness_mm(s.radius_mm, airway_wall_mm)) for s in airways]
     rasterize(walled, wall, origin_mm=org_xyz, spacing_mm=sp_xyz)
     rasterize(vessels, vess, origin_mm=org_xyz, spacing_mm=sp_xyz)
 

@@ -19,6 +19,17 @@ import numpy.typing as npt
 MURRAY_RATIO = 2.0 ** (-1.0 / 3.0)
 
 
+def wall_thickness_mm(radius_mm: float, airway_wall_mm: float) -> float:
+    """Airway wall thickness (mm) of a bronchus of lumen radius ``radius_mm`` in a subject whose
+    3 mm-radius bronchi have walls of ``airway_wall_mm``: ``w * clip(0.55 + 0.15 r, 0.5, 2.0)``.
+
+    Thicker walls on larger airways, roughly proportional to the lumen at segmental size
+    (cf. the wall-area/perimeter relation behind Pi10, Nakano 2005); the one law both phantom
+    generators share, so that ``airway_wall_mm`` means the same in each.
+    """
+    return float(airway_wall_mm) * float(np.clip(0.55 + 0.15 * float(radius_mm), 0.5, 2.0))
+
+
 @dataclass(frozen=True)
 class Segment:
     p0: npt.NDArray[np.float64]

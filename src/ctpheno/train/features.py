@@ -40,6 +40,14 @@ QCT_PRIORITY = (
 """Canonical QCT metrics first: correlation pruning keeps the earlier of two correlated columns."""
 QCT_BOOKKEEPING = ("n_voxels", "lac_fit_n")
 """QCT columns that describe the measurement, not the lung (left out of the features)."""
+QCT_POOLED_AIRWAY_PREFIX = "pooled_"
+"""Pooled radial-profile airway columns (``pooled_airway_wall_thickness_mm`` ...): left out of the features,
+replaced by the per-branch endpoints (``pi10_mm``, ``wa_pct_seg`` ...; :mod:`ctpheno.features.airways`). A
+pooled profile around the central airways is not comparable to the field's per-branch measures (its
+thickness saturates at the blur width and moves with slice thickness)."""
+QCT_POOLED_AIRWAY_LEGACY = ("airway_wall_thickness_mm", "airway_wa_pct", "airway_lumen_radius_mm",
+                            "airway_wall_peak_hu")
+"""The same pooled columns under their names before the ``pooled_`` prefix."""
 REGION_ORDER = ("whole", "upper", "middle", "lower", "right", "left")
 
 
@@ -61,7 +69,8 @@ def pivot_qct(qct: pd.DataFrame) -> pd.DataFrame:
     metrics = [
         c for c in qct.columns if c not in ("scan_id", "region") and pd.api.types.is_numeric_dtype(qct[c])
     ]
-    metrics = [m for m in metrics if m not in QCT_BOOKKEEPING]
+    metrics = [m for m in metrics if m not in QCT_BOOKKEEPING and m not in QCT_POOLED_AIRWAY_LEGACY
+               and not m.startswith(QCT_POOLED_AIRWAY_PREFIX)]
     metrics = [m for m in QCT_PRIORITY if m in metrics] + [m for m in metrics if m not in QCT_PRIORITY]
     wide = qct.pivot_table(index="scan_id", columns="region", values=metrics, aggfunc="first", dropna=False)
     return _ordered(wide, metrics, "qct_").dropna(axis=1, how="all")
@@ -88,14 +97,18 @@ def phenotype_axes(wide_qct: pd.DataFrame) -> pd.DataFrame:
       reduction in NETT (Fishman 2003).
     * ``phe_lac_d_950``: power-law exponent *D* of the low-attenuation cluster sizes (Mishima 1999)
       — many small holes (high *D*) versus confluent bullae (low *D*).
+    * ``phe_pi10_mm``: Pi10 from the per-branch wall measurements (:mod:`ctpheno.features.airways`)
+      — the field's airway-disease endpoint; missing on thick-slice scans (> 1.25 mm), where the
+      next axis carries airway disease alone.
     * ``phe_airway_wall_hu``: ``airway_wall_hu``, the upper-quartile density of the lung within
       3 mm of the airway lumen (continued into the lung through the bronchi) — the airway-disease
       axis (peribronchial thickening), robust at 2-3 mm voxels where wall thickness itself is
       below the resolution.
 
-    Extent is one axis among four, so clusters follow the *pattern* of disease rather than only
-    its amount; the full ``qct`` set is dominated by dozens of extent-correlated columns.
-    Missing inputs give a missing axis (imputed inside the model's folds).
+    Extent is one axis among four (five with Pi10), so clusters follow the *pattern* of disease
+    rather than only its amount; the full ``qct`` set is dominated by dozens of extent-correlated
+    columns. Missing inputs give a missing axis (imputed inside the model's folds; an axis missing
+    in most scans is left out there).
     """
     col = partial(_qct_column, wide_qct)
     eps = PHENOTYPE_EPS_PCT
@@ -104,23 +117,27 @@ def phenotype_axes(wide_qct: pd.DataFrame) -> pd.DataFrame:
     out["phe_log_upper_lower"] = np.log((col("laa950_pct", "upper").clip(lower=0) + eps)
                                         / (col("laa950_pct", "lower").clip(lower=0) + eps))
     out["phe_lac_d_950"] = col("lac_d_950")
+    out["phe_pi10_mm"] = col("pi10_mm")
     out["phe_airway_wall_hu"] = col("airway_wall_hu")
     return out.astype(float)
 
 
-QCT_CORE = ("laa950_pct", "perc15_hu", "lung_volume_ml", "airway_wall_hu")
+QCT_CORE = ("laa950_pct", "perc15_hu", "lung_volume_ml", "pi10_mm", "airway_wall_hu")
 """Whole-lung QCT metrics of the ``qct_core`` set (see :func:`qct_core`)."""
 
 
 def qct_core(wide_qct: pd.DataFrame) -> pd.DataFrame:
     """The standard whole-lung QCT measures as a compact set, ``core_<metric>``.
 
-    Emphysema extent (LAA-950, Gevenois 1995), density (Perc15, Dirksen 2009), lung volume and
-    airway-wall density: the measures COPDGene-style analyses relate to spirometry (emphysema and
-    airway disease as the two independent CT determinants of airflow obstruction). With tens to
-    hundreds of subjects a model on these four columns does not have to find them among the ~70
+    Emphysema extent (LAA-950, Gevenois 1995), density (Perc15, Dirksen 2009), lung volume, Pi10
+    (Nakano 2005; thin-slice scans only) and airway-wall density: the measures COPDGene-style
+    analyses relate to spirometry (emphysema and airway disease as the two independent CT
+    determinants of airflow obstruction). Pi10 comes before the wall density so that the
+    correlation pruning keeps the field's endpoint when both are present and nearly collinear;
+    on thick-slice cohorts Pi10 is missing and the wall density carries airway disease. With tens
+    to hundreds of subjects a model on these columns does not have to find them among the ~70
     correlated columns of the full ``qct`` set. Missing inputs give a missing column (imputed inside
-    the folds).
+    the folds; a column missing in most scans is left out there).
     """
     out = pd.DataFrame(index=wide_qct.index)
     for metric in QCT_CORE:
