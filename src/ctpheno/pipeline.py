@@ -66,6 +66,11 @@ def _report() -> StageRunner:
     return run_report
 
 
+def _export() -> StageRunner:
+    from .export.stage import run_export
+    return run_export
+
+
 # name -> loader of the stage's runner, in pipeline order
 STAGES: dict[str, Callable[[], StageRunner]] = {
     "synth": _synth,
@@ -77,7 +82,11 @@ STAGES: dict[str, Callable[[], StageRunner]] = {
     "cluster": _cluster,
     "supervised": _supervised,
     "report": _report,
+    "export": _export,
 }
+
+WITHOUT_CLUSTER = frozenset({"report"})
+"""Stages that read tables only: a run of just these starts no Dask cluster."""
 
 
 def stage_enabled(cfg: PipelineConfig, name: str) -> bool:
@@ -89,6 +98,7 @@ def stage_enabled(cfg: PipelineConfig, name: str) -> bool:
         "cluster": cfg.models.unsupervised.enabled,
         "supervised": cfg.models.supervised.enabled,
         "report": cfg.report.enabled,
+        "export": cfg.export.enabled,
     }.get(name, True)
 
 
@@ -134,7 +144,7 @@ def run_stages(cfg: PipelineConfig, names: list[str], *, force: bool = False, co
             log.info("stage %s", name)
             results[name] = STAGES[name]()(cfg, wd, cl, force=force)
 
-    if client is not None:
+    if client is not None or set(ordered) <= WITHOUT_CLUSTER:
         _go(client)
     else:
         with open_client(cfg.cluster) as cl:
