@@ -2,7 +2,7 @@
 
 ``local`` starts a LocalCluster; ``address`` connects to a running
 ``dask scheduler``; ``slurm|pbs|sge|lsf`` build a dask-jobqueue cluster and
-``kubernetes`` a dask-kubernetes KubeCluster (optional extra ``[cluster]``);
+``kubernetes`` a dask-kubernetes KubeCluster (optional extras ``[cluster]`` and ``[kubernetes]``);
 ``synchronous`` runs everything in this process with no Dask at all.
 """
 
@@ -92,15 +92,25 @@ def open_client(cfg: ClusterConfig) -> Iterator[Any]:
             try:
                 from dask_kubernetes.operator import KubeCluster
             except ImportError as err:  # pragma: no cover - extra missing
-                raise MissingExtraError("dask-kubernetes", "cluster", "cluster kind 'kubernetes'") from err
+                raise MissingExtraError("dask-kubernetes", "kubernetes", "cluster kind 'kubernetes'") from err
             cluster = KubeCluster(**{"n_workers": cfg.n_workers, **cfg.kubernetes})
             client = Client(cluster)
         else:  # pragma: no cover - Literal prevents this
             raise ConfigError(f"unknown cluster.kind {cfg.kind!r}")
         log.info("Dask client: %s", client)
+        log.info(dashboard_line(client))
         try:
             yield client
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def dashboard_line(client: Any) -> str:
+    """One line for the console: the Dask dashboard's address, or why there is none."""
+    services = (client.scheduler_info() or {}).get("services", {})
+    if "dashboard" in services:
+        return f"Dask dashboard: {client.dashboard_link}"
+    return ("Dask dashboard: off (set cluster.dashboard: true for a local cluster; the dashboard needs "
+            "bokeh: pip install 'ctpheno[cluster]')")

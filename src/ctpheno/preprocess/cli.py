@@ -7,8 +7,13 @@ from pathlib import Path
 
 import typer
 
+from ..choices import literal_choices
+from ..config.preprocess import SegmentationConfig
 
-def segment_file(input_path: str, output: Path, *, backend: str = "classic") -> dict:
+Backend = literal_choices("Backend", SegmentationConfig, "backend")
+
+
+def segment_file(input_path: str, output: Path, *, backend: str = "classic", modelpath: Path | None = None) -> dict:
     """Read one scan (DICOM folder, NIfTI, NRRD, MHA), segment it, write a label NIfTI on its own grid.
 
     Returns the QC numbers of the result.
@@ -23,7 +28,7 @@ def segment_file(input_path: str, output: Path, *, backend: str = "classic") -> 
 
     image = read_scan(input_path)
     image = image.with_array(to_hu_int16(image.array))
-    labels = segment_lungs(image, config=SegmentationConfig(backend=backend))
+    labels = segment_lungs(image, config=SegmentationConfig(backend=backend, modelpath=modelpath))
     out = labels.to_sitk()
     name = str(output)
     if not name.endswith((".nii", ".nii.gz", ".nrrd", ".mha")):
@@ -56,14 +61,17 @@ def register(app: typer.Typer) -> None:
         input_path: str = typer.Argument(..., metavar="INPUT", help="DICOM folder, or a NIfTI/NRRD/MHA file."),
         output: Path = typer.Argument(..., metavar="OUTPUT", help="Label file to write (.nii.gz): 0 background, "
                                       "1 right lung, 2 left lung, 3 trachea/main bronchi, on the input's grid."),
-        backend: str = typer.Option("classic", "--backend", help="classic | lungmask | totalsegmentator."),
+        backend: Backend = typer.Option("classic", "--backend", help="Segmentation backend (lungmask and "
+                                        "totalsegmentator need their pip extras)."),
+        model_path: Path | None = typer.Option(None, "--model-path", help="lungmask: local weights file "
+                                               "(segmentation.modelpath; nothing is downloaded)."),
     ) -> None:
         """Segment the lungs of one scan and write a label NIfTI on the input's own grid."""
         from ..cli import fail
         from ..errors import CTPhenoError
 
         try:
-            qc = segment_file(input_path, output, backend=backend)
+            qc = segment_file(input_path, output, backend=backend.value, modelpath=model_path)
         except (CTPhenoError, ValueError) as err:
             fail(str(err))
             return
