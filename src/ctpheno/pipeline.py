@@ -8,6 +8,8 @@ the artifacts of :mod:`ctpheno.io.layout`.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,8 +49,30 @@ def _radiomics() -> StageRunner:
 
 
 def _embed() -> StageRunner:
+    if find_spec("torch") is None:  # the [deep] extra is not installed: the other stages run without it
+        return _skip("embed", "PyTorch is not installed (pip install 'ctpheno[deep]'); feature sets that "
+                              "need embeddings are left out of the models")
     from .features.deep_embeddings.stage import run_embeddings
     return run_embeddings
+
+
+@dataclass
+class SkippedStage:
+    """A stage that could not run in this installation (a missing extra), and why."""
+
+    stage: str
+    reason: str
+    failed: tuple = ()
+
+    def summary(self) -> str:
+        return f"{self.stage}: skipped: {self.reason}"
+
+
+def _skip(stage: str, reason: str) -> StageRunner:
+    def runner(cfg: PipelineConfig, wd: WorkDir, client: Any, *, force: bool = False) -> SkippedStage:
+        log.warning("%s stage skipped: %s", stage, reason)
+        return SkippedStage(stage, reason)
+    return runner
 
 
 def _cluster() -> StageRunner:
