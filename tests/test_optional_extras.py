@@ -103,7 +103,8 @@ def test_export_leaves_ome_zarr_out_by_default_and_names_the_extra_when_asked(tm
 
     missing("ome_zarr")
     wd = WorkDir(tmp_path / "empty")
-    cfg = PipelineConfig()
+    default = PipelineConfig()
+    cfg = default.model_copy(update={"export": default.export.model_copy(update={"out": tmp_path / "out"})})
     asked = cfg.model_copy(update={"export": cfg.export.model_copy(update={"formats": ["ome-zarr"]})})
     with pytest.raises(MissingExtraError, match=r"OME-Zarr export needs .*pip install 'ctpheno\[export\]'"):
         run_export(asked, wd, None)

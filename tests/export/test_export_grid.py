@@ -76,7 +76,7 @@ def phantom_runs(tmp_path_factory):
         cfg = load_pipeline_config(None, overrides=[
             f"paths.workdir={root / name}", f"paths.inputs=['{source}']", "cluster.kind=synchronous",
             "preprocess.qc_png=false", f"preprocess.spacing_mm={list(ANALYSIS_SPACING_MM)}",
-            f"export.out={root / name / 'export'}", "export.enabled=true", "ingest.min_slices=30"])
+            f"export.out={root / f'{name}-export'}", "export.enabled=true", "ingest.min_slices=30"])
         run_stages(cfg, ["ingest", "preprocess"])
         runs[name] = cfg
     return {"phantom": p, "dicom": dicom, "runs": runs}
@@ -159,3 +159,23 @@ def test_volume_file_sources_get_nifti_and_ome_zarr_and_say_why_not_dicom(phanto
     lungs = sitk.ReadImage(str(out / "lungs.nii.gz"))
     assert lungs.GetSize() == phantom_runs["phantom"].image.to_sitk().GetSize()  # the scan's own grid
     assert read_label_table(out / "lungs.itksnap.txt")[1] == "Right lung"
+
+
+def test_dicom_exports_never_go_inside_the_work_directory(tmp_path):
+    from ctpheno.config.pipeline import load_pipeline_config
+    from ctpheno.errors import ConfigError
+    from ctpheno.export.stage import export_out_dir
+    from ctpheno.io.layout import WorkDir
+
+    wd = WorkDir(tmp_path / "work")
+
+    def cfg(*sets: str):
+        return load_pipeline_config(None, overrides=[f"paths.workdir={wd.root}", *sets])
+
+    with pytest.raises(ConfigError, match="export.out is not set"):
+        export_out_dir(cfg(), wd, ["nifti"])
+    inside = cfg(f"export.out={wd.root / 'export'}")
+    with pytest.raises(ConfigError, match="inside the work directory .* dicom-seg, dicom-sr copy the source"):
+        export_out_dir(inside, wd, ["nifti", "dicom-seg", "dicom-sr"])
+    assert export_out_dir(inside, wd, ["nifti", "ome-zarr"]) == wd.root / "export"  # no identifiers in these
+    assert export_out_dir(cfg(f"export.out={tmp_path / 'out'}"), wd, ["dicom-seg"]) == tmp_path / "out"

@@ -21,9 +21,9 @@ class ExportConfig(StrictModel):
     """Run the ``export`` stage in ``ctpheno run`` (``ctpheno export`` and ``--stages …,export`` always
     run it)."""
     out: Optional[Path] = None
-    """Folder of the exports, one sub-folder per scan id; ``null``: ``<workdir>/export``. DICOM SEG and SR
-    carry the source series' patient and study attributes, so this folder belongs with the source data,
-    not inside the pseudonymised work directory."""
+    """Folder of the exports, one sub-folder per scan id (required to export). DICOM SEG and SR carry the
+    source series' patient and study attributes, so this folder belongs with the source data: it may not
+    lie inside the pseudonymised work directory when DICOM formats are written."""
     formats: list[ExportFormat] = Field(default_factory=lambda: list(EXPORT_FORMATS))
     """Formats to write: ``nifti`` (label maps + label tables on the original grid), ``dicom-seg``,
     ``dicom-sr`` (TID 1500 QCT measurements; needs ``dicom-seg``), ``ome-zarr`` (image + labels)."""

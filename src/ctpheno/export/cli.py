@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         workdir: Path | None = typer.Option(None, "--workdir",
                                             help="Work directory (overrides paths.workdir)."),
         out: Path | None = typer.Option(None, "--out", help="Folder of the exports, one sub-folder per scan "
-                                        "(default: export.out, else <workdir>/export)."),
+                                        "(default: export.out); outside the work directory."),
         formats: str | None = typer.Option(None, "--formats", help="Comma-separated subset of "
                                            f"{', '.join(EXPORT_FORMATS)} (default: all)."),
         config: Path | None = typer.Option(None, "--config", "-c", help="Pipeline YAML."),

@@ -10,7 +10,8 @@ private ``ingest/sources.parquet`` (the source files: their grid and DICOM heade
                     volumes.ome.zarr                                   image + image-label groups (OME-NGFF)
                     export.json                                        what was written, what was not and why
 
-A scan's folder is written under a temporary name and renamed into place when complete.
+A scan's folder is written under a temporary name and renamed into place when complete, and
+always rewritten (the work directory's resume markers cannot know about files outside it).
 DICOM SEG/SR need a DICOM source series; for NIfTI/NRRD/MHA inputs they are skipped with the
 reason in ``export.json``. The SEG and SR carry the source series' patient and study
 attributes (nothing more), so ``<out>`` belongs beside the source data: it is outside the
@@ -44,9 +45,22 @@ MAP_FILE_NAMES = {"labels": "lungs", "zones": "zones", "lobes": "lobes"}
 """Store array -> file stem of its exported label map."""
 
 
-def export_out_dir(cfg: Any, wd: WorkDir) -> Path:
-    """Where exports go: ``export.out`` or ``<workdir>/export``."""
-    return Path(cfg.export.out) if cfg.export.out is not None else wd.root / "export"
+def export_out_dir(cfg: Any, wd: WorkDir, formats: list[str]) -> Path:
+    """Where exports go (``export.out``), checked against the work directory's PHI boundary.
+
+    DICOM SEG/SR copy the source series' patient attributes, so they may not go inside the
+    pseudonymised work directory; raises ConfigError naming the fix.
+    """
+    if cfg.export.out is None:
+        raise ConfigError("export.out is not set: give the export folder (ctpheno export --out DIR, or "
+                          "--set export.out=DIR), outside the work directory")
+    out = Path(cfg.export.out)
+    dicom = [f for f in formats if f.startswith("dicom")]
+    if dicom and out.resolve().is_relative_to(wd.root.resolve()):
+        raise ConfigError(f"export.out {out} is inside the work directory {wd.root}, but {', '.join(dicom)} "
+                          f"copy the source series' patient and study attributes; choose a folder outside it "
+                          f"(beside the source data), or export only nifti/ome-zarr there")
+    return out
 
 
 def export_scan(task: ScanTask) -> None:
@@ -138,7 +152,7 @@ def export_tasks(cfg: Any, wd: WorkDir, out: Path, formats: list[str]) -> list[S
         rows = qct[qct["scan_id"] == sid].to_dict("records")
         shape = open_volume_store(wd.volume(sid))["labels"].shape
         tasks.append(ScanTask(
-            scan_id=sid, source="",
+            scan_id=sid, source=f"volumes/{sid}.zarr",
             inputs={"workdir": str(wd.root), "out": str(out), "formats": formats,
                     "paths": [str(p) for p in np.atleast_1d(src.loc[sid, "paths"])],
                     "format": str(src.loc[sid, "format"]),
@@ -149,7 +163,6 @@ def export_tasks(cfg: Any, wd: WorkDir, out: Path, formats: list[str]) -> list[S
 
 def run_export(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> StageResult:
     """Export every preprocessed scan; always rewrites (the exports live outside the work directory)."""
-    out = export_out_dir(cfg, wd)
     formats = [f for f in EXPORT_FORMATS if f in cfg.export.formats]
     if "ome-zarr" in formats and not _has_ome_zarr():
         if len(formats) < len(EXPORT_FORMATS):  # asked for by name: say what is missing
@@ -159,6 +172,7 @@ def run_export(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> St
         formats.remove("ome-zarr")
     if "dicom-sr" in formats and "dicom-seg" not in formats:
         formats.insert(formats.index("dicom-sr"), "dicom-seg")  # the SR references the SEG
+    out = export_out_dir(cfg, wd, formats)
     tasks = export_tasks(cfg, wd, out, formats)
     out.mkdir(parents=True, exist_ok=True)
     log.info("export: %d scan(s) as %s into %s", len(tasks), ", ".join(formats), out)
