@@ -125,20 +125,28 @@ def metric_forest(metrics: pd.DataFrame, target: str, metric: str) -> bytes:
     return _png(fig)
 
 
+def _against_diagonal(x: np.ndarray, y: np.ndarray, *, fmt: str, label: str, diagonal: str, xlabel: str,
+                      ylabel: str, title: str, legend_loc: str) -> bytes:
+    """A curve in the unit square with the y = x reference line (ROC: chance; calibration: perfect)."""
+    fig, ax = plt.subplots(figsize=(3.6, 3.4))
+    ax.plot(x, y, fmt, lw=1.5, label=label)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label=diagonal)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc=legend_loc)
+    return _png(fig)
+
+
 def roc_plot(pred: pd.DataFrame, title: str) -> bytes:
     """ROC curve of cross-validated probabilities (``observed`` 0/1, ``predicted`` probability)."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     y, p = pred["observed"].to_numpy(int), pred["predicted"].to_numpy(float)
     fpr, tpr, _ = roc_curve(y, p)
-    fig, ax = plt.subplots(figsize=(3.6, 3.4))
-    ax.plot(fpr, tpr, lw=1.5, label=f"AUC {roc_auc_score(y, p):.2f}")
-    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
-    ax.set_xlabel("1 - specificity")
-    ax.set_ylabel("sensitivity")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
-    return _png(fig)
+    return _against_diagonal(fpr, tpr, fmt="-", label=f"AUC {roc_auc_score(y, p):.2f}", diagonal="chance",
+                             xlabel="1 - specificity", ylabel="sensitivity", title=title,
+                             legend_loc="lower right")
 
 
 def calibration_plot(pred: pd.DataFrame, title: str, *, n_bins: int) -> bytes:
@@ -148,11 +156,6 @@ def calibration_plot(pred: pd.DataFrame, title: str, *, n_bins: int) -> bytes:
     y, p = pred["observed"].to_numpy(int), np.clip(pred["predicted"].to_numpy(float), 0.0, 1.0)
     frac, mean_p = calibration_curve(y, p, n_bins=n_bins, strategy="quantile")
     brier = float(np.mean((p - y) ** 2))
-    fig, ax = plt.subplots(figsize=(3.6, 3.4))
-    ax.plot(mean_p, frac, "o-", lw=1.5, label=f"model (Brier {brier:.3f})")
-    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect calibration")
-    ax.set_xlabel("mean predicted probability")
-    ax.set_ylabel("observed fraction with COPD")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
-    return _png(fig)
+    return _against_diagonal(mean_p, frac, fmt="o-", label=f"model (Brier {brier:.3f})",
+                             diagonal="perfect calibration", xlabel="mean predicted probability",
+                             ylabel="observed fraction with COPD", title=title, legend_loc="upper left")
