@@ -60,15 +60,19 @@ def segment_description(number: int, lab: LabelInfo, algorithm: Any):
 
 
 def segment_masks(labels: npt.NDArray[np.uint8], lobes: npt.NDArray[np.uint8] | None
-                  ) -> tuple[list[LabelInfo], npt.NDArray[np.bool_]]:
-    """The segments (in segment-number order) and their stacked masks, shape (z, y, x, n_segments)."""
-    infos = [*LUNG_LABELS, BOTH_LUNGS]
-    masks = [labels == lab.value for lab in LUNG_LABELS]
-    masks.append(masks[0] | masks[1])
-    if lobes is not None:
-        infos += list(LOBE_LABELS)
-        masks += [lobes == lab.value for lab in LOBE_LABELS]
-    return infos, np.stack(masks, axis=-1)
+                  ) -> tuple[list[LabelInfo], npt.NDArray[np.uint8]]:
+    """The segments (in segment-number order) and their stacked 0/1 masks, shape (z, y, x, n_segments).
+
+    One uint8 allocation (a whole-series SEG is the export's largest array), filled segment by segment.
+    """
+    infos = [*LUNG_LABELS, BOTH_LUNGS, *(LOBE_LABELS if lobes is not None else ())]
+    masks = np.zeros((*labels.shape, len(infos)), dtype=np.uint8)
+    for i, lab in enumerate(LUNG_LABELS):
+        masks[..., i] = labels == lab.value
+    masks[..., len(LUNG_LABELS)] = (labels == LUNG_LABELS[0].value) | (labels == LUNG_LABELS[1].value)
+    for i, lab in enumerate(LOBE_LABELS if lobes is not None else ()):
+        masks[..., len(LUNG_LABELS) + 1 + i] = lobes == lab.value
+    return infos, masks
 
 
 def build_segmentation(source_datasets: Sequence[Any], labels: npt.NDArray[np.uint8],
@@ -100,7 +104,7 @@ def build_segmentation(source_datasets: Sequence[Any], labels: npt.NDArray[np.ui
     infos, masks = segment_masks(labels, lobes)
     descriptions = [segment_description(i + 1, lab, algorithm) for i, lab in enumerate(infos)]
     return hd.seg.Segmentation(
-        source_images=list(source_datasets), pixel_array=masks.astype(np.uint8),
+        source_images=list(source_datasets), pixel_array=masks,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descriptions,
         series_instance_uid=generate_uid(entropy_srcs=[uid_seed, "seg-series"]),
         series_number=SEG_SERIES_NUMBER, sop_instance_uid=generate_uid(entropy_srcs=[uid_seed, "seg"]),
