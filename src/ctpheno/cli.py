@@ -118,7 +118,8 @@ def with_input_list(cfg, input_list: Optional[Path], download: Optional[Path], g
     except (CTPhenoError, ValueError, FileNotFoundError, RuntimeError) as err:
         fail(str(err))
         return cfg
-    return cfg.model_copy(update={"paths": cfg.paths.model_copy(update={"inputs": [*(given or []), *listed]})})
+    paths = cfg.paths.model_copy(update={"inputs": [*(given or []), *listed]})
+    return cfg.model_copy(update={"paths": paths})
 
 
 @app.command()

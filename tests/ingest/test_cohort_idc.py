@@ -62,7 +62,9 @@ def idc_bucket(tmp_path_factory):
     server.stop()
 
 
-def test_ingest_idc_download_fetches_the_listed_series(idc_bucket, tmp_path):
+def test_ingest_idc_download_then_an_input_list_of_idc_series_and_local_paths(idc_bucket, tmp_path):
+    import SimpleITK as sitk
+
     out, dl = tmp_path / "cohort", tmp_path / "dicom"
     r = CliRunner().invoke(app, ["ingest", "idc", "--collection", COLLECTION, "--limit", "1",
                                  "--out", str(out), "--download", str(dl)])
@@ -73,21 +75,18 @@ def test_ingest_idc_download_fetches_the_listed_series(idc_bucket, tmp_path):
     assert all(p.read_bytes() == (idc_bucket["files"][0].parent / p.name).read_bytes() for p in got)
     assert f"downloaded 1 series into {dl}" in r.output
 
-
-def test_input_list_mixes_idc_series_and_local_paths(idc_bucket, tmp_path):
-    import SimpleITK as sitk
-
+    # the same series named in a cohort list beside a local file (relative to the list's folder)
     local = tmp_path / "local" / "scan.nii.gz"
     local.parent.mkdir()
-    hu = np.full((40, 24, 24), -1000, np.int16)
-    sitk.WriteImage(Volume(hu, (2.0, 1.0, 1.0)).to_sitk(), str(local))
+    sitk.WriteImage(Volume(np.full((40, 24, 24), -1000, np.int16), (2.0, 1.0, 1.0)).to_sitk(), str(local))
     cohort = tmp_path / "cohort.csv"
     cohort.write_text(f"SeriesInstanceUID\n{idc_bucket['uid']}\nlocal/scan.nii.gz\n")
     work = tmp_path / "work"
     r = CliRunner().invoke(app, ["ingest", "--input-list", str(cohort), "--workdir", str(work),
                                  "--set", "cluster.kind=synchronous"])
     assert r.exit_code == 0, r.output
-    assert len(list((tmp_path / "idc" / idc_bucket["uid"]).iterdir())) == len(idc_bucket["files"])
+    default = tmp_path / "idc" / idc_bucket["uid"]  # --download defaults to idc/ beside the list
+    assert len(list(default.iterdir())) == len(got)
     man = pd.read_parquet(work / "manifest.parquet")
     assert sorted(man["format"]) == ["dicom", "nifti"]
     assert man.loc[man["format"] == "dicom", "n_files"].item() == len(idc_bucket["files"])
@@ -104,12 +103,13 @@ def test_unknown_series_uid_is_named_before_any_download(idc_bucket, tmp_path):
 def test_an_incomplete_download_is_an_error_naming_the_series(idc_bucket, tmp_path):
     from ctpheno.ingest.cohort import download_idc_series
 
-    s3, key = idc_bucket["s3"], f"{idc_bucket['prefix']}/{idc_bucket['files'][0].name}"
-    s3.put_object_acl(Bucket=idc_bucket["bucket"], Key=key, ACL="private")  # one instance cannot be fetched
+    s3, first = idc_bucket["s3"], idc_bucket["files"][0]
+    key = f"{idc_bucket['prefix']}/{first.name}"
+    s3.delete_object(Bucket=idc_bucket["bucket"], Key=key)  # the bucket serves one instance fewer
     try:
         n = len(idc_bucket["files"])
         expected = rf"1 IDC series incomplete .*{idc_bucket['uid']}, {n - 1} of {n}"
         with pytest.raises(RuntimeError, match=expected):
             download_idc_series([idc_bucket["uid"]], tmp_path / "dl")
     finally:
-        s3.put_object_acl(Bucket=idc_bucket["bucket"], Key=key, ACL="public-read")
+        s3.put_object(Bucket=idc_bucket["bucket"], Key=key, Body=first.read_bytes(), ACL="public-read")

@@ -113,7 +113,8 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="--batch: output CSV."),
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="--batch: pipeline YAML (its "
                                               "cluster section)."),
-        sets: Optional[List[str]] = typer.Option(None, "--set", help="--batch: section.key=value (repeatable)."),
+        sets: Optional[List[str]] = typer.Option(None, "--set",
+                                                 help="--batch: section.key=value (repeatable)."),
     ) -> None:
         """PyRadiomics features of one image and mask (or of a PyRadiomics batch file with --batch),
         with ctpheno's validation and error capture."""

@@ -13,7 +13,8 @@ from ..config.preprocess import SegmentationConfig
 Backend = literal_choices("Backend", SegmentationConfig, "backend")
 
 
-def segment_file(input_path: str, output: Path, *, backend: str = "classic", modelpath: Path | None = None) -> dict:
+def segment_file(input_path: str, output: Path, *, backend: str = "classic",
+                 modelpath: Path | None = None) -> dict:
     """Read one scan (DICOM folder, NIfTI, NRRD, MHA), segment it, write a label NIfTI on its own grid.
 
     Returns the QC numbers of the result.

@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Output folder (images/, clinical.csv, truth/ ...)."),
         n: int = typer.Option(24, "--n", min=1, help="Number of subjects."),
         seed: int = typer.Option(7, "--seed", min=0, help="Cohort seed (same seed, same pixels)."),
-        size: Size = typer.Option("demo", "--size", help="demo (~128x128x100, 2.5-3 mm) or full (512x512, NLST-like)."),
+        size: Size = typer.Option("demo", "--size",
+                                  help="demo (~128x128x100, 2.5-3 mm) or full (512x512, NLST-like)."),
         fmt: Format = typer.Option("dicom", "--format", help="Image format of the cohort."),
         force: bool = typer.Option(False, "--force", help="Re-render subjects already written."),
     ) -> None:

@@ -57,7 +57,8 @@ def train(config: Optional[Path] = ConfigOpt, set: Optional[List[str]] = SetOpt,
 @embed_app.command()
 def extract(config: Optional[Path] = ConfigOpt, set: Optional[List[str]] = SetOpt,
             workdir: Optional[Path] = WorkdirOpt,
-            model: Optional[Model] = typer.Option(None, "--model", help="Encoder (overrides embeddings.model)."),
+            model: Optional[Model] = typer.Option(None, "--model",
+                                                  help="Encoder (overrides embeddings.model)."),
             force: bool = typer.Option(False, "--force", help="Recompute scans that are already up to date.")) -> None:
     """Extract per-scan embeddings (training the SSL encoder first if it does not exist)."""
     from ...cli import fail, run_and_report
