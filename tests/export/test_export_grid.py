@@ -179,3 +179,22 @@ def test_dicom_exports_never_go_inside_the_work_directory(tmp_path):
         export_out_dir(inside, wd, ["nifti", "dicom-seg", "dicom-sr"])
     assert export_out_dir(inside, wd, ["nifti", "ome-zarr"]) == wd.root / "export"  # no identifiers in these
     assert export_out_dir(cfg(f"export.out={tmp_path / 'out'}"), wd, ["dicom-seg"]) == tmp_path / "out"
+
+
+def test_ome_zarr_is_written_in_the_task_not_through_the_cluster(tmp_path):
+    """ome-zarr computes through dask; inside a Dask task that would ship the whole volume to the scheduler."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from ctpheno.export.labels import LUNG_LABELS
+    from ctpheno.export.omezarr import write_ome_zarr
+
+    image = Volume(np.zeros((6, 8, 10), np.int16), (2.0, 1.0, 1.0), (1.0, 2.0, 3.0))
+    labels = np.zeros(image.shape, np.uint8)
+    labels[2:4, 2:6, 2:8] = 1
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, Client(cluster):
+        with get_task_stream() as stream:
+            write_ome_zarr(tmp_path / "v.ome.zarr", image, {"lungs": (labels, LUNG_LABELS)})
+    assert stream.data == []
+    import zarr
+
+    assert np.array_equal(zarr.open_group(str(tmp_path / "v.ome.zarr"), mode="r")["labels/lungs/s0"][...], labels)

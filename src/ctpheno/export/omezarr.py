@@ -38,11 +38,22 @@ def write_ome_zarr(dest: Path, image: Volume, label_maps: dict[str, tuple[npt.ND
                                                                             tuple[LabelInfo, ...]]]) -> Path:
     """Write ``image`` and its label maps (name -> (array on the image grid, label table)) to ``dest``."""
     try:
-        import zarr
-        from ome_zarr.format import FormatV04
-        from ome_zarr.writer import write_multiscale, write_multiscale_labels
+        import ome_zarr  # noqa: F401
     except ImportError as err:
         raise MissingExtraError("ome-zarr", "export", "the OME-Zarr export") from err
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):  # ome-zarr computes through dask: here, not on the cluster
+        _write(dest, image, label_maps)
+    return dest
+
+
+def _write(dest: Path, image: Volume, label_maps: dict[str, tuple[npt.NDArray[np.uint8],
+                                                                   tuple[LabelInfo, ...]]]) -> None:
+    import zarr
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_multiscale, write_multiscale_labels
+
     fmt = FormatV04()
     group = zarr.open_group(str(dest), mode="w", zarr_format=2)
     chunks = tuple(min(c, s) for c, s in zip(CHUNKS, image.shape))
@@ -60,4 +71,3 @@ def write_ome_zarr(dest: Path, image: Volume, label_maps: dict[str, tuple[npt.ND
                                 label_metadata=metadata)
     group.attrs["ctpheno"] = {"direction_zyx": list(np.asarray(image.direction_matrix)[::-1, ::-1].ravel()),
                               "hu": "image values are Hounsfield units (int16)"}
-    return dest
