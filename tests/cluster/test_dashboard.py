@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from ctpheno.cluster.client import open_client
 from ctpheno.config.common import ClusterConfig
@@ -31,3 +32,17 @@ def test_without_a_dashboard_the_line_says_how_to_get_one():
             return {"services": {}}
 
     assert dashboard_line(NoDashboard()).startswith("Dask dashboard: off (set cluster.dashboard: true")
+
+
+def test_a_local_scheduler_without_bokeh_gets_no_dead_link(monkeypatch):
+    from ctpheno.cluster.client import dashboard_line
+
+    class Serving:  # the scheduler's HTTP endpoint is up, but /status needs bokeh
+        dashboard_link = "http://127.0.0.1:8787/status"
+
+        def scheduler_info(self):
+            return {"services": {"dashboard": 8787}}
+
+    assert dashboard_line(Serving()) == "Dask dashboard: http://127.0.0.1:8787/status"  # remote: its own bokeh
+    monkeypatch.setitem(sys.modules, "bokeh", None)
+    assert dashboard_line(Serving(), local=True).startswith("Dask dashboard: off")

@@ -98,7 +98,7 @@ def open_client(cfg: ClusterConfig) -> Iterator[Any]:
         else:  # pragma: no cover - Literal prevents this
             raise ConfigError(f"unknown cluster.kind {cfg.kind!r}")
         log.info("Dask client: %s", client)
-        log.info(dashboard_line(client))
+        log.info(dashboard_line(client, local=cfg.kind == "local"))
         try:
             yield client
         finally:
@@ -107,10 +107,16 @@ def open_client(cfg: ClusterConfig) -> Iterator[Any]:
                 cluster.close()
 
 
-def dashboard_line(client: Any) -> str:
-    """One line for the console: the Dask dashboard's address, or why there is none."""
+def dashboard_line(client: Any, *, local: bool = False) -> str:
+    """One line for the console: the Dask dashboard's address, or why there is none.
+
+    A scheduler serves its HTTP endpoint without bokeh, but the dashboard pages need it; for a
+    scheduler in this process (``local``) a missing bokeh is said instead of a dead link.
+    """
+    from importlib.util import find_spec
+
     services = (client.scheduler_info() or {}).get("services", {})
-    if "dashboard" in services:
+    if "dashboard" in services and not (local and find_spec("bokeh") is None):
         return f"Dask dashboard: {client.dashboard_link}"
     return ("Dask dashboard: off (set cluster.dashboard: true for a local cluster; the dashboard needs "
             "bokeh: pip install 'ctpheno[cluster]')")
