@@ -35,15 +35,31 @@ def exported(shared_data, tmp_path_factory):
     return {"wd": work, "scan": out / scan_id, "scan_id": scan_id, "headers": headers}
 
 
-def _labels(exported) -> np.ndarray:
-    """The pipeline's labels (its store is on the original grid: preprocess.spacing_mm is null)."""
-    return read_volume(exported["wd"].volume(exported["scan_id"]), "labels").array
+def _normal(headers: list) -> np.ndarray:
+    iop = np.asarray(headers[0].ImageOrientationPatient, float)
+    return np.cross(iop[:3], iop[3:])
 
 
 def _by_position(headers: list) -> list:
-    normal = np.cross(np.asarray(headers[0].ImageOrientationPatient[:3], float),
-                      np.asarray(headers[0].ImageOrientationPatient[3:], float))
-    return sorted(headers, key=lambda h: float(np.dot(np.asarray(h.ImagePositionPatient, float), normal)))
+    n = _normal(headers)
+    return sorted(headers, key=lambda h: float(np.dot(np.asarray(h.ImagePositionPatient, float), n)))
+
+
+def _labels(exported) -> np.ndarray:
+    """The pipeline's labels on the source slices' grid: the store's own labels when it is the native
+    grid (the default, preprocess.spacing_mm: null), nearest neighbour from an analysis grid otherwise."""
+    from ctpheno.export.source import Grid, labels_on_grid
+
+    store = read_volume(exported["wd"].volume(exported["scan_id"]), "labels")
+    first, *_, last = slices = _by_position(exported["headers"])
+    iop = np.asarray(first.ImageOrientationPatient, float)
+    span = np.subtract(last.ImagePositionPatient, first.ImagePositionPatient, dtype=float)
+    gap = float(np.dot(span, _normal(slices)))
+    grid = Grid((len(slices), int(first.Rows), int(first.Columns)),
+                (gap / (len(slices) - 1), *map(float, first.PixelSpacing)),
+                tuple(map(float, first.ImagePositionPatient)),
+                tuple(np.column_stack([iop[:3], iop[3:], _normal(slices)]).ravel()))
+    return labels_on_grid(store, grid)
 
 
 def test_seg_segments_reference_the_source_frames_and_equal_the_labels(exported):
