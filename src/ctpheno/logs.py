@@ -41,7 +41,7 @@ def setup_logging(level: int = logging.INFO, log_file: str | Path | None = None)
         fh._ctpheno = True  # type: ignore[attr-defined]
         root.addHandler(fh)
     for noisy in ("distributed", "tornado", "asyncio", "matplotlib", "radiomics", "numba", "PIL",
-                  "fsspec", "botocore", "urllib3", "highdicom"):
+                  "fsspec", "botocore", "urllib3", "highdicom", "pykwalify"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

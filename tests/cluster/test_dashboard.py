@@ -5,9 +5,23 @@ from __future__ import annotations
 import logging
 import sys
 
+import pytest
+
 from ctpheno.cluster.client import open_client
 from ctpheno.config.common import ClusterConfig
 from ctpheno.logs import setup_logging
+
+
+@pytest.fixture(autouse=True)
+def _own_logging():
+    """setup_logging installs root handlers for the process; leave the next test the logging it found."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        if h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)
 
 
 def test_dashboard_link_is_printed_and_dask_info_lines_are_not(capsys):
