@@ -1,34 +1,38 @@
 """Export of a pipeline run of a real thin-slice scan (LIDC-IDRI-0314): SEG, SR, OME-Zarr, NIfTI read back.
 
 One module-scoped run of ingest, preprocess and qct (synchronous, no QC images), then `ctpheno
-export`; each test reads one format back with the reader its users have (highdicom, ome-zarr,
-SimpleITK) and compares it with the work directory's own artifacts.
+export` on the default local cluster; each test reads one format back with the reader its users
+have (highdicom, ome-zarr, SimpleITK) and compares it with the work directory's own artifacts.
 """
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pydicom
 import pytest
-from typer.testing import CliRunner
 
-from ctpheno.cli import app
 from ctpheno.io.layout import WorkDir
 from ctpheno.io.zarrstore import read_volume
 
 
 @pytest.fixture(scope="module")
 def exported(shared_data, tmp_path_factory):
+    """``ctpheno run --stages ingest,preprocess,qct`` then ``ctpheno export`` as a user runs them: in their
+    own processes (the scan's arrays never load into the test process), the export on the default local
+    Dask cluster."""
     series = shared_data / "lidc_idri_0314" / "dicom"
     root = tmp_path_factory.mktemp("lidc")
     wd, out = root / "work", root / "export"
-    common = ["--set", "cluster.kind=synchronous", "--set", "preprocess.qc_png=false"]
-    r = CliRunner().invoke(app, ["run", "--stages", "ingest,preprocess,qct", "-i", str(series),
-                                 "--workdir", str(wd), *common])
-    assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(app, ["export", "--workdir", str(wd), "--out", str(out), *common])
-    assert r.exit_code == 0, r.output
+    ctpheno = [sys.executable, "-m", "ctpheno"]
+    for args in (["run", "--stages", "ingest,preprocess,qct", "-i", str(series), "--workdir", str(wd),
+                  "--set", "cluster.kind=synchronous", "--set", "preprocess.qc_png=false"],
+                 ["export", "--workdir", str(wd), "--out", str(out)]):
+        done = subprocess.run([*ctpheno, *args], cwd=root, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     work = WorkDir(wd)
     scan_id = pd.read_parquet(work.qc_table)["scan_id"].item()
     headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in sorted(series.glob("*.dcm"))]
