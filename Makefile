@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# torch first: 2.13.0 is a CPU build on this machine's disk; an open range would pull CUDA.
 	$(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[deep,cluster,s3,test]"
+	$(PIP) install -q -e ".[deep,cluster,s3,export,idc,umap,test]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -14,10 +14,12 @@ from .config.pipeline import load_pipeline_config
 from .errors import CTPhenoError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, cls=ErrorHandlingGroup,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Quantitative chest-CT phenotyping of COPD: ingest → preprocess → features → models → report.",
                   epilog=exitcodes.help_text())
 
-ConfigOpt = typer.Option(None, "--config", "-c", help="Pipeline YAML (default: config/pipeline.yaml).")
+ConfigOpt = typer.Option(None, "--config", "-c", help="Pipeline YAML (default: ./config/pipeline.yaml if "
+                         "present, else the packaged copy of it).")
 SetOpt = typer.Option(None, "--set", help="Override a config value: section.key=value (repeatable).")
 WorkdirOpt = typer.Option(None, "--workdir", help="Work directory (overrides paths.workdir).")
 ForceOpt = typer.Option(False, "--force", help="Recompute scans that are already up to date.")
@@ -76,25 +78,81 @@ def run_and_report(cfg, names: list[str], *, force: bool, command: str) -> None:
         raise typer.Exit(exitcodes.SCANS_FAILED)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"ctpheno {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Quantitative chest-CT phenotyping of COPD: ingest → preprocess → features → models → report."""
+
+
+InputListOpt = typer.Option(None, "--input-list", help="CSV of inputs, one per row (column `path` or "
+                            "`SeriesInstanceUID`, else the first column): local paths / URLs, or IDC "
+                            "SeriesInstanceUIDs, downloaded first through idc-index (the [idc] extra).")
+DownloadOpt = typer.Option(None, "--download", help="Folder for the IDC series of --input-list "
+                           "(default: idc/ beside the list).")
+
+
+def parse_stages(text: Optional[str]) -> list[str]:
+    """``--stages a,b`` as a list, every name checked against the pipeline's stages (all when empty)."""
+    from .pipeline import STAGES
+
+    if not text:
+        return list(STAGES)
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [n for n in names if n not in STAGES]
+    if unknown:
+        fail(f"--stages: unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    return names
+
+
+def with_input_list(cfg, input_list: Optional[Path], download: Optional[Path], given: Optional[List[str]]):
+    """``cfg`` whose inputs are ``given`` plus the inputs of ``--input-list`` (its IDC series downloaded
+    first, after the configuration was validated); ``cfg`` unchanged without a list."""
+    if input_list is None:
+        return cfg
+    from .ingest.cohort import resolve_input_list
+
+    try:
+        listed = resolve_input_list(input_list, download_dir=download)
+    except (CTPhenoError, ValueError, FileNotFoundError, RuntimeError) as err:
+        fail(str(err))
+        return cfg
+    paths = cfg.paths.model_copy(update={"inputs": [*(given or []), *listed]})
+    return cfg.model_copy(update={"paths": paths})
+
+
 @app.command()
 def run(config: Optional[Path] = ConfigOpt, input: Optional[List[str]] = typer.Option(
             None, "--input", "-i", help="Input folder/file/URL (repeatable; overrides paths.inputs)."),
+        input_list: Optional[Path] = InputListOpt, download: Optional[Path] = DownloadOpt,
         clinical: Optional[str] = typer.Option(None, "--clinical", help="Clinical CSV/Parquet."),
         workdir: Optional[Path] = WorkdirOpt, set: Optional[List[str]] = SetOpt, force: bool = ForceOpt,
-        stages: Optional[str] = typer.Option(None, "--stages", help="Comma-separated subset of stages.")) -> None:
+        stages: Optional[str] = typer.Option(
+            None, "--stages", help="Comma-separated subset of: synth, ingest, preprocess, qct, radiomics, "
+            "embed, cluster, supervised, report, export (export runs when named here or enabled in the "
+            "config).")) -> None:
     """Run the whole pipeline (synth → ingest → preprocess → qct → radiomics → embed → cluster →
-    supervised → report) as configured."""
-    from .pipeline import STAGES
-
+    supervised → report [→ export]) as configured."""
+    names = parse_stages(stages)
     cfg = load_cli_config(config, set, workdir=workdir, inputs=input, clinical=clinical)
-    if input:
+    cfg = with_input_list(cfg, input_list, download, input)
+    if input or input_list:
         cfg = cfg.model_copy(update={"synth": cfg.synth.model_copy(update={"enabled": False})})
-    names = [s.strip() for s in stages.split(",")] if stages else list(STAGES)
+    if stages and "export" in names:
+        cfg = cfg.model_copy(update={"export": cfg.export.model_copy(update={"enabled": True})})
     run_and_report(cfg, names, force=force, command=" ".join(sys.argv))
 
 
 def _register_stage_commands() -> None:
     from .eval.cli import register as reg_eval
+    from .export.cli import register as reg_export
     from .features.cli import register as reg_features
     from .ingest.cli import register as reg_ingest
     from .preprocess.cli import register as reg_preprocess
@@ -103,7 +161,8 @@ def _register_stage_commands() -> None:
     from .features.deep_embeddings.cli import register as reg_embed
     from .benchcli import register as reg_bench
 
-    for reg in (reg_synth, reg_ingest, reg_preprocess, reg_features, reg_embed, reg_train, reg_eval, reg_bench):
+    for reg in (reg_synth, reg_ingest, reg_preprocess, reg_features, reg_embed, reg_train, reg_eval, reg_export,
+                reg_bench):
         reg(app)
 
 

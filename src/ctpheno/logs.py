@@ -30,6 +30,7 @@ def setup_logging(level: int = logging.INFO, log_file: str | Path | None = None)
         console = logging.StreamHandler()
         console.setFormatter(logging.Formatter(_FMT))
     console.setLevel(level)
+    console.addFilter(_quiet_dask)
     console._ctpheno = True  # type: ignore[attr-defined]
     root.addHandler(console)
     if log_file is not None:
@@ -40,5 +41,14 @@ def setup_logging(level: int = logging.INFO, log_file: str | Path | None = None)
         fh._ctpheno = True  # type: ignore[attr-defined]
         root.addHandler(fh)
     for noisy in ("distributed", "tornado", "asyncio", "matplotlib", "radiomics", "numba", "PIL",
-                  "fsspec", "botocore", "urllib3"):
+                  "fsspec", "botocore", "urllib3", "highdicom", "pykwalify"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+DASK_LOGGERS = ("distributed", "tornado", "bokeh")
+"""Loggers whose INFO lines stay in the run log only: importing distributed resets its own level to INFO."""
+
+
+def _quiet_dask(record: logging.LogRecord) -> bool:
+    """Console filter: Dask's start/stop chatter (INFO) is left out, its warnings and errors are shown."""
+    return record.levelno >= logging.WARNING or not record.name.startswith(DASK_LOGGERS)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Callable
 
@@ -57,8 +59,30 @@ def _radiomics() -> StageRunner:
 
 
 def _embed() -> StageRunner:
+    if find_spec("torch") is None:  # the [deep] extra is not installed: the other stages run without it
+        return _skip("embed", "PyTorch is not installed (pip install 'ctpheno[deep]'); feature sets that "
+                              "need embeddings are left out of the models")
     from .features.deep_embeddings.stage import run_embeddings
     return run_embeddings
+
+
+@dataclass
+class SkippedStage:
+    """A stage that could not run in this installation (a missing extra), and why."""
+
+    stage: str
+    reason: str
+    failed: tuple = ()
+
+    def summary(self) -> str:
+        return f"{self.stage}: skipped: {self.reason}"
+
+
+def _skip(stage: str, reason: str) -> StageRunner:
+    def runner(cfg: PipelineConfig, wd: WorkDir, client: Any, *, force: bool = False) -> SkippedStage:
+        log.warning("%s stage skipped: %s", stage, reason)
+        return SkippedStage(stage, reason)
+    return runner
 
 
 def _cluster() -> StageRunner:
@@ -76,6 +100,11 @@ def _report() -> StageRunner:
     return run_report
 
 
+def _export() -> StageRunner:
+    from .export.stage import run_export
+    return run_export
+
+
 # name -> loader of the stage's runner, in pipeline order
 STAGES: dict[str, Callable[[], StageRunner]] = {
     "synth": _synth,
@@ -88,7 +117,11 @@ STAGES: dict[str, Callable[[], StageRunner]] = {
     "cluster": _cluster,
     "supervised": _supervised,
     "report": _report,
+    "export": _export,
 }
+
+WITHOUT_CLUSTER = frozenset({"report"})
+"""Stages that read tables only: a run of just these starts no Dask cluster."""
 
 
 def stage_enabled(cfg: PipelineConfig, name: str) -> bool:
@@ -101,6 +134,7 @@ def stage_enabled(cfg: PipelineConfig, name: str) -> bool:
         "cluster": cfg.models.unsupervised.enabled,
         "supervised": cfg.models.supervised.enabled,
         "report": cfg.report.enabled,
+        "export": cfg.export.enabled,
     }.get(name, True)
 
 
@@ -206,7 +240,7 @@ def run_stages(cfg: PipelineConfig, names: list[str], *, force: bool = False, co
             results[name] = STAGES[name]()(cfg, wd, cl, force=force)
 
     try:
-        if client is not None:
+        if client is not None or set(ordered) <= WITHOUT_CLUSTER:
             _go(client)
         else:
             with open_client(cfg.cluster) as cl:

@@ -56,3 +56,23 @@ def test_notebook_executes(path, tiny_workdir, monkeypatch):
     if "exploration" in str(path) or "modeling" in str(path):
         assert str(tiny_workdir) in text  # it read the work dir it was given
         assert "qct.parquet is not there yet" not in text
+
+
+def test_markdown_cells_are_clean_and_the_default_workdir_is_make_demos():
+    import re
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    demo_workdir = yaml.safe_load((repo / "config" / "demo.yaml").read_text())["paths"]["workdir"]
+    readers = 0
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+        assert not any(re.match(r"MD\S", text) for text in markdown), f"{path}: stray 'MD' in a markdown cell"
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        default = re.search(r'"CTPHENO_WORKDIR", "([^"]+)"', code)
+        if default:  # relative to the notebook's folder, the default is where `make demo` writes
+            readers += 1
+            assert (path.parent / default.group(1)).resolve() == (repo / demo_workdir).resolve(), path
+    assert readers >= 2

@@ -12,6 +12,9 @@ from ctpheno.config.models import ModelsConfig, ReportConfig, SupervisedConfig, 
 from ctpheno.config.pipeline import PipelineConfig
 from ctpheno.train.testing import write_synthetic_workdir
 
+FLAGGED_INDEX = 3
+"""The fixture's QC table flags the fourth scan by id (the report must show it first)."""
+
 
 def _png(seed: int) -> bytes:
     import matplotlib
@@ -58,8 +61,11 @@ def trained(tmp_path_factory, report_cfg):
     wd = info["workdir"]
     scans = pd.read_parquet(wd.manifest)["scan_id"].tolist()
     wd.qc_table.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"scan_id": scans, "lung_volume_ml": 5000.0, "flags": ""}).to_parquet(wd.qc_table)
-    for i, s in enumerate(scans[:4]):
+    # one flagged scan that is not first by id, and the preprocess stage's internal resume column
+    flags = ["lr_ratio" if i == FLAGGED_INDEX else "" for i in range(len(scans))]
+    pd.DataFrame({"scan_id": scans, "lung_volume_ml": 5000.0, "flags": flags,
+                  "content_hash": "0123456789abcdef"}).to_parquet(wd.qc_table)
+    for i, s in enumerate(scans[:FLAGGED_INDEX + 1]):
         wd.qc_png(s).write_bytes(_png(i))
     pd.DataFrame(
         {

@@ -1,4 +1,5 @@
-"""The report renders in headless Chromium: every image decodes, no section is empty."""
+"""The report renders in headless Chromium: every image decodes, no section is empty; its headline
+states the best model per target, one multiplicity-corrected comparison and the chosen clusters."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "docs" / "figures" / "report_screenshot.png"
-SECTIONS = ("cohort", "failures", "qc", "qct", "clusters", "models", "comparison", "importance", "run")
+SECTIONS = ("headline", "cohort", "failures", "qc", "qct", "clusters", "models", "comparison", "importance",
+            "run")
 
 
 def _chromium() -> str:
@@ -55,6 +57,53 @@ def test_report_is_self_contained(trained):
     for name in ("model_metrics", "comparison", "cluster_selection", "cluster_profiles", "importance"):
         assert (tables / f"{name}.csv").is_file() and (tables / f"{name}.parquet").is_file()
     assert len(list((trained["wd"].report_dir / "figures").glob("*.png"))) >= 8
+
+
+def _section(html: str, sid: str) -> str:
+    return re.search(rf'<section id="{sid}">(.*?)</section>', html, re.S).group(1)
+
+
+def test_headline_states_best_models_one_corrected_p_and_clusters(trained):
+    import pandas as pd
+
+    html = trained["wd"].report.read_text()
+    assert html.index('<section id="headline">') < html.index('<section id="cohort">')
+    head = _section(html, "headline")
+    met = pd.read_parquet(trained["wd"].models_dir / "supervised" / "metrics.parquet")
+    best = met[(met["target"] == "fev1_pct_pred") & (met["metric"] == "r2")].sort_values("estimate").iloc[-1]
+    # the best FEV1 model with its CI, as the metrics table has it
+    assert f"{best['estimate']:.2f} [{best['ci_low']:.2f}, {best['ci_high']:.2f}]" in head
+    assert f"{best['feature_set']} / {best['model']}" in head
+    for target in ("FEV1 % predicted", "GOLD stage", "COPD", "FEV1 decline"):
+        assert target in head
+    # one p-value, Holm-adjusted, with how to read it; the raw bootstrap p is shown nowhere
+    assert head.count("p = ") == 1 and "Holm-adjusted" in head and "How to read it" in head
+    assert "boot_p" not in html and "corrected_p" not in html
+    sel = pd.read_parquet(trained["wd"].models_dir / "clusters" / "selection.parquet")
+    ch = sel[sel["chosen"] & (sel["k"] >= 2)]
+    ch = ch[ch["stability_ari"] == ch["stability_ari"].max()]
+    top = ch[ch["silhouette"] == ch["silhouette"].max()].iloc[0]  # most stable, then silhouette, then first
+    assert f"{top['feature_set']} / {top['algorithm']}</b> with\n<b>k = {top['k']}</b>" in head
+    assert "interquartile range" in head and "LAA-950 (%)" in head
+
+
+def test_report_sections_flagged_first_no_internal_columns_copd_plots(trained):
+    import pandas as pd
+
+    wd = trained["wd"]
+    html = wd.report.read_text()
+    table = pd.read_parquet(wd.qc_table)
+    flagged = table.loc[table["flags"] != "", "scan_id"].tolist()
+    assert len(flagged) == 1 and flagged[0] != min(table["scan_id"])  # the fixture flags a later scan
+    qc = _section(html, "qc")
+    assert qc.index(f"QC montage {flagged[0]}") < qc.index(f"QC montage {min(table['scan_id'])}")
+    assert "content_hash" not in html
+    models = _section(html, "models")
+    assert 'alt="ROC curve COPD"' in models and 'alt="calibration plot COPD"' in models
+    for name in ("copd_roc", "copd_calibration"):
+        assert (wd.report_dir / "figures" / f"{name}.png").stat().st_size > 5_000
+    shown = pd.read_csv(wd.report_dir / "tables" / "cluster_selection.csv")
+    assert not (shown["chosen"] & (shown["k"] < 2)).any()
 
 
 def test_report_renders_in_headless_chromium(trained, tmp_path):

@@ -19,7 +19,10 @@ def test_stage_outputs_and_resume(trained, report_cfg):
     assert "qct/kmeans" in res["run_clustering"].summary()
     assert "FEV1 %pred R2" in res["run_supervised"].summary()
     sel = pd.read_parquet(wd.models_dir / "clusters" / "selection.parquet")
-    assert sel.groupby(["feature_set", "algorithm"])["chosen"].sum().eq(1).all()
+    chosen = sel.groupby(["feature_set", "algorithm"])["chosen"].sum()
+    assert chosen.drop(index="hdbscan", level="algorithm").eq(1).all()  # k-means and GMM always choose a k
+    assert chosen.le(1).all() and not (sel["chosen"] & (sel["k"] < 2)).any()  # HDBSCAN with no cluster: none
+    assert (sel["algorithm"].eq("hdbscan") & sel["k"].lt(2)).any()  # the fixture has such a run (qct)
     assert run_clustering(report_cfg, wd, None).skipped  # unchanged inputs and config
     met = pd.read_parquet(wd.models_dir / "supervised" / "metrics.parquet")
     assert {"r2", "within_one_accuracy", "quadratic_kappa", "auc", "c_index"} <= set(met["metric"])

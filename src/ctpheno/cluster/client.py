@@ -2,7 +2,7 @@
 
 ``local`` starts a LocalCluster; ``address`` connects to a running
 ``dask scheduler``; ``slurm|pbs|sge|lsf`` build a dask-jobqueue cluster and
-``kubernetes`` a dask-kubernetes KubeCluster (optional extra ``[cluster]``);
+``kubernetes`` a dask-kubernetes KubeCluster (optional extras ``[cluster]`` and ``[kubernetes]``);
 ``synchronous`` runs everything in this process with no Dask at all.
 """
 
@@ -92,15 +92,31 @@ def open_client(cfg: ClusterConfig) -> Iterator[Any]:
             try:
                 from dask_kubernetes.operator import KubeCluster
             except ImportError as err:  # pragma: no cover - extra missing
-                raise MissingExtraError("dask-kubernetes", "cluster", "cluster kind 'kubernetes'") from err
+                raise MissingExtraError("dask-kubernetes", "kubernetes", "cluster kind 'kubernetes'") from err
             cluster = KubeCluster(**{"n_workers": cfg.n_workers, **cfg.kubernetes})
             client = Client(cluster)
         else:  # pragma: no cover - Literal prevents this
             raise ConfigError(f"unknown cluster.kind {cfg.kind!r}")
         log.info("Dask client: %s", client)
+        log.info(dashboard_line(client, local=cfg.kind == "local"))
         try:
             yield client
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def dashboard_line(client: Any, *, local: bool = False) -> str:
+    """One line for the console: the Dask dashboard's address, or why there is none.
+
+    A scheduler serves its HTTP endpoint without bokeh, but the dashboard pages need it; for a
+    scheduler in this process (``local``) a missing bokeh is said instead of a dead link.
+    """
+    from importlib.util import find_spec
+
+    services = (client.scheduler_info() or {}).get("services", {})
+    if "dashboard" in services and not (local and find_spec("bokeh") is None):
+        return f"Dask dashboard: {client.dashboard_link}"
+    return ("Dask dashboard: off (set cluster.dashboard: true for a local cluster; the dashboard needs "
+            "bokeh: pip install 'ctpheno[cluster]')")

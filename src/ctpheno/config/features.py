@@ -28,8 +28,10 @@ class RadiomicsConfig(StrictModel):
 
     enabled: bool = True
     """Compute radiomics features."""
-    params: Path = Path("config/features/radiomics.yaml")
-    """PyRadiomics parameter file (PyRadiomics' own format)."""
+    params: Optional[Path] = None
+    """PyRadiomics parameter file (PyRadiomics' own format). A relative path is read beside the YAML
+    file that names it, else from the current directory; ``null``: the packaged default, a copy of
+    ``config/features/radiomics.yaml``."""
     regions: list[Literal["whole", "right", "left", "upper", "middle", "lower"]] = Field(
         default_factory=lambda: ["whole"])
     """Regions to extract."""

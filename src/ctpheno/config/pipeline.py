@@ -21,8 +21,9 @@ import yaml
 from ..errors import ConfigError
 from .base import StrictModel, apply_overrides, apply_values, read_yaml, validate_model
 from .common import ClusterConfig, PathsConfig
-from .stages import (EmbeddingsConfig, FeaturesConfig, IngestConfig, ModelsConfig, PreprocessConfig,
-                     ReportConfig, SynthConfig)
+from .resources import DEFAULT_PIPELINE, default_file
+from .stages import (EmbeddingsConfig, ExportConfig, FeaturesConfig, IngestConfig, ModelsConfig,
+                     PreprocessConfig, ReportConfig, SynthConfig)
 
 
 class PipelineConfig(StrictModel):
@@ -46,6 +47,8 @@ class PipelineConfig(StrictModel):
     """Clustering and supervised models."""
     report: ReportConfig = ReportConfig()
     """HTML report."""
+    export: ExportConfig = ExportConfig()
+    """NIfTI, DICOM SEG/SR and OME-Zarr exports of the results."""
 
 
 SECTION_FILES: dict[str, tuple[str, ...]] = {
@@ -69,7 +72,12 @@ PYRADIOMICS_KEYS = {"imageType", "featureClass", "setting", "voxelSetting"}
 def _resolve_includes(data: dict[str, Any], base_dir: Path, where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if isinstance(value, str) and value.endswith((".yaml", ".yml")) and key != "params":
+        if key == "params" and isinstance(value, str):
+            # PyRadiomics' own file: not a section to include, but found like one (beside the
+            # file that names it), else relative to the current directory as written
+            beside = (base_dir / value).resolve()
+            out[key] = str(beside) if beside.is_file() else value
+        elif isinstance(value, str) and value.endswith((".yaml", ".yml")):
             inc = (base_dir / value).resolve()
             if not inc.is_file():
                 raise ConfigError(f"{where}: section {key!r} points to {value!r}, but {inc} does not exist")
@@ -98,7 +106,9 @@ def load_pipeline_config(path: str | Path | None = None, *, overrides: tuple[str
     ----------
     path
         ``config/pipeline.yaml``, or a per-stage file when ``stage_file_for`` names the stage.
-        ``None`` uses ``config/pipeline.yaml`` under the current directory if present, else defaults.
+        ``None`` uses ``config/pipeline.yaml`` under the current directory if present, else the
+        packaged copy of it (:mod:`ctpheno.config.resources`), so every command has the same
+        defaults from any directory.
     overrides
         ``section.key=value`` strings (``--set``; the value is YAML), applied after the file.
     values
@@ -109,12 +119,10 @@ def load_pipeline_config(path: str | Path | None = None, *, overrides: tuple[str
         PyRadiomics parameter file (``imageType``/``featureClass``/``setting`` keys) sets
         ``features.radiomics.params`` instead of replacing the section.
     """
-    source = "defaults"
     data: dict[str, Any] = {}
     if path is None:
-        default = Path("config/pipeline.yaml")
-        if default.is_file():
-            path = default
+        local = Path("config/pipeline.yaml")
+        path = local if local.is_file() else default_file(DEFAULT_PIPELINE)
     if path is not None:
         path = Path(path)
         if stage_file_for is not None:

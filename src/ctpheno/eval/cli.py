@@ -17,7 +17,14 @@ def register(app: typer.Typer) -> None:
         set: list[str] | None = typer.Option(None, "--set", help="section.key=value (repeatable)."),
     ) -> None:
         """Write the self-contained HTML report (<workdir>/report/index.html) and print its path."""
-        from ..cli import load_cli_config, run_and_report
+        from ..cli import fail, load_cli_config, run_and_report
+        from ..io.layout import WorkDir
+        from .report import has_results
 
         cfg = load_cli_config(config, set, workdir=workdir)
+        wd = WorkDir(cfg.paths.workdir)
+        if not has_results(wd):
+            fail(f"nothing to report: {wd.root} holds no ctpheno results (no manifest.parquet, qc/, "
+                 f"features/ or models/); run `ctpheno run` first, or point --workdir at a work directory")
+            return
         run_and_report(cfg, ["report"], force=True, command="ctpheno report")

@@ -12,6 +12,16 @@ import numpy as np
 import pandas as pd
 
 
+GOLD_COLORS = {0: "#1b9e77", 1: "#66a61e", 2: "#e6ab02", 3: "#d95f02", 4: "#7570b3"}
+"""One fixed, distinct colour per GOLD stage (a category, never a colour bar)."""
+GOLD_MISSING_COLOR = "#bbbbbb"
+
+
+def gold_color(stage: float) -> str:
+    """Colour of a GOLD stage (grey when unknown)."""
+    return GOLD_MISSING_COLOR if pd.isna(stage) else GOLD_COLORS.get(int(stage), GOLD_MISSING_COLOR)
+
+
 def _png(fig: plt.Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -31,10 +41,10 @@ def qct_distributions(qct_whole: pd.DataFrame, gold: pd.Series | None) -> bytes:
         v = qct_whole[c]
         if gold is not None and gold.notna().any():
             g = gold.reindex(v.index)
-            groups = [v[g == s].dropna().to_numpy() for s in sorted(g.dropna().unique())]
-            ax.hist(
-                groups, bins=12, stacked=True, label=[f"GOLD {int(s)}" for s in sorted(g.dropna().unique())]
-            )
+            stages = sorted(g.dropna().unique())
+            groups = [v[g == s].dropna().to_numpy() for s in stages]
+            ax.hist(groups, bins=12, stacked=True, label=[f"GOLD {int(s)}" for s in stages],
+                    color=[gold_color(s) for s in stages])
         else:
             ax.hist(v.dropna(), bins=12)
         ax.set_title(c, fontsize=9)
@@ -54,8 +64,12 @@ def cluster_map(assign: pd.DataFrame, gold: pd.Series | None, title: str) -> byt
     axes[0].set_title(f"{title}: clusters", fontsize=9)
     if gold is not None:
         g = gold.reindex(assign["subject_id"]).to_numpy(float)
-        sc = axes[1].scatter(x, y, c=g, cmap="viridis", s=22, vmin=0, vmax=4)
-        fig.colorbar(sc, ax=axes[1], label="GOLD")
+        for stage in [*sorted(set(g[np.isfinite(g)])), np.nan]:
+            m = np.isnan(g) if np.isnan(stage) else g == stage
+            if m.any():
+                axes[1].scatter(x[m], y[m], s=22, color=gold_color(stage),
+                                label="GOLD unknown" if np.isnan(stage) else f"GOLD {int(stage)}")
+        axes[1].legend(fontsize=7)
     axes[1].set_title(f"{title}: GOLD stage", fontsize=9)
     method = str(assign["map_method"].iloc[0]).upper()
     for ax in axes:
@@ -109,3 +123,39 @@ def metric_forest(metrics: pd.DataFrame, target: str, metric: str) -> bytes:
     ax.set_xlabel(metric)
     ax.set_title(f"{target}: {metric} (CI)", fontsize=9)
     return _png(fig)
+
+
+def _against_diagonal(x: np.ndarray, y: np.ndarray, *, fmt: str, label: str, diagonal: str, xlabel: str,
+                      ylabel: str, title: str, legend_loc: str) -> bytes:
+    """A curve in the unit square with the y = x reference line (ROC: chance; calibration: perfect)."""
+    fig, ax = plt.subplots(figsize=(3.6, 3.4))
+    ax.plot(x, y, fmt, lw=1.5, label=label)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label=diagonal)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc=legend_loc)
+    return _png(fig)
+
+
+def roc_plot(pred: pd.DataFrame, title: str) -> bytes:
+    """ROC curve of cross-validated probabilities (``observed`` 0/1, ``predicted`` probability)."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    y, p = pred["observed"].to_numpy(int), pred["predicted"].to_numpy(float)
+    fpr, tpr, _ = roc_curve(y, p)
+    return _against_diagonal(fpr, tpr, fmt="-", label=f"AUC {roc_auc_score(y, p):.2f}", diagonal="chance",
+                             xlabel="1 - specificity", ylabel="sensitivity", title=title,
+                             legend_loc="lower right")
+
+
+def calibration_plot(pred: pd.DataFrame, title: str, *, n_bins: int) -> bytes:
+    """Observed fraction against mean predicted probability in quantile bins, with the Brier score."""
+    from sklearn.calibration import calibration_curve
+
+    y, p = pred["observed"].to_numpy(int), np.clip(pred["predicted"].to_numpy(float), 0.0, 1.0)
+    frac, mean_p = calibration_curve(y, p, n_bins=n_bins, strategy="quantile")
+    brier = float(np.mean((p - y) ** 2))
+    return _against_diagonal(mean_p, frac, fmt="o-", label=f"model (Brier {brier:.3f})",
+                             diagonal="perfect calibration", xlabel="mean predicted probability",
+                             ylabel="observed fraction with COPD", title=title, legend_loc="upper left")

@@ -53,6 +53,7 @@ def run_report(cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: b
         synthetic=synthetic,
         title=cfg.report.title,
         max_qc_images=cfg.report.max_qc_images,
+        ci_level=cfg.models.supervised.ci_level,
         config_yaml=yaml.safe_dump(data, sort_keys=False),
     )
     return ReportResult(path, time.perf_counter() - t0, synthetic)

@@ -115,28 +115,46 @@ def register(app: typer.Typer) -> None:
 
     @app.command("radiomics")
     def radiomics(
-        image: Path = typer.Argument(..., help="Image file (NIfTI/NRRD/MHA)."),
-        mask: Path = typer.Argument(..., help="Label image on the same grid."),
-        params: Path = typer.Option(
-            Path("config/features/radiomics.yaml"),
+        image: Optional[Path] = typer.Argument(None, help="Image file (NIfTI/NRRD/MHA)."),
+        mask: Optional[Path] = typer.Argument(None, help="Label image on the same grid."),
+        params: Optional[Path] = typer.Option(
+            None,
             "--params",
-            help="PyRadiomics parameter YAML (PyRadiomics' format).",
+            help="PyRadiomics parameter YAML (PyRadiomics' format; default: the packaged copy of "
+            "config/features/radiomics.yaml).",
         ),
         label: Optional[int] = typer.Option(
             None, "--label", help="Label value (default: the params file's setting.label, else 1)."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        batch: Optional[Path] = typer.Option(
+            None, "--batch", help="PyRadiomics batch CSV (columns Image, Mask, optional Label): every case "
+            "on the configured Dask cluster, output as `pyradiomics cases.csv -o out.csv -f csv` writes it."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="--batch: output CSV."),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="--batch: pipeline YAML (its "
+                                              "cluster section)."),
+        sets: Optional[List[str]] = typer.Option(None, "--set",
+                                                 help="--batch: section.key=value (repeatable)."),
     ) -> None:
-        """PyRadiomics features of one image and mask, with ctpheno's validation and error capture."""
+        """PyRadiomics features of one image and mask (or of a PyRadiomics batch file with --batch),
+        with ctpheno's validation and error capture."""
         import SimpleITK as sitk
 
         from ..cli import fail
+        from ..config.resources import radiomics_params_path
         from ..errors import CTPhenoError
         from ..io.volume import Volume
         from .radiomics import extract_features, load_params, pyradiomics_version, settings_hash
 
+        params_path = radiomics_params_path(params)
+        if batch is not None:
+            _radiomics_batch(batch, out, params_path, config, sets)
+            return
+        if image is None or mask is None:
+            fail("give IMAGE and MASK, or --batch cases.csv --out features.csv")
+            return
         try:
-            p = load_params(params)
+            p = load_params(params_path)
             lab = label if label is not None else int((p.get("setting") or {}).get("label", 1))
             img = Volume.from_sitk(sitk.ReadImage(str(image)))
             msk = Volume.from_sitk(sitk.ReadImage(str(mask)))
@@ -176,3 +194,34 @@ def register(app: typer.Typer) -> None:
         for name, g in table.groupby("configuration", sort=False):
             typer.echo(f"{name}: {int(g['pass'].sum())}/{len(g)} pass")
         typer.echo(f"wrote {out} and {feature_map}")
+
+
+def _radiomics_batch(batch: Path, out: Optional[Path], params_path: Path, config: Optional[Path],
+                     sets: Optional[List[str]]) -> None:
+    """``ctpheno radiomics --batch``: PyRadiomics' batch mode, one Dask task per case."""
+    from ..cli import fail, load_cli_config
+    from ..cluster.client import open_client
+    from ..errors import CTPhenoError
+    from ..logs import setup_logging
+    from .batch import read_cases, run_batch, write_batch_csv
+    from .radiomics import load_params
+
+    if out is None:
+        fail("--batch needs --out features.csv")
+        return
+    cfg = load_cli_config(config, sets)
+    try:
+        load_params(params_path)  # PyRadiomics' schema and ctpheno's checks, before any case runs
+        cases = read_cases(batch)
+    except (CTPhenoError, ValueError, FileNotFoundError) as err:
+        fail(str(err))
+        return
+    setup_logging()
+    with open_client(cfg.cluster) as client:
+        result = run_batch(cases, params_path, client)
+    write_batch_csv(result.rows, out)
+    typer.echo(f"wrote {out}: {len(result.rows)} case(s), {len(result.failed)} failed")
+    for row, message in result.failed:
+        typer.echo(f"case {row}: {message}", err=True)
+    if result.failed:
+        raise typer.Exit(1)

@@ -148,8 +148,10 @@ def radiomics_scan(task: ScanTask) -> pd.DataFrame:
 
 
 def resolve_params_path(rcfg: RadiomicsConfig) -> Path:
-    """The PyRadiomics parameter file (relative paths: from the current directory)."""
-    path = Path(rcfg.params)
+    """The PyRadiomics parameter file (relative paths: from the current directory; null: packaged default)."""
+    from ..config.resources import radiomics_params_path
+
+    path = radiomics_params_path(rcfg.params)
     if not path.is_file():
         raise ConfigError(
             f"features.radiomics.params: PyRadiomics parameter file {path.resolve()} does not exist"

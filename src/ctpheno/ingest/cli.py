@@ -33,13 +33,20 @@ def register(app: typer.Typer) -> None:
         limit: int | None = typer.Option(None, "--limit", min=1, help="idc: at most this many patients."),
         out: Path | None = typer.Option(None, "--out", help="idc: folder for series.csv and s5cmd manifest."),
         modality: str = typer.Option("CT", "--modality", help="idc: modality of the series to list."),
+        download: Path | None = typer.Option(
+            None, "--download", help="idc: also download the listed series into this folder (idc-index's "
+            "downloader, one folder per SeriesInstanceUID); with --input-list: where its IDC series go."),
+        input_list: Path | None = typer.Option(
+            None, "--input-list", help="CSV of inputs (column `path` or `SeriesInstanceUID`, else the "
+            "first): paths / URLs, or IDC SeriesInstanceUIDs downloaded first (the [idc] extra)."),
     ) -> None:
         """Discover DICOM/NIfTI/NRRD/MHA series, validate them and write manifest.parquet.
 
-        `ctpheno ingest idc --collection nlst --limit N --out DIR` instead lists a cohort from the
-        offline IDC index and writes the series table and an s5cmd download manifest.
+        `ctpheno ingest idc --collection nlst --limit N --out DIR [--download DIR]` instead lists a
+        cohort from the offline IDC index, writes the series table and an s5cmd download manifest
+        and, with --download, fetches the series through idc-index.
         """
-        from ..cli import fail, load_cli_config, run_and_report
+        from ..cli import fail, load_cli_config, run_and_report, with_input_list
         from ..errors import CTPhenoError
 
         if paths and paths[0] == "idc":
@@ -58,6 +65,15 @@ def register(app: typer.Typer) -> None:
                 f"{series['PatientID'].nunique()} patients, {len(series)} {modality} series from "
                 f"{collection!r}; wrote {', '.join(str(f) for f in files)}"
             )
+            if download is not None:
+                from .cohort import download_idc_series
+
+                try:
+                    folders = download_idc_series(series["SeriesInstanceUID"].tolist(), download)
+                except (ValueError, RuntimeError, CTPhenoError) as err:
+                    fail(str(err))
+                    return
+                typer.echo(f"downloaded {len(folders)} series into {download}")
             return
         cfg = load_cli_config(
             config,
@@ -69,8 +85,9 @@ def register(app: typer.Typer) -> None:
             if config is not None and config.name != "pipeline.yaml" and _is_stage_file(config)
             else None,
         )
+        cfg = with_input_list(cfg, input_list, download, paths)
         if not cfg.paths.inputs:
-            fail("nothing to ingest: give PATH arguments or set paths.inputs in the config")
+            fail("nothing to ingest: give PATH arguments, --input-list or set paths.inputs in the config")
             return
         cfg = cfg.model_copy(update={"synth": cfg.synth.model_copy(update={"enabled": False})})
         run_and_report(cfg, ["ingest"], force=force, command=" ".join(sys.argv))

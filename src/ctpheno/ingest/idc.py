@@ -42,7 +42,7 @@ def index_path() -> Path:
     except ImportError as err:  # pragma: no cover - dependency missing
         from ..errors import MissingExtraError
 
-        raise MissingExtraError("idc-index-data", "idc", "the IDC cohort query") from err
+        raise MissingExtraError("idc-index", "idc", "the IDC cohort query") from err
     return Path(idc_index_data.IDC_INDEX_PARQUET_FILEPATH)
 
 

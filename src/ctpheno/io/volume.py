@@ -29,6 +29,8 @@ HU_WATER = 0
 IDENTITY_DIRECTION: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
 Spacing = tuple[float, float, float]
+GEOMETRY_AXES = "zyx"
+"""Axis order of every geometry vector in stored attributes (see :meth:`Volume.geometry_attrs`)."""
 
 
 def check_spacing(spacing_mm: Any) -> Spacing:
@@ -175,20 +177,35 @@ class Volume:
         )
 
     def geometry_attrs(self) -> dict[str, Any]:
-        """JSON-serialisable geometry, as stored in Zarr attributes."""
+        """JSON-serialisable geometry, as stored in Zarr attributes, every vector in array order (z, y, x).
+
+        ``spacing_mm`` is the voxel size along array axes (z, y, x); ``origin_mm`` is the LPS
+        position of voxel ``[0, 0, 0]``'s centre written as its (z, y, x) components (ITK order
+        reversed); ``direction`` is the 3x3 row-major matrix whose rows are the physical (z, y, x)
+        components and whose columns are the array axes (z, y, x), i.e. ITK's matrix with rows and
+        columns reversed. ``geometry_axes: "zyx"`` marks this convention; stores written before it
+        (``origin_mm`` and ``direction`` in ITK's x, y, z order) carry no such key and are read by
+        :meth:`from_geometry_attrs` unchanged.
+        """
         return {
             "spacing_mm": list(self.spacing_mm),
-            "origin_mm": list(self.origin_mm),
-            "direction": list(self.direction),
+            "origin_mm": list(self.origin_mm[::-1]),
+            "direction": list(self.direction_matrix[::-1, ::-1].ravel()),
             "axes": ["z", "y", "x"],
+            "geometry_axes": GEOMETRY_AXES,
         }
 
     @classmethod
     def from_geometry_attrs(cls, array: npt.NDArray[Any], attrs: dict[str, Any], **meta: Any) -> "Volume":
+        """Inverse of :meth:`geometry_attrs`; also reads the older x, y, z origin/direction attributes."""
+        origin = np.asarray(attrs["origin_mm"], dtype=float)
+        direction = np.asarray(attrs["direction"], dtype=float).reshape(3, 3)
+        if attrs.get("geometry_axes") == GEOMETRY_AXES:
+            origin, direction = origin[::-1], direction[::-1, ::-1]
         return cls(
             array=array,
             spacing_mm=tuple(attrs["spacing_mm"]),
-            origin_mm=tuple(attrs["origin_mm"]),
-            direction=tuple(attrs["direction"]),
+            origin_mm=tuple(origin),
+            direction=tuple(direction.ravel()),
             meta=dict(meta),
         )

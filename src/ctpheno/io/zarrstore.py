@@ -7,6 +7,13 @@ Layout of one store (a Zarr group)::
     zones   uint8  (z, y, x)  0 outside, 1/2/3 right upper/middle/lower, 4/5/6 left upper/middle/lower
     attrs   geometry (spacing_mm, origin_mm, direction), scan_id, provenance
 
+Geometry attributes are all in the arrays' axis order **(z, y, x)** (``geometry_axes: "zyx"``):
+``spacing_mm`` the voxel size per array axis, ``origin_mm`` the LPS position of voxel
+``[0, 0, 0]`` as its (z, y, x) components, ``direction`` the row-major 3x3 direction cosines
+with rows and columns in (z, y, x) order (:meth:`~ctpheno.io.volume.Volume.geometry_attrs`).
+Stores written before this convention (origin and direction in ITK's x, y, z order, no
+``geometry_axes`` key) are still read correctly by :func:`read_volume`.
+
 Arrays are chunked (default 64^3) and zstd-compressed. Writes go to a
 temporary store that is renamed into place once complete. A store may also live
 at an fsspec URL (``s3://bucket/work/volumes/<scan_id>.zarr``): it is written

@@ -7,8 +7,14 @@ from pathlib import Path
 
 import typer
 
+from ..choices import literal_choices
+from ..config.preprocess import SegmentationConfig
 
-def segment_file(input_path: str, output: Path, *, backend: str = "classic", modelpath: Path | None = None) -> dict:
+Backend = literal_choices("Backend", SegmentationConfig, "backend")
+
+
+def segment_file(input_path: str, output: Path, *, backend: str = "classic",
+                 modelpath: Path | None = None) -> dict:
     """Read one scan (DICOM folder, NIfTI, NRRD, MHA), segment it, write a label NIfTI on its own grid.
 
     Returns the QC numbers of the result.
@@ -56,16 +62,18 @@ def register(app: typer.Typer) -> None:
         input_path: str = typer.Argument(..., metavar="INPUT", help="DICOM folder, or a NIfTI/NRRD/MHA file."),
         output: Path = typer.Argument(..., metavar="OUTPUT", help="Label file to write (.nii.gz): 0 background, "
                                       "1 right lung, 2 left lung, 3 trachea/main bronchi, on the input's grid."),
-        backend: str = typer.Option("classic", "--backend", help="classic | lungmask | totalsegmentator."),
-        modelpath: Path | None = typer.Option(None, "--modelpath", help="Local weights: a lungmask model file "
-                                              "or TotalSegmentator's weights folder (never downloaded)."),
+        backend: Backend = typer.Option("classic", "--backend", help="Segmentation backend (lungmask and "
+                                        "totalsegmentator need their pip extras)."),
+        model_path: Path | None = typer.Option(None, "--modelpath", "--model-path", help="Local weights: a "
+                                               "lungmask model file or TotalSegmentator's weights folder "
+                                               "(segmentation.modelpath; nothing is downloaded)."),
     ) -> None:
         """Segment the lungs of one scan and write a label NIfTI on the input's own grid."""
         from ..cli import fail
         from ..errors import CTPhenoError
 
         try:
-            qc = segment_file(input_path, output, backend=backend, modelpath=modelpath)
+            qc = segment_file(input_path, output, backend=backend.value, modelpath=model_path)
         except (CTPhenoError, ValueError, ImportError) as err:
             fail(str(err))
             return

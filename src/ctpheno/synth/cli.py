@@ -6,6 +6,12 @@ from pathlib import Path
 
 import typer
 
+from ..choices import literal_choices
+from ..config.synth import SynthConfig
+
+Size = literal_choices("Size", SynthConfig, "size")
+Format = literal_choices("Format", SynthConfig, "format")
+
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
@@ -15,16 +21,13 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Output folder (images/, clinical.csv, truth/ ...)."),
         n: int = typer.Option(24, "--n", min=1, help="Number of subjects."),
         seed: int = typer.Option(7, "--seed", min=0, help="Cohort seed (same seed, same pixels)."),
-        size: str = typer.Option("demo", "--size", help="demo (~128x128x100, 2.5-3 mm) or full (512x512, NLST-like)."),
-        fmt: str = typer.Option("dicom", "--format", help="dicom or nifti."),
+        size: Size = typer.Option("demo", "--size",
+                                  help="demo (~128x128x100, 2.5-3 mm) or full (512x512, NLST-like)."),
+        fmt: Format = typer.Option("dicom", "--format", help="Image format of the cohort."),
         force: bool = typer.Option(False, "--force", help="Re-render subjects already written."),
     ) -> None:
         """Generate a synthetic COPD cohort with known ground truth."""
         from .cohort import write_cohort
 
-        if size not in ("demo", "full"):
-            raise typer.BadParameter(f"--size must be demo or full; got {size!r}")
-        if fmt not in ("dicom", "nifti"):
-            raise typer.BadParameter(f"--format must be dicom or nifti; got {fmt!r}")
-        path = write_cohort(out, n=n, seed=seed, size=size, fmt=fmt, force=force)
+        path = write_cohort(out, n=n, seed=seed, size=size.value, fmt=fmt.value, force=force)
         typer.echo(f"wrote {n} synthetic subjects to {path}")

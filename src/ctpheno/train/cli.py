@@ -6,6 +6,11 @@ from pathlib import Path
 
 import typer
 
+from ..choices import choice_enum
+
+Only = choice_enum("Only", ("cluster", "supervised"))
+"""``ctpheno train --only``: one of the two model stages."""
+
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
@@ -15,19 +20,16 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config", "-c", help="Pipeline YAML."),
         workdir: Path | None = typer.Option(None, "--workdir", help="Work directory."),
         set: list[str] | None = typer.Option(None, "--set", help="section.key=value (repeatable)."),
-        only: str | None = typer.Option(None, "--only", help="cluster | supervised (default: both)."),
+        only: Only | None = typer.Option(None, "--only", help="Run one of the two model stages (default: both)."),
         force: bool = typer.Option(
             False, "--force", help="Recompute even if inputs and config are unchanged."
         ),
     ) -> None:
         """Cluster subjects and cross-validate FEV1/GOLD/progression models on the feature tables."""
-        from ..cli import fail, load_cli_config, run_and_report
+        from ..cli import load_cli_config, run_and_report
 
-        if only not in (None, "cluster", "supervised"):
-            fail(f"--only must be cluster or supervised, got {only!r}")
-            return
         cfg = load_cli_config(config, set, workdir=workdir)
-        names = [only] if only else ["cluster", "supervised"]
+        names = [only.value] if only else ["cluster", "supervised"]
         run_and_report(cfg, names, force=force, command="ctpheno train")
 
     @app.command("predict")

@@ -199,7 +199,7 @@ def _cluster_cohort(cohort: Cohort, cfg: UnsupervisedConfig) -> ClusterResult:
                         row["reference_ari"] = ari(truth.to_numpy(), lab)
                     rows.append(row)
                 best = _choose(rows, algo, cfg.min_stability, cfg.k_selection)
-                best["chosen"] = True
+                best["chosen"] = best["k"] >= 2  # HDBSCAN finding no cluster (all noise) chooses nothing
                 sel_rows += rows
                 assign.append(
                     pd.DataFrame(
@@ -237,20 +237,31 @@ def _choose(rows: list[dict], algo: str, min_stability: float, rule: str) -> dic
 
 def _map(Z: npt.NDArray, cfg: UnsupervisedConfig) -> tuple[npt.NDArray, str]:
     if cfg.embedding_map == "umap" and len(Z) > 4:
-        try:
-            import umap
-
-            reducer = umap.UMAP(
-                n_neighbors=min(cfg.umap_neighbors, len(Z) - 1),
-                random_state=cfg.random_state,
-                n_components=2,
-                init="spectral" if len(Z) > 10 else "random",
-            )
-            return np.asarray(reducer.fit_transform(Z)), "umap"
-        except Exception as err:  # noqa: BLE001 - umap-learn missing or failing: PCA map instead
-            log.warning("UMAP map failed (%s); using PCA", err)
+        xy = _umap_map(Z, cfg)
+        if xy is not None:
+            return xy, "umap"
     xy = Z[:, :2] if Z.shape[1] >= 2 else np.column_stack([Z[:, 0], np.zeros(len(Z))])
     return xy, "pca"
+
+
+def _umap_map(Z: npt.NDArray, cfg: UnsupervisedConfig) -> npt.NDArray | None:
+    """2-D UMAP of ``Z``, or None (PCA is drawn instead) when umap-learn is absent or fails."""
+    try:
+        import umap
+    except ImportError:
+        log.info("umap-learn is not installed (pip install 'ctpheno[umap]'); the cluster map uses PCA")
+        return None
+    try:
+        reducer = umap.UMAP(
+            n_neighbors=min(cfg.umap_neighbors, len(Z) - 1),
+            random_state=cfg.random_state,
+            n_components=2,
+            init="spectral" if len(Z) > 10 else "random",
+        )
+        return np.asarray(reducer.fit_transform(Z))
+    except Exception as err:  # noqa: BLE001 - umap-learn failing on odd data: PCA map instead
+        log.warning("UMAP map failed (%s); using PCA", err)
+        return None
 
 
 def cluster_profiles(frame: pd.DataFrame, labels: npt.NDArray) -> pd.DataFrame:

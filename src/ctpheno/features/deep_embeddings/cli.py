@@ -8,9 +8,13 @@ from typing import List, Optional
 
 import typer
 
+from ...choices import literal_choices
+from ...config.embeddings import EmbeddingsConfig
+
 embed_app = typer.Typer(add_completion=False, no_args_is_help=True,
                         help="3D CNN embeddings: train the self-supervised encoder, extract per-scan embeddings.")
 
+Model = literal_choices("Model", EmbeddingsConfig, "model")
 ConfigOpt = typer.Option(None, "--config", "-c",
                          help="config/features/embeddings.yaml (other sections from the pipeline.yaml above it) "
                               "or a whole pipeline YAML.")
@@ -53,7 +57,8 @@ def train(config: Optional[Path] = ConfigOpt, set: Optional[List[str]] = SetOpt,
 @embed_app.command()
 def extract(config: Optional[Path] = ConfigOpt, set: Optional[List[str]] = SetOpt,
             workdir: Optional[Path] = WorkdirOpt,
-            model: Optional[str] = typer.Option(None, "--model", help="ssl | random | astra | torchscript | monai"),
+            model: Optional[Model] = typer.Option(None, "--model",
+                                                  help="Encoder (overrides embeddings.model)."),
             force: bool = typer.Option(False, "--force", help="Recompute scans that are already up to date.")) -> None:
     """Extract per-scan embeddings (training the SSL encoder first if it does not exist)."""
     from ...cli import fail, run_and_report
@@ -61,7 +66,7 @@ def extract(config: Optional[Path] = ConfigOpt, set: Optional[List[str]] = SetOp
 
     sets = list(set or [])
     if model:
-        sets.append(f"embeddings.model={model}")
+        sets.append(f"embeddings.model={model.value}")
     try:
         cfg = _load(config, sets, workdir)
     except CTPhenoError as err:
