@@ -11,6 +11,8 @@ import typer
 
 
 def _jsonable(value):
+    if value is None or type(value).__name__ == "NAType":  # pandas' missing value of nullable columns
+        return None
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if hasattr(value, "item"):
@@ -21,16 +23,19 @@ def _jsonable(value):
 def qct_single(input_path: str, mask_path: Optional[str] = None) -> dict:
     """QCT metrics of one scan file/folder as a flat dict.
 
-    Keys: the whole-lung columns of the QCT table (``lung_volume_ml``, ``laa950_pct``, ...)
-    and, for every other region, ``<region>_<column>`` (``upper_laa950_pct``,
-    ``right_perc15_hu``, ...). Non-finite values are written as ``null`` (NaN) or ``"inf"``.
+    Keys: the whole-lung columns of the QCT table (``lung_volume_ml``, ``laa950_pct``,
+    ``laa950_adj_pct``, ...), the scan-level descriptors once (``air_hu``, ``noise_hu``,
+    ``blood_hu``, ``kernel_class``, ``qct_flags``, ...) and, for every other region,
+    ``<region>_<column>`` (``upper_laa950_pct``, ``right_perc15_adj_hu``, ...). Non-finite values
+    are written as ``null`` (NaN) or ``"inf"``.
     """
     import SimpleITK as sitk
 
+    from ..ingest.kernels import classify_kernel
     from ..io.readers import read_scan
     from ..io.volume import Volume
     from ..preprocess.zones import lung_zones
-    from .qct import qct_metrics
+    from .qct import SCAN_COLUMNS, qct_metrics
 
     image = read_scan(input_path)
     if mask_path is None:
@@ -42,12 +47,19 @@ def qct_single(input_path: str, mask_path: Optional[str] = None) -> dict:
         image.check_same_geometry(labels, what=f"mask {mask_path}")
         labels = labels.with_array(labels.array.astype("uint8"))
     zones = lung_zones(labels)
-    df = qct_metrics(image.array, labels.array, zones.array, image.spacing_mm)
+    sup_axis, sup_sign = image.index_axis_superior()
+    df = qct_metrics(image.array, labels.array, zones.array, image.spacing_mm,
+                     kernel_class=classify_kernel(image.meta.get("manufacturer"), image.meta.get("kernel"))[0],
+                     superior_last=(sup_sign > 0) if sup_axis == 0 else None)
     out: dict = {}
     for row in df.to_dict("records"):
         region = row.pop("region")
         row.pop("scan_id", None)
         for key, value in row.items():
+            if key in SCAN_COLUMNS:
+                if region == "whole" or key not in out:
+                    out[key] = _jsonable(value)
+                continue
             out[key if region == "whole" else f"{region}_{key}"] = _jsonable(value)
     return out
 

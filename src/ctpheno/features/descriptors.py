@@ -1,0 +1,268 @@
+"""Per-scan acquisition descriptors and the adjusted (calibrated, harmonised) lung histograms.
+
+:func:`measure_descriptors` measures tracheal air, noise, noise texture and aortic blood on one
+scan (NumPy arrays, or dask arrays of which only crops and a few slices are read), resolves the
+kernel class and decides the calibration map and the harmonising filter
+(:mod:`ctpheno.features.calibration`, :mod:`ctpheno.features.harmonise`).
+:func:`adjusted_group_histograms` (in memory) and :func:`adjusted_image_dask` (blockwise) give the
+lung histograms of the adjusted image
+
+.. math:: x' = \\operatorname{rint}\\big(s \\cdot (g_{\\sigma_f} * x) + o\\big)
+
+(:math:`g_{\\sigma_f}` the in-plane harmonising Gaussian, :math:`s, o` the calibration map), from
+which the ``*_adj`` columns are computed exactly as the raw ones. Without filtering the
+histogram is remapped bin by bin (exact, no image pass).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..config.features import QCTConfig
+from ..ingest.kernels import class_from_noise_texture
+from .blood import measure_blood
+from .calibration import HU_AIR_REFERENCE, calibration_map, measure_air, trachea_lumen
+from .harmonise import filter_halo_px, filter_in_plane, harmonising_sigma_mm, scan_noise_texture
+from .histogram import HU_OFFSET, N_BINS, group_histograms
+
+LABEL_AIRWAY = 3
+UPPER_ZONES = (1, 4)
+LOWER_ZONES = (3, 6)
+INT16_RANGE = (-32768, 32767)
+
+
+@dataclass(frozen=True)
+class Descriptors:
+    """Acquisition descriptors of one scan and the adjustment decided from them."""
+
+    air_hu: float = math.nan
+    noise_hu: float = math.nan
+    blood_hu: float = math.nan
+    air_source: str = "none"
+    noise_fav_lpmm: float = math.nan
+    kernel_class: str = "unknown"
+    calibration_scale: float = 1.0
+    calibration_offset_hu: float = 0.0
+    harmonise_sigma_mm: float = 0.0
+    flags: tuple[str, ...] = field(default_factory=tuple)
+
+    def columns(self) -> dict[str, Any]:
+        """The scan-level columns of the QCT table (schema QCT)."""
+        return {
+            "air_hu": self.air_hu,
+            "noise_hu": self.noise_hu,
+            "blood_hu": self.blood_hu,
+            "air_source": self.air_source,
+            "noise_fav_lpmm": self.noise_fav_lpmm,
+            "kernel_class": self.kernel_class,
+            "calibration_scale": self.calibration_scale,
+            "calibration_offset_hu": self.calibration_offset_hu,
+            "harmonise_sigma_mm": self.harmonise_sigma_mm,
+        }
+
+
+def _is_dask(a: Any) -> bool:
+    return type(a).__module__.startswith("dask")
+
+
+def _profiles(labels: Any, zones: Any) -> dict[str, npt.NDArray[Any]]:
+    """Per-axis projections of the lung and airway masks and the per-slice lung/zone counts."""
+    if not _is_dask(labels):
+        return _profiles_numpy(np.asarray(labels), np.asarray(zones))
+    import dask
+
+    lung = (labels == 1) | (labels == 2)
+    airway = labels == LABEL_AIRWAY
+    upper = (zones == UPPER_ZONES[0]) | (zones == UPPER_ZONES[1])
+    lower = (zones == LOWER_ZONES[0]) | (zones == LOWER_ZONES[1])
+    parts = {
+        "lung_z": lung.sum(axis=(1, 2)),
+        "lung_y": lung.any(axis=(0, 2)),
+        "lung_x": lung.any(axis=(0, 1)),
+        "air_z": airway.any(axis=(1, 2)),
+        "air_y": airway.any(axis=(0, 2)),
+        "air_x": airway.any(axis=(0, 1)),
+        "upper_z": (upper & lung).sum(axis=(1, 2)),
+        "lower_z": (lower & lung).sum(axis=(1, 2)),
+    }
+    names = list(parts)
+    return dict(zip(names, (np.asarray(v) for v in dask.compute(*[parts[n] for n in names]))))
+
+
+N_CODES = 32
+"""Per-slice codes ``8 * label + zone`` (labels 0..3, zones 0..6)."""
+
+
+def _profiles_numpy(labels: npt.NDArray[Any], zones: npt.NDArray[Any]) -> dict[str, npt.NDArray[Any]]:
+    """:func:`_profiles` one slice at a time (a few 2-D passes instead of full-volume temporaries)."""
+    nz, ny, nx = labels.shape
+    counts = np.zeros((nz, N_CODES), np.int64)
+    lung_yx = np.zeros((ny, nx), bool)
+    air_yx = np.zeros((ny, nx), bool)
+    for k in range(nz):
+        lab = labels[k]
+        if not lab.any():
+            continue
+        code = lab.astype(np.uint8) * np.uint8(8) + zones[k].astype(np.uint8)
+        counts[k] = np.bincount(code.ravel(), minlength=N_CODES)[:N_CODES]
+        lung_yx |= (lab == 1) | (lab == 2)
+        air_yx |= lab == LABEL_AIRWAY
+    lung_codes = counts[:, 8:24]
+    return {
+        "lung_z": lung_codes.sum(axis=1),
+        "lung_y": lung_yx.any(axis=1),
+        "lung_x": lung_yx.any(axis=0),
+        "air_z": counts[:, 24:32].sum(axis=1) > 0,
+        "air_y": air_yx.any(axis=1),
+        "air_x": air_yx.any(axis=0),
+        "upper_z": sum(lung_codes[:, 8 * i + z] for i in (0, 1) for z in UPPER_ZONES),
+        "lower_z": sum(lung_codes[:, 8 * i + z] for i in (0, 1) for z in LOWER_ZONES),
+    }
+
+
+def superior_is_last(prof: dict[str, npt.NDArray[Any]]) -> bool | None:
+    """Whether the last slice is the most superior, from where the upper and lower zones lie."""
+    up, low = prof["upper_z"], prof["lower_z"]
+    if up.sum() == 0 or low.sum() == 0:
+        return None
+    z = np.arange(up.size)
+    return bool((z * up).sum() / up.sum() > (z * low).sum() / low.sum())
+
+
+def _box(*projections: npt.NDArray[np.bool_], margin: int = 1) -> tuple[slice, ...] | None:
+    out = []
+    for p in projections:
+        nz = np.flatnonzero(p)
+        if nz.size == 0:
+            return None
+        out.append(slice(max(int(nz[0]) - margin, 0), min(int(nz[-1]) + margin + 1, p.size)))
+    return tuple(out)
+
+
+def _air(image: Any, labels: Any, prof: dict[str, Any], sp: tuple[float, float, float], cfg: QCTConfig,
+         superior_last: bool | None):
+    """Tracheal air from the label-3 crop, or from the detected trachea on the upper slab."""
+    lung_z = np.flatnonzero(prof["lung_z"])
+    if prof["air_z"].any():
+        box = _box(prof["air_z"], prof["air_y"], prof["air_x"])
+        hu_c, lab_c = np.asarray(image[box]), np.asarray(labels[box])
+    elif superior_last is not None and lung_z.size:
+        box = (slice(0, image.shape[0]), slice(None), slice(None))
+        hu_c, lab_c = np.asarray(image), np.asarray(labels)
+    else:
+        return measure_air(np.zeros((1, 1, 1), np.int16), np.zeros((1, 1, 1), bool), sp, source="none")
+    lumen, source = trachea_lumen(hu_c, lab_c, sp, superior_last=superior_last)
+    return measure_air(hu_c, lumen, sp, erosion_mm=cfg.calibration.trachea_erosion_mm, source=source)
+
+
+def measure_descriptors(
+    image: Any,
+    labels: Any,
+    zones: Any,
+    spacing_mm: tuple[float, float, float],
+    *,
+    config: QCTConfig = QCTConfig(),
+    kernel_class: str = "unknown",
+    superior_last: bool | None = None,
+) -> tuple[Descriptors, dict[str, npt.NDArray[Any]]]:
+    """Descriptors of one scan and the mask profiles computed on the way (reused for coverage).
+
+    ``kernel_class`` comes from the header (:func:`ctpheno.ingest.kernels.classify_kernel`);
+    ``unknown`` is replaced by the class of the measured noise texture. ``superior_last``
+    (whether the last slice is the most superior) defaults to what the zones say.
+    """
+    prof = _profiles(labels, zones)
+    if superior_last is None:
+        superior_last = superior_is_last(prof)
+    air = _air(image, labels, prof, spacing_mm, config, superior_last)
+    lung_z = np.flatnonzero(prof["lung_z"])
+    texture = scan_noise_texture(image, lung_z, spacing_mm)
+    fav = texture.fav_lpmm()
+    flags: list[str] = []
+    if kernel_class == "unknown":
+        kernel_class = class_from_noise_texture(fav, max(spacing_mm[1], spacing_mm[2]))
+    blood = measure_blood(image, labels, prof, spacing_mm, superior_last=superior_last)
+    scale, offset = 1.0, 0.0
+    if not math.isfinite(air.air_hu):
+        flags.append("air_unmeasured")
+    else:
+        if abs(air.air_hu - HU_AIR_REFERENCE) > config.calibration.max_offset_hu:
+            flags.append("air_offset")
+        if config.calibration.enabled:
+            scale, offset = calibration_map(air.air_hu, blood, method=config.calibration.method,
+                                            blood_reference_hu=config.calibration.blood_reference_hu)
+    sigma = 0.0
+    hcfg = config.harmonisation
+    if hcfg.enabled and math.isfinite(air.noise_hu):
+        sigma = harmonising_sigma_mm(air.noise_hu * scale, hcfg.reference_noise_hu, texture,
+                                     max_sigma_mm=hcfg.max_sigma_mm)
+        if math.isinf(sigma):
+            flags.append("noise_high")
+            sigma = float(hcfg.max_sigma_mm)
+    desc = Descriptors(air_hu=air.air_hu, noise_hu=air.noise_hu, blood_hu=blood, air_source=air.source,
+                       noise_fav_lpmm=fav, kernel_class=kernel_class, calibration_scale=scale,
+                       calibration_offset_hu=offset, harmonise_sigma_mm=sigma, flags=tuple(flags))
+    return desc, prof
+
+
+def remap_histograms(groups: npt.NDArray[np.int64], scale: float, offset: float) -> npt.NDArray[np.int64]:
+    """Histograms of ``rint(scale * x + offset)`` from those of ``x`` (last axis: integer-HU bins)."""
+    if scale == 1.0 and offset == 0.0:
+        return groups
+    hu = np.arange(N_BINS, dtype=np.float64) - HU_OFFSET
+    new = np.clip(np.rint(scale * hu + offset), *INT16_RANGE).astype(np.int64) + HU_OFFSET
+    flat = groups.reshape(-1, N_BINS)
+    out = np.zeros_like(flat)
+    for i, h in enumerate(flat):
+        nz = np.flatnonzero(h)
+        out[i] = np.bincount(new[nz], weights=h[nz], minlength=N_BINS).astype(np.int64)
+    return out.reshape(groups.shape)
+
+
+def adjust_block(block: npt.NDArray[np.integer], sigma_mm: float, spacing_mm: tuple[float, float, float],
+                 scale: float, offset: float) -> npt.NDArray[np.int16]:
+    """``rint(scale * filter_in_plane(block) + offset)`` as int16 (one block or a whole crop)."""
+    f = filter_in_plane(block, sigma_mm, spacing_mm)
+    f *= np.float32(scale)
+    f += np.float32(offset)
+    np.rint(f, out=f)
+    np.clip(f, *INT16_RANGE, out=f)
+    return f.astype(np.int16)
+
+
+def lung_box(prof: dict[str, npt.NDArray[Any]], shape: tuple[int, ...],
+             halo: tuple[int, int, int]) -> tuple[slice, ...] | None:
+    """The lungs' bounding box grown by ``halo`` voxels (clipped to the volume); None without lung."""
+    box = _box(prof["lung_z"] > 0, prof["lung_y"], prof["lung_x"], margin=0)
+    if box is None:
+        return None
+    return tuple(slice(max(b.start - h, 0), min(b.stop + h, n)) for b, h, n in zip(box, halo, shape))
+
+
+def adjusted_group_histograms(
+    hu: npt.NDArray[np.int16], labels: npt.NDArray[Any], zones: npt.NDArray[Any],
+    groups: npt.NDArray[np.int64], desc: Descriptors, spacing_mm: tuple[float, float, float],
+    prof: dict[str, npt.NDArray[Any]],
+) -> npt.NDArray[np.int64]:
+    """Group histograms of the adjusted image (in memory; the lung's bounding box plus the filter halo)."""
+    if desc.harmonise_sigma_mm <= 0:
+        return remap_histograms(groups, desc.calibration_scale, desc.calibration_offset_hu)
+    box = lung_box(prof, hu.shape, filter_halo_px(desc.harmonise_sigma_mm, spacing_mm))
+    if box is None:
+        return np.zeros_like(groups)
+    adj = adjust_block(hu[box], desc.harmonise_sigma_mm, spacing_mm, desc.calibration_scale,
+                       desc.calibration_offset_hu)
+    return group_histograms(adj, labels[box], zones[box])
+
+
+def adjusted_image_dask(image: Any, desc: Descriptors, spacing_mm: tuple[float, float, float]) -> Any:
+    """The adjusted image as a dask array (blockwise filter with the kernel's halo; equals the in-memory crop)."""
+    halo = filter_halo_px(desc.harmonise_sigma_mm, spacing_mm)
+    return image.map_overlap(adjust_block, depth=dict(enumerate(halo)), boundary="nearest", dtype=np.int16,
+                             sigma_mm=desc.harmonise_sigma_mm, spacing_mm=spacing_mm,
+                             scale=desc.calibration_scale, offset=desc.calibration_offset_hu)
