@@ -44,13 +44,38 @@ def _store_hash(path: Path) -> str:
 
 
 def _scan_ids(wd: WorkDir, stage: str) -> list[str]:
+    """Preprocessed density series (an airway series kept beside one feeds only its airway columns)."""
     if not wd.qc_table.exists():
         raise ConfigError(f"{stage}: {wd.qc_table} does not exist; run `ctpheno preprocess` first")
-    ids = pd.read_parquet(wd.qc_table, columns=["scan_id"])["scan_id"].astype(str).tolist()
+    from ..ingest.roles import density_scan_ids
+
+    ids = density_scan_ids(pd.read_parquet(wd.qc_table))
     return [s for s in ids if wd.volume(s).exists()]
 
 
-def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: int) -> list[ScanTask]:
+def _acquisition_inputs(wd: WorkDir, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per density scan: its kernel class (manifest) and the airway series' store, when one was processed."""
+    from ..ingest.roles import density_airway_pairs
+
+    if not wd.manifest.exists():
+        return {}
+    man = pd.read_parquet(wd.manifest)
+    kernel = (man.set_index("scan_id")["kernel_class"].fillna("unknown").astype(str).to_dict()
+              if "kernel_class" in man else {})
+    pairs = density_airway_pairs(man)
+    out: dict[str, dict[str, Any]] = {}
+    for sid in ids:
+        extra: dict[str, Any] = {"kernel_class": kernel.get(sid, "unknown")}
+        airway = pairs.get(sid)
+        if airway and wd.volume(airway).exists():
+            store = wd.volume(airway)
+            extra.update(airway_scan_id=airway, airway_store=str(store), airway_hash=_store_hash(store))
+        out[sid] = extra
+    return out
+
+
+def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: int,
+           per_scan: dict[str, dict[str, Any]] | None = None) -> list[ScanTask]:
     from ..io.zarrstore import open_volume_store
 
     tasks = []
@@ -60,7 +85,8 @@ def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: 
         tasks.append(
             ScanTask(
                 sid,
-                inputs={"store": str(store), "content_hash": _store_hash(store), **extra},
+                inputs={"store": str(store), "content_hash": _store_hash(store), **extra,
+                        **(per_scan or {}).get(sid, {})},
                 source=f"volumes/{sid}.zarr",
                 est_bytes=n * bytes_per_voxel,
             )
@@ -73,12 +99,18 @@ def qct_scan(task: ScanTask) -> pd.DataFrame:
     import dask
 
     from ..io.zarrstore import read_dask, store_attrs
-    from .qct import qct_metrics_dask
+    from .qct import _airway_dask, qct_metrics_dask
 
     store = task.inputs["store"]
     cfg = QCTConfig.model_validate(task.inputs["config"])
-    spacing = tuple(float(s) for s in store_attrs(store)["spacing_mm"])
+    attrs = store_attrs(store)
+    spacing = tuple(float(s) for s in attrs["spacing_mm"])
     with dask.config.set(scheduler="synchronous"):  # inside a worker: stay on its thread
+        airway = None
+        if task.inputs.get("airway_store"):
+            a_store = task.inputs["airway_store"]
+            a_sp = tuple(float(s) for s in store_attrs(a_store)["spacing_mm"])
+            airway = _airway_dask(read_dask(a_store, "image"), read_dask(a_store, "labels"), a_sp)
         df = qct_metrics_dask(
             read_dask(store, "image"),
             read_dask(store, "labels"),
@@ -86,8 +118,21 @@ def qct_scan(task: ScanTask) -> pd.DataFrame:
             spacing,
             config=cfg,
             scan_id=task.scan_id,
+            kernel_class=task.inputs.get("kernel_class", "unknown"),
+            superior_last=_superior_last(attrs),
+            airway=airway,
+            airway_scan_id=task.inputs.get("airway_scan_id"),
         )
     return QCT.validate(df, where=f"QCT of {task.scan_id}")
+
+
+def _superior_last(attrs: dict[str, Any]) -> bool | None:
+    """Whether the store's last slice is the most superior (None when slices are not axial)."""
+    from ..io.volume import Volume
+
+    geom = Volume.from_geometry_attrs(np.zeros((1, 1, 1), np.int16), attrs)
+    axis, sign = geom.index_axis_superior()
+    return (sign > 0) if axis == 0 else None
 
 
 def run_qct(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> StageResult:
@@ -96,7 +141,8 @@ def run_qct(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> Stage
     if not qcfg.enabled:
         return StageResult("qct")
     conf = json.loads(qcfg.model_dump_json())
-    tasks = _tasks(wd, _scan_ids(wd, "qct"), {"config": conf}, QCT_BYTES_PER_VOXEL)
+    ids = _scan_ids(wd, "qct")
+    tasks = _tasks(wd, ids, {"config": conf}, QCT_BYTES_PER_VOXEL, _acquisition_inputs(wd, ids))
     return run_stage(
         qct_scan,
         tasks,

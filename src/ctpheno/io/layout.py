@@ -15,6 +15,7 @@ Users' scripts read these paths; every stage reads and writes through
       features/radiomics.parquet  features: PyRadiomics, wide (scan_id, region, original_*...)
       features/embeddings.parquet embed: CNN embeddings (scan_id, region, model, emb_000...)
       models/                     train: fitted models, CV tables, cluster assignments
+      models/excluded_scans.parquet  train: scans the QC gate left out, with their flags
       report/index.html           eval: self-contained HTML report
       runs/<run_id>/              config.resolved.yaml, versions.json, run.log
       parts/<stage>/<scan_id>.parquet   per-scan partial tables (consolidated into the above)
@@ -77,6 +78,11 @@ class WorkDir:
     @property
     def models_dir(self) -> Path:
         return self.root / "models"
+
+    @property
+    def excluded_scans(self) -> Path:
+        """Scans the QC gate left out of the model stages, with the flags why (``ctpheno.preprocess.gate``)."""
+        return self.models_dir / "excluded_scans.parquet"
 
     @property
     def report_dir(self) -> Path:

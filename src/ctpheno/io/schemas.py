@@ -127,7 +127,12 @@ MANIFEST = TableSchema(
         "source": Column(S, "PHI-free origin: input<i>/d-<folder token> or input<i>/f-<file token><ext>; raw paths are "
                             "only in ingest/sources.parquet"),
         "usable": Column(B, "passes every validation rule", nullable=False),
-        "selected": Column(B, "the series chosen for analysis in its study"),
+        "selected": Column(B, "the series chosen for analysis in its study (its density series; model stages key on it)"),
+        "kernel_class": Column(S, "smooth | medium | sharp | unknown (vendor + ConvolutionKernel table, "
+                                  "ctpheno.ingest.kernels; unknown kernels in multi-series studies by measured noise texture)"),
+        "kernel_class_source": Column(S, "header | noise | empty (unknown)"),
+        "series_role": Column(S, "density (the selected series) | airway (the study's sharpest other reconstruction, "
+                                 "processed for the airway measures) | empty"),
         "reasons": Column(S, "semicolon-separated reason codes, empty when none (documented in ctpheno.ingest.reasons "
                              "and docs/ingest.md)"),
     },
@@ -272,4 +277,17 @@ EMBEDDINGS = TableSchema(
     doc="CNN embeddings, wide (emb_000 ...).",
 )
 
-ALL_SCHEMAS = {s.name: s for s in (FAILURES, MANIFEST, SOURCES, QC, QCT, RADIOMICS, EMBEDDINGS)}
+EXCLUDED_SCANS = TableSchema(
+    "excluded_scans",
+    {
+        "scan_id": Column(S, "density scan with a QC flag of a gating severity", nullable=False),
+        "reasons": Column(S, "the gating flags, semicolon-separated (meanings: ctpheno.preprocess.qc.QC_FLAG_SEVERITY, "
+                             "docs/methods_features.md)"),
+        "severity": Column(S, "severity of the flags (exclude by default; models.qc_gate.severities)"),
+        "applied": Column(B, "whether the model stages left the scan out (models.qc_gate.enabled)"),
+    },
+    key=("scan_id",),
+    doc="models/excluded_scans.parquet: scans the QC gate leaves out of clustering and the supervised models.",
+)
+
+ALL_SCHEMAS = {s.name: s for s in (FAILURES, MANIFEST, SOURCES, QC, QCT, RADIOMICS, EMBEDDINGS, EXCLUDED_SCANS)}

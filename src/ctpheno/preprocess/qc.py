@@ -9,7 +9,7 @@ up, head up) from the direction matrix. It carries no text from the DICOM header
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,26 @@ from ..io.volume import Volume
 from .classic import LABEL_AIRWAY, LABEL_LEFT, LABEL_RIGHT
 
 LABEL_COLOURS = {LABEL_RIGHT: "#1f77ff", LABEL_LEFT: "#ff8c00", LABEL_AIRWAY: "#2ca02c"}
+
+Severity = Literal["info", "warn", "exclude"]
+QC_FLAG_SEVERITY: dict[str, Severity] = {
+    # segmentation QC (qc/qc.parquet ``flags``)
+    "volume_low": "exclude",  # lung volume implausible for an inspiratory adult scan (or a failed mask)
+    "volume_high": "exclude",  # implausible: a mask leaking into the body or bowel
+    "right_lung_missing": "warn",  # one-lung scans are measured (that side's rows are NaN)
+    "left_lung_missing": "warn",
+    "lr_ratio": "warn",  # an elevated hemidiaphragm or a lobectomy is real anatomy
+    "dense_mask": "warn",  # consolidation, or a leak; see the QC image
+    "apex_cut": "exclude",  # coverage truncated: zonal metrics NaN, whole-lung density biased
+    "base_cut": "exclude",
+    # QCT stage (features/qct.parquet ``qct_flags``)
+    "air_unmeasured": "warn",  # no tracheal air: *_adj columns without air calibration / harmonisation
+    "air_offset": "exclude",  # tracheal air beyond features.qct.calibration.max_offset_hu from -1000 HU
+    "noise_high": "exclude",  # noise beyond what features.qct.harmonisation.max_sigma_mm can reach
+}
+"""Severity of every QC flag: ``info`` (recorded), ``warn`` (shown first in the report), ``exclude``
+(the scan is left out of the model stages by default, ``models.qc_gate``; listed with its reason in
+``models/excluded_scans.parquet`` and the report)."""
 
 
 def qc_metrics(image: Volume, labels: Volume, *, min_lung_volume_ml: float = 1500.0,

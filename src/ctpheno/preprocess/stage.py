@@ -1,6 +1,6 @@
 """Pipeline stage ``preprocess``: per scan, HU -> (resample) -> lungs -> zones -> Zarr + QC.
 
-Reads ``manifest.parquet`` (rows with ``usable & selected``) and ``ingest/sources.parquet``
+Reads ``manifest.parquet`` (rows with ``usable & selected``, and the airway series kept beside them) and ``ingest/sources.parquet``
 (scan id -> format, paths); maps :func:`preprocess_scan` over the scans through
 :func:`ctpheno.cluster.run_stage`; consolidates the QC rows into ``qc/qc.parquet`` (schema QC).
 """
@@ -20,6 +20,7 @@ from ..config.preprocess import PreprocessConfig
 from ..io.layout import WorkDir
 from ..io.schemas import QC
 from ..io.volume import Volume
+from ..ingest.roles import analysed_scans
 from ..io.zarrstore import remove_stale_stores, write_volume_store
 from .hu import to_hu_int16
 from .qc import qc_metrics, qc_montage
@@ -74,7 +75,13 @@ def preprocess_scan(task: ScanTask) -> pd.DataFrame:
                      min_left_right_ratio=cfg.min_left_right_ratio, max_left_right_ratio=cfg.max_left_right_ratio)
     if cfg.qc_png:
         qc_montage(hu, labels, wd.qc_png(task.scan_id), title=task.scan_id)
-    return pd.DataFrame([{"scan_id": task.scan_id, **row, "content_hash": digest}])
+    return pd.DataFrame([{"scan_id": task.scan_id, **row, "content_hash": digest,
+                          "series_role": task.inputs.get("series_role", "density")}])
+
+
+def _role(row: pd.Series) -> str:
+    role = row.get("series_role")
+    return str(role) if isinstance(role, str) and role else "density"
 
 
 def scan_tasks(cfg: PipelineConfig, wd: WorkDir) -> list[ScanTask]:
@@ -84,10 +91,7 @@ def scan_tasks(cfg: PipelineConfig, wd: WorkDir) -> list[ScanTask]:
     if not wd.sources.exists():
         raise FileNotFoundError(f"{wd.sources} does not exist; run `ctpheno ingest` first")
     man = pd.read_parquet(wd.manifest)
-    sel = man["usable"].fillna(False).astype(bool)
-    if "selected" in man:
-        sel &= man["selected"].fillna(False).astype(bool)
-    man = man[sel]
+    man = man[analysed_scans(man)]  # the density series, and the airway series kept beside it
     src = pd.read_parquet(wd.sources).set_index("scan_id")
     pcfg = cfg.preprocess.model_dump(mode="json")
     tasks = []
@@ -105,7 +109,7 @@ def scan_tasks(cfg: PipelineConfig, wd: WorkDir) -> list[ScanTask]:
                 voxels += int(voxels * np.prod(np.asarray(native, float) / np.asarray(cfg.preprocess.spacing_mm)))
         tasks.append(ScanTask(scan_id=str(scan_id),
                               inputs={"paths": paths, "format": str(row["format"]), "config": pcfg,
-                                      "workdir": str(wd.root)},
+                                      "workdir": str(wd.root), "series_role": _role(m)},
                               source=str(m["source"]) if "source" in m and pd.notna(m["source"]) else "",
                               est_bytes=voxels * BYTES_PER_VOXEL if voxels else None))
     return tasks

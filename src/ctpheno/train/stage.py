@@ -46,10 +46,22 @@ class TrainResult:
         return f"{self.text} ({'up to date' if self.skipped else f'{self.seconds:.1f} s'})"
 
 
-def _inputs_hash(wd: WorkDir, section: Any) -> str:
-    files = [wd.qct, wd.radiomics, wd.embeddings, wd.manifest, wd.clinical]
+def _inputs_hash(wd: WorkDir, section: Any, models: Any = None) -> str:
+    files = [wd.qct, wd.radiomics, wd.embeddings, wd.manifest, wd.clinical, wd.qc_table]
     stat = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
-    return stable_hash({"files": stat, "config": config_hash(section)})
+    shared = {"density": models.density, "qc_gate": config_hash(models.qc_gate)} if models is not None else {}
+    return stable_hash({"files": stat, "config": config_hash(section), **shared})
+
+
+def _gated(cfg: PipelineConfig, wd: WorkDir) -> set[str]:
+    """Scans the QC gate leaves out (also writes ``models/excluded_scans.parquet``)."""
+    from ..preprocess.gate import gate
+
+    g = cfg.models.qc_gate
+    out = gate(wd, enabled=g.enabled, severities=g.severities, keep_flags=g.keep_flags)
+    if out:
+        log.info("QC gate: %d scan(s) left out of the models (%s)", len(out), wd.excluded_scans)
+    return out
 
 
 def _up_to_date(state: Path, key: str) -> bool:
@@ -79,10 +91,11 @@ def run_clustering(
     out = wd.models_dir / "clusters"
     if not ucfg.enabled:
         return TrainResult("cluster", "clustering disabled", 0.0, skipped=True)
-    key = _inputs_hash(wd, ucfg)
+    key = _inputs_hash(wd, ucfg, cfg.models)
     if not force and _up_to_date(out / "state.json", key):
         return TrainResult("cluster", "clustering", 0.0, skipped=True)
-    cohort = assemble_cohort(wd, embedding_model=ucfg.embedding_model, require_clinical=False)
+    cohort = assemble_cohort(wd, embedding_model=ucfg.embedding_model, require_clinical=False,
+                             density=cfg.models.density, exclude=_gated(cfg, wd))
     present = _available_sets(cohort, ucfg.feature_sets)
     res = cluster_cohort(cohort, ucfg.model_copy(update={"feature_sets": present}))
     out.mkdir(parents=True, exist_ok=True)
@@ -102,10 +115,11 @@ def run_supervised(
     out = wd.models_dir / "supervised"
     if not scfg.enabled:
         return TrainResult("supervised", "supervised models disabled", 0.0, skipped=True)
-    key = _inputs_hash(wd, scfg)
+    key = _inputs_hash(wd, scfg, cfg.models)
     if not force and _up_to_date(out / "state.json", key):
         return TrainResult("supervised", "supervised", 0.0, skipped=True)
-    cohort = assemble_cohort(wd, embedding_model=scfg.embedding_model, require_clinical=True)
+    cohort = assemble_cohort(wd, embedding_model=scfg.embedding_model, require_clinical=True,
+                             density=cfg.models.density, exclude=_gated(cfg, wd))
     present = _available_sets(cohort, scfg.feature_sets)
     updates: dict[str, Any] = {"feature_sets": present}
     if scfg.reference_set is not None and scfg.reference_set not in present:
