@@ -38,6 +38,12 @@ class HarmonisationConfig(StrictModel):
     reference_noise_hu: PositiveFloat = 30.0
     """Tracheal-air noise SD (HU) the adjusted density is measured at: the upper end of
     smooth-kernel (B30f/B31f, STANDARD, B, FC10-FC13) chest CT; scans at or below it are unchanged."""
+    kernel_matching: bool = True
+    """Lower the target to the noise the reference kernel would give at the scan's dose, estimated
+    from its noise texture, where the filtered-back-projection model fits (see
+    :mod:`ctpheno.features.harmonise`); the reference noise stays the upper bound."""
+    reference_core_mm: confloat(gt=0.1, le=1.5) = 0.5
+    """Gaussian core (SD, mm) of the reference kernel's MTF (0.5 mm: MTF50 0.37 mm^-1, B30f/STANDARD-like)."""
     max_sigma_mm: confloat(gt=0.0, le=5.0) = 2.5
     """Widest in-plane Gaussian (SD, mm) harmonisation may apply; a scan that needs more raises the
     ``noise_high`` flag (severity ``exclude``) and is filtered with this one."""

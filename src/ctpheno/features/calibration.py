@@ -77,6 +77,21 @@ class AirMeasurement:
     n_voxels: int
     censored_fraction: float
     source: str
+    floor_hu: float = math.nan
+    """The storage floor the air sat on (NaN: no censoring seen)."""
+
+
+MIN_CENSORED_FRACTION = 0.01
+"""More samples than this on the smallest value: it is a storage floor, the data are censored."""
+
+
+def storage_floor(values: npt.NDArray[np.number]) -> float:
+    """The smallest value when more than :data:`MIN_CENSORED_FRACTION` of ``values`` sit on it, else -inf."""
+    v = np.asarray(values)
+    if v.size == 0:
+        return -math.inf
+    lowest = float(v.min())
+    return lowest if float(np.mean(v <= lowest)) > MIN_CENSORED_FRACTION else -math.inf
 
 
 def censored_normal_fit(
@@ -84,16 +99,13 @@ def censored_normal_fit(
 ) -> tuple[float, float, float]:
     """``(mu, sigma, censored_fraction)`` of samples of a normal distribution censored at ``floor``.
 
-    ``floor`` defaults to the smallest value when more than 1 % of the samples sit on it (a
-    storage floor), else no censoring. See the module docstring for the quantile levels.
+    ``floor`` defaults to :func:`storage_floor`. See the module docstring for the quantile levels.
     """
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size < 3:
         return math.nan, math.nan, math.nan
-    lowest = float(v.min())
-    at_low = float(np.mean(v <= lowest))
     if floor is None:
-        floor = lowest if at_low > 0.01 else -math.inf
+        floor = storage_floor(v)
     pc = float(np.mean(v <= floor))
     lo = max(0.25, pc + 0.02)
     if pc > MAX_CENSORED_FRACTION:
@@ -206,8 +218,11 @@ def measure_air(
     n = int(core.sum())
     if n < MIN_AIR_VOXELS:
         return AirMeasurement(math.nan, math.nan, n, math.nan, "none")
-    mu, sigma, pc = censored_normal_fit(np.asarray(hu)[core])
-    return AirMeasurement(mu, sigma, n, pc, source if math.isfinite(mu) else "none")
+    values = np.asarray(hu)[core]
+    floor = storage_floor(values)
+    mu, sigma, pc = censored_normal_fit(values, floor=floor)
+    return AirMeasurement(mu, sigma, n, pc, source if math.isfinite(mu) else "none",
+                          floor if math.isfinite(floor) else math.nan)
 
 
 def calibration_map(

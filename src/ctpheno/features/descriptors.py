@@ -27,7 +27,14 @@ from ..config.features import QCTConfig
 from ..ingest.kernels import class_from_noise_texture
 from .blood import measure_blood
 from .calibration import HU_AIR_REFERENCE, calibration_map, measure_air, trachea_lumen
-from .harmonise import filter_halo_px, filter_in_plane, harmonising_sigma_mm, scan_noise_texture
+from .harmonise import (
+    filter_halo_px,
+    filter_in_plane,
+    fit_kernel,
+    harmonising_sigma_mm,
+    scan_noise_texture,
+    target_noise_hu,
+)
 from .histogram import HU_OFFSET, N_BINS, group_histograms
 
 LABEL_AIRWAY = 3
@@ -49,7 +56,18 @@ class Descriptors:
     calibration_scale: float = 1.0
     calibration_offset_hu: float = 0.0
     harmonise_sigma_mm: float = 0.0
+    harmonise_target_hu: float = math.nan
+    floor_hu: float = math.nan
+    """Storage floor seen in the tracheal air (NaN: none); floor voxels are imputed before filtering."""
     flags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def floor_fill_hu(self) -> float:
+        """Value given to floor voxels before filtering: the mean of a half-normal of the noise below the
+        floor, ``floor - noise * sqrt(2 / pi)`` (the censored tail, not the floor, is what was imaged)."""
+        if not (math.isfinite(self.floor_hu) and math.isfinite(self.noise_hu)):
+            return math.nan
+        return self.floor_hu - self.noise_hu * math.sqrt(2.0 / math.pi)
 
     def columns(self) -> dict[str, Any]:
         """The scan-level columns of the QCT table (schema QCT)."""
@@ -63,6 +81,7 @@ class Descriptors:
             "calibration_scale": self.calibration_scale,
             "calibration_offset_hu": self.calibration_offset_hu,
             "harmonise_sigma_mm": self.harmonise_sigma_mm,
+            "harmonise_target_hu": self.harmonise_target_hu,
         }
 
 
@@ -198,15 +217,19 @@ def measure_descriptors(
                                             blood_reference_hu=config.calibration.blood_reference_hu)
     sigma = 0.0
     hcfg = config.harmonisation
+    target = hcfg.reference_noise_hu
     if hcfg.enabled and math.isfinite(air.noise_hu):
-        sigma = harmonising_sigma_mm(air.noise_hu * scale, hcfg.reference_noise_hu, texture,
-                                     max_sigma_mm=hcfg.max_sigma_mm)
+        fit = fit_kernel(texture, reference_core_mm=hcfg.reference_core_mm) if hcfg.kernel_matching else None
+        target = target_noise_hu(air.noise_hu * scale, hcfg.reference_noise_hu, fit)
+        sigma = harmonising_sigma_mm(air.noise_hu * scale, target, texture, max_sigma_mm=hcfg.max_sigma_mm)
         if math.isinf(sigma):
             flags.append("noise_high")
             sigma = float(hcfg.max_sigma_mm)
     desc = Descriptors(air_hu=air.air_hu, noise_hu=air.noise_hu, blood_hu=blood, air_source=air.source,
                        noise_fav_lpmm=fav, kernel_class=kernel_class, calibration_scale=scale,
-                       calibration_offset_hu=offset, harmonise_sigma_mm=sigma, flags=tuple(flags))
+                       calibration_offset_hu=offset, harmonise_sigma_mm=sigma,
+                       harmonise_target_hu=target if hcfg.enabled else math.nan, floor_hu=air.floor_hu,
+                       flags=tuple(flags))
     return desc, prof
 
 
@@ -225,8 +248,15 @@ def remap_histograms(groups: npt.NDArray[np.int64], scale: float, offset: float)
 
 
 def adjust_block(block: npt.NDArray[np.integer], sigma_mm: float, spacing_mm: tuple[float, float, float],
-                 scale: float, offset: float) -> npt.NDArray[np.int16]:
-    """``rint(scale * filter_in_plane(block) + offset)`` as int16 (one block or a whole crop)."""
+                 scale: float, offset: float, floor_hu: float = math.nan,
+                 floor_fill_hu: float = math.nan) -> npt.NDArray[np.int16]:
+    """``rint(scale * filter_in_plane(block) + offset)`` as int16 (one block or a whole crop).
+
+    Voxels at the storage floor ``floor_hu`` are set to ``floor_fill_hu`` before filtering (when
+    both are finite), so that averaging does not lift clipped air and emphysema.
+    """
+    if math.isfinite(floor_hu) and math.isfinite(floor_fill_hu) and sigma_mm > 0:
+        block = np.where(block <= floor_hu, np.float32(floor_fill_hu), block.astype(np.float32))
     f = filter_in_plane(block, sigma_mm, spacing_mm)
     f *= np.float32(scale)
     f += np.float32(offset)
@@ -256,7 +286,7 @@ def adjusted_group_histograms(
     if box is None:
         return np.zeros_like(groups)
     adj = adjust_block(hu[box], desc.harmonise_sigma_mm, spacing_mm, desc.calibration_scale,
-                       desc.calibration_offset_hu)
+                       desc.calibration_offset_hu, desc.floor_hu, desc.floor_fill_hu)
     return group_histograms(adj, labels[box], zones[box])
 
 
@@ -265,4 +295,5 @@ def adjusted_image_dask(image: Any, desc: Descriptors, spacing_mm: tuple[float, 
     halo = filter_halo_px(desc.harmonise_sigma_mm, spacing_mm)
     return image.map_overlap(adjust_block, depth=dict(enumerate(halo)), boundary="nearest", dtype=np.int16,
                              sigma_mm=desc.harmonise_sigma_mm, spacing_mm=spacing_mm,
-                             scale=desc.calibration_scale, offset=desc.calibration_offset_hu)
+                             scale=desc.calibration_scale, offset=desc.calibration_offset_hu,
+                             floor_hu=desc.floor_hu, floor_fill_hu=desc.floor_fill_hu)

@@ -32,12 +32,33 @@ regions). The noise texture is summarised by the NPS mean frequency ``noise_fav_
 (Solomon, Christianson & Samei, Med Phys 2012): smooth kernels ~0.2-0.3 mm^-1, sharp lung
 kernels 0.4-0.7 mm^-1.
 
+**Kernel matching** (:func:`fit_kernel`): an absolute reference brings a sharp scan to the
+reference noise, not to the noise its smooth twin has at the same dose (a high-dose sharp scan
+stays too noisy). Filtered back-projection makes the noise power spectrum the ramp times the
+squared MTF of the kernel (Hanson 1979; Kijewski & Judy, Med Phys 1987),
+
+.. math:: \mathrm{NPS}(f) = c\, f\, \mathrm{MTF}(f)^2\, e^{-2\pi^2 (a\Delta x)^2 f^2}, \qquad
+          \mathrm{MTF}(f) = e^{-2\pi^2 s^2 f^2}\big(1 + \beta(1 - e^{-2\pi^2 e^2 f^2})\big)
+
+(a Gaussian core ``s`` and an unsharp-mask boost ``beta``, the edge enhancement of sharp
+kernels; the boost width ``e`` = 0.8 mm and the interpolation aperture ``a`` = 0.5 pixel are
+fixed). ``s`` and ``beta`` are fitted by least squares to the measured autocorrelation at lags up
+to :data:`FIT_LAGS_PX`; the same dose through the reference kernel (Gaussian core
+``reference_core_mm``, MTF50 0.37 mm^-1 at 0.5 mm: B30f/STANDARD-like) would give the noise
+:math:`\kappa \sigma_n` with :math:`\kappa^2 = \int \mathrm{NPS}_{ref} / \int \mathrm{NPS}_{fit}`
+(the ramp's constant ``c`` cancels). The target is then
+
+.. math:: \sigma_t = \min(\sigma_{ref},\ \kappa\,\sigma_n) \quad \text{if the fit holds
+          (RMS residual} \le \text{MAX\_FIT\_RMS) and } \kappa < \text{KAPPA\_MATCH}, \quad
+          \sigma_{ref} \text{ otherwise.}
+
+Where the model does not hold (iterative reconstruction, overlapping slices with z-interpolation,
+the real Philips-D scan in ``../shared/data``: residual 0.08) the absolute reference alone applies.
+
 Filtering is in-plane only (the kernel is an in-plane property; slice thickness sets the
-through-plane response) and never sharpens: a scan at or below the reference is unchanged.
-Limits: the reference is an absolute noise level, so a smooth scan noisier than the reference
-is smoothed too and a sharp scan is brought to the reference, not to the (unknown) noise its
-smooth twin would have had; the residual difference is what ``docs/methods_features.md``
-reports on phantoms and the real sharp-kernel scan.
+through-plane response) and never sharpens: a scan at or below its target is unchanged.
+Limits, measured numbers and the check on kernels outside the fitted family:
+``docs/methods_features.md``.
 """
 
 from __future__ import annotations
@@ -61,6 +82,20 @@ MIN_TEXTURE_PIXELS = 2000
 """Fewer soft-tissue pixels than this: the noise texture is not measured (white noise assumed)."""
 OUTLIER_MADS = 5.0
 """Slice-difference pixels further than this many MADs from the median are anatomy, not noise."""
+LOCAL_MEAN_PX = 7
+"""Box (pixels) of the local mean that tells anatomy from noise in a slice difference."""
+BOOST_EDGE_MM = 0.8
+"""Width (SD, mm) of the unsharp mask of the kernel model (fixed; the boost's strength is fitted)."""
+APERTURE_PX = 0.5
+"""Interpolation aperture (SD, pixels) of the noise power spectrum model."""
+FIT_LAGS_PX = 5
+"""Lags (pixels) of the autocorrelation the kernel model is fitted to (longer lags carry anatomy)."""
+MAX_FIT_RMS = 0.02
+"""Largest RMS residual of the autocorrelation fit for which kernel matching is trusted."""
+KAPPA_MATCH = 0.9
+"""Kernel matching applies when the reference kernel would have at most this fraction of the noise."""
+MODEL_GRID = 128
+"""Frequency grid (per axis) on which the model spectra are evaluated."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +129,71 @@ class NoiseTexture:
         fx = np.fft.fftfreq(self.rho.shape[1], d=self.pixel_mm[1])
         f = np.hypot(fy[:, None], fx[None, :])
         return float((f * nps).sum() / nps.sum())
+
+
+def kernel_mtf(f: npt.NDArray[np.float64], core_mm: float, boost: float = 0.0,
+               edge_mm: float = BOOST_EDGE_MM) -> npt.NDArray[np.float64]:
+    """Gaussian-core x unsharp-mask MTF of a reconstruction kernel at radial frequency ``f`` (mm^-1)."""
+    g = np.exp(-2.0 * math.pi**2 * core_mm**2 * f**2)
+    return g * (1.0 + boost * (1.0 - np.exp(-2.0 * math.pi**2 * edge_mm**2 * f**2)))
+
+
+def fbp_nps(f: npt.NDArray[np.float64], mtf: npt.NDArray[np.float64], aperture_mm: float) -> npt.NDArray[np.float64]:
+    """Filtered back-projection noise power spectrum shape: ramp x MTF^2 x interpolation aperture."""
+    return f * mtf**2 * np.exp(-2.0 * math.pi**2 * aperture_mm**2 * f**2)
+
+
+@dataclass(frozen=True)
+class KernelFit:
+    """The kernel model fitted to a scan's noise texture (see the module docstring)."""
+
+    core_mm: float
+    boost: float
+    rms: float
+    """RMS residual of the autocorrelation fit."""
+    kappa: float
+    """Noise SD through the reference kernel over this scan's, at the same dose."""
+
+    @property
+    def holds(self) -> bool:
+        return math.isfinite(self.rms) and self.rms <= MAX_FIT_RMS
+
+
+def _model(pixel_mm: tuple[float, float], core_mm: float, boost: float, lags: int):
+    fy = np.fft.fftfreq(MODEL_GRID, d=pixel_mm[0])[:, None]
+    fx = np.fft.fftfreq(MODEL_GRID, d=pixel_mm[1])[None, :]
+    f = np.hypot(fy, fx)
+    nps = fbp_nps(f, kernel_mtf(f, core_mm, boost), APERTURE_PX * min(pixel_mm))
+    acf = np.real(np.fft.ifft2(nps))
+    idx = np.r_[-lags : lags + 1] % MODEL_GRID
+    return acf[np.ix_(idx, idx)] / acf[0, 0], float(nps.sum())
+
+
+def fit_kernel(texture: NoiseTexture, *, reference_core_mm: float) -> KernelFit:
+    """Least-squares fit of (core, boost) of the FBP model to ``texture`` and the noise ratio kappa."""
+    from scipy.optimize import least_squares
+
+    if not texture.measured:
+        return KernelFit(math.nan, math.nan, math.nan, math.nan)
+    lag = texture.rho.shape[0] // 2
+    n = min(FIT_LAGS_PX, lag)
+    meas = texture.rho[lag - n : lag + n + 1, lag - n : lag + n + 1]
+
+    def residual(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return (_model(texture.pixel_mm, p[0], p[1], n)[0] - meas).ravel()
+
+    res = least_squares(residual, x0=[0.4, 0.2], bounds=([0.05, 0.0], [1.5, 3.0]))
+    core, boost = (float(v) for v in res.x)
+    total = _model(texture.pixel_mm, core, boost, n)[1]
+    ref = _model(texture.pixel_mm, reference_core_mm, 0.0, n)[1]
+    return KernelFit(core, boost, float(math.sqrt(np.mean(res.fun**2))), math.sqrt(ref / total))
+
+
+def target_noise_hu(noise_hu: float, reference_noise_hu: float, fit: KernelFit | None) -> float:
+    """The noise the adjusted density is measured at: the reference, or lower by kernel matching."""
+    if fit is not None and fit.holds and fit.kappa < KAPPA_MATCH and math.isfinite(noise_hu):
+        return min(reference_noise_hu, fit.kappa * noise_hu)
+    return reference_noise_hu
 
 
 def _hann2(shape: tuple[int, ...]) -> npt.NDArray[np.float64]:
@@ -156,6 +256,9 @@ def noise_autocorrelation(
         if mad <= 0:
             continue
         m &= np.abs(d - med) <= OUTLIER_MADS * mad
+        m &= ~_anatomy(d, m)
+        if m.sum() < 64:
+            continue
         d = np.where(m, d - d[m].mean(), 0.0)
         shape = [s + max_lag_px for s in d.shape]
         fd = np.fft.rfft2(d, s=shape)
@@ -173,6 +276,21 @@ def noise_autocorrelation(
     r = num / np.maximum(den, 1.0)
     r[den < 0.05 * den[max_lag_px, max_lag_px]] = 0.0  # lags too rarely inside the mask
     return NoiseTexture(r / r[max_lag_px, max_lag_px], (float(pixel_mm[0]), float(pixel_mm[1])), n_pix)
+
+
+def _anatomy(d: npt.NDArray[np.float64], m: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Pixels whose local mean slice difference stands out: anatomy changing between the slices.
+
+    The local mean over a :data:`LOCAL_MEAN_PX` box of noise alone scatters around zero; where it
+    lies further than :data:`OUTLIER_MADS` robust SDs of that scatter, the slices differ by
+    structure (an edge moving along z), not by noise.
+    """
+    w = ndi.uniform_filter(m.astype(np.float64), LOCAL_MEAN_PX)
+    local = ndi.uniform_filter(np.where(m, d, 0.0), LOCAL_MEAN_PX) / np.maximum(w, 1e-9)
+    vals = local[m]
+    med = float(np.median(vals))
+    mad = 1.4826 * float(np.median(np.abs(vals - med)))
+    return np.abs(local - med) > OUTLIER_MADS * max(mad, 1e-9)
 
 
 def scan_noise_texture(
@@ -207,7 +325,6 @@ def noise_reduction(texture: NoiseTexture, sigma_mm: float) -> float:
     if sigma_mm <= 0:
         return 1.0
     lag = texture.rho.shape[0] // 2
-    out = 1.0
     acs = []
     for px in texture.pixel_mm:
         w = gaussian_kernel1d(sigma_mm / px)

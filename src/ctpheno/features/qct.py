@@ -166,7 +166,8 @@ ADJ_COLUMNS = {"laa950_pct": "laa950_adj_pct", "laa910_pct": "laa910_adj_pct", "
 LAC_KEYS = ("lac_count", "lac_mean_ml", "lac_median_ml", "lac_max_ml", "lac_frac_large_pct", "lac_d_950",
             "lac_d_950_se", "lac_fit_ks", "lac_fit_n")
 SCAN_COLUMNS = ("air_hu", "noise_hu", "blood_hu", "air_source", "noise_fav_lpmm", "kernel_class",
-                "calibration_scale", "calibration_offset_hu", "harmonise_sigma_mm", "qct_flags", "airway_scan_id")
+                "calibration_scale", "calibration_offset_hu", "harmonise_sigma_mm", "harmonise_target_hu",
+                "qct_flags", "airway_scan_id")
 """Scan-level columns (the same on every row of a scan; written once in ``ctpheno qct --json``)."""
 INT_COLUMNS = ("n_voxels", "lac_count", "lac_fit_n")
 ZONE_REGIONS = ("upper", "middle", "lower")
