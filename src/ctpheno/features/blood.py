@@ -48,9 +48,9 @@ MAX_CENTRE_SHIFT_MM = 12.0
 """Candidates of different slices agree when their centres lie this close to the median centre."""
 MIN_AGREEING_SLICES = 4
 """Fewest agreeing slices for a measurement."""
-N_SLICES = 12
+N_SLICES = 8
 """Slices examined."""
-COARSE_MM = 1.5
+COARSE_MM = 2.0
 """In-plane pixel size the search runs at."""
 INNER_MARGIN_MM = 3.0
 """Pixels within this distance of the aorta's edge are left out of the median (partial volume)."""
@@ -81,7 +81,7 @@ def _candidate(hu2: npt.NDArray[Any], lab2: npt.NDArray[Any], px: tuple[float, f
     if not blood.any() or not (lab_c == 2).any():
         return None
     depth = ndi.distance_transform_edt(blood, sampling=cpx)
-    peaks = (depth == ndi.maximum_filter(depth, size=5)) & (depth >= AORTA_RADIUS_MM[0]) \
+    peaks = (depth == ndi.maximum_filter(depth, size=3)) & (depth >= AORTA_RADIUS_MM[0]) \
         & (depth <= AORTA_RADIUS_MM[1])
     if not peaks.any():
         return None

@@ -89,10 +89,21 @@ def _is_dask(a: Any) -> bool:
     return type(a).__module__.startswith("dask")
 
 
+PROFILE_STRIDE = 2
+"""In-plane subsampling of the mask profiles (bounding boxes are widened by the stride; the slice
+counts are a 1/stride^2 sample, used only as fractions)."""
+
+
 def _profiles(labels: Any, zones: Any) -> dict[str, npt.NDArray[Any]]:
-    """Per-axis projections of the lung and airway masks and the per-slice lung/zone counts."""
+    """Per-axis projections of the lung and airway masks and the per-slice lung/zone counts.
+
+    Computed on every :data:`PROFILE_STRIDE`-th row and column (the same in memory and blockwise).
+    """
+    shape = tuple(int(n) for n in labels.shape)
+    labels = labels[:, ::PROFILE_STRIDE, ::PROFILE_STRIDE]
+    zones = zones[:, ::PROFILE_STRIDE, ::PROFILE_STRIDE]
     if not _is_dask(labels):
-        return _profiles_numpy(np.asarray(labels), np.asarray(zones))
+        return {**_profiles_numpy(np.asarray(labels), np.asarray(zones)), "shape": np.asarray(shape)}
     import dask
 
     lung = (labels == 1) | (labels == 2)
@@ -110,7 +121,8 @@ def _profiles(labels: Any, zones: Any) -> dict[str, npt.NDArray[Any]]:
         "lower_z": (lower & lung).sum(axis=(1, 2)),
     }
     names = list(parts)
-    return dict(zip(names, (np.asarray(v) for v in dask.compute(*[parts[n] for n in names]))))
+    out = dict(zip(names, (np.asarray(v) for v in dask.compute(*[parts[n] for n in names]))))
+    return {**out, "shape": np.asarray(shape)}
 
 
 N_CODES = 32
@@ -153,13 +165,17 @@ def superior_is_last(prof: dict[str, npt.NDArray[Any]]) -> bool | None:
     return bool((z * up).sum() / up.sum() > (z * low).sum() / low.sum())
 
 
-def _box(*projections: npt.NDArray[np.bool_], margin: int = 1) -> tuple[slice, ...] | None:
+def _box(prof: dict[str, npt.NDArray[Any]], name: str, *, margin: int = 1) -> tuple[slice, ...] | None:
+    """Bounding box (full-resolution slices) of mask ``name`` (``lung`` or ``air``) from its profiles."""
+    shape = [int(n) for n in prof["shape"]]
     out = []
-    for p in projections:
-        nz = np.flatnonzero(p)
+    for axis, stride in (("z", 1), ("y", PROFILE_STRIDE), ("x", PROFILE_STRIDE)):
+        nz = np.flatnonzero(prof[f"{name}_{axis}"])
         if nz.size == 0:
             return None
-        out.append(slice(max(int(nz[0]) - margin, 0), min(int(nz[-1]) + margin + 1, p.size)))
+        n = shape[len(out)]
+        lo, hi = stride * int(nz[0]) - (stride - 1), stride * int(nz[-1]) + stride
+        out.append(slice(max(lo - margin, 0), min(hi + margin, n)))
     return tuple(out)
 
 
@@ -168,7 +184,7 @@ def _air(image: Any, labels: Any, prof: dict[str, Any], sp: tuple[float, float, 
     """Tracheal air from the label-3 crop, or from the detected trachea on the upper slab."""
     lung_z = np.flatnonzero(prof["lung_z"])
     if prof["air_z"].any():
-        box = _box(prof["air_z"], prof["air_y"], prof["air_x"])
+        box = _box(prof, "air")
         hu_c, lab_c = np.asarray(image[box]), np.asarray(labels[box])
     elif superior_last is not None and lung_z.size:
         box = (slice(0, image.shape[0]), slice(None), slice(None))
@@ -268,7 +284,7 @@ def adjust_block(block: npt.NDArray[np.integer], sigma_mm: float, spacing_mm: tu
 def lung_box(prof: dict[str, npt.NDArray[Any]], shape: tuple[int, ...],
              halo: tuple[int, int, int]) -> tuple[slice, ...] | None:
     """The lungs' bounding box grown by ``halo`` voxels (clipped to the volume); None without lung."""
-    box = _box(prof["lung_z"] > 0, prof["lung_y"], prof["lung_x"], margin=0)
+    box = _box(prof, "lung", margin=2)  # the profiles are subsampled in-plane: a safety margin
     if box is None:
         return None
     return tuple(slice(max(b.start - h, 0), min(b.stop + h, n)) for b, h, n in zip(box, halo, shape))

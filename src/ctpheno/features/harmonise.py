@@ -69,6 +69,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
+from scipy.fft import next_fast_len
 
 GAUSS_TRUNCATE = 3.0
 """Gaussian kernels are cut at this many standard deviations (as ``scipy.ndimage`` with ``truncate``)."""
@@ -76,7 +77,7 @@ SOFT_TISSUE_HU = (-250.0, 250.0)
 """HU range of the homogeneous soft tissue (fat, muscle, blood, organs) used for the noise texture."""
 MAX_LAG_PX = 20
 """Largest in-plane lag (pixels) of the measured noise autocorrelation."""
-N_SLICE_PAIRS = 8
+N_SLICE_PAIRS = 6
 """Adjacent-slice pairs used for the noise autocorrelation (spread over the lungs' extent)."""
 MIN_TEXTURE_PIXELS = 2000
 """Fewer soft-tissue pixels than this: the noise texture is not measured (white noise assumed)."""
@@ -247,6 +248,11 @@ def noise_autocorrelation(
         if a.shape != b.shape or a.ndim != 2:
             raise ValueError(f"slice pairs must be two 2-D arrays of one shape; got {a.shape} and {b.shape}")
         m = (a > lo) & (a < hi) & (b > lo) & (b < hi)
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        if rows.size == 0:
+            continue
+        crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))  # smaller FFTs
+        a, b, m = a[crop], b[crop], m[crop]
         m = ndi.binary_erosion(m, structure=structure, iterations=2)
         if m.sum() < 64:
             continue
@@ -260,7 +266,7 @@ def noise_autocorrelation(
         if m.sum() < 64:
             continue
         d = np.where(m, d - d[m].mean(), 0.0)
-        shape = [s + max_lag_px for s in d.shape]
+        shape = [next_fast_len(s + max_lag_px) for s in d.shape]
         fd = np.fft.rfft2(d, s=shape)
         fm = np.fft.rfft2(m.astype(np.float64), s=shape)
         cn = np.fft.irfft2(fd * np.conj(fd), s=shape)
