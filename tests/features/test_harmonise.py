@@ -58,7 +58,8 @@ def test_censored_fit_recovers_air_below_the_storage_floor():
 def test_sharp_and_medium_kernels_adjusted_to_the_smooth_truth(chest, mas):
     truth = laa950(scan(chest, "smooth", mas=mas), chest.labels)
     smooth = _whole(scan(chest, "smooth", mas=mas), chest)
-    assert smooth["harmonise_sigma_mm"] == 0.0 and smooth["laa950_adj_pct"] == pytest.approx(truth, abs=0.05)
+    # the smooth series: no filtering; calibration only moves it by its air estimate error (~1 HU)
+    assert smooth["harmonise_sigma_mm"] == 0.0 and smooth["laa950_adj_pct"] == pytest.approx(truth, abs=0.3)
     for kernel in ("medium", "sharp"):
         w = _whole(scan(chest, kernel, mas=mas), chest)
         assert w["laa950_pct"] > truth + 1.0  # the confounder is there ...
