@@ -28,6 +28,7 @@ from ..ingest.kernels import class_from_noise_texture
 from .blood import measure_blood
 from .calibration import HU_AIR_REFERENCE, calibration_map, measure_air, trachea_lumen
 from .harmonise import (
+    deboost_weight,
     filter_halo_px,
     filter_in_plane,
     fit_kernel,
@@ -56,10 +57,20 @@ class Descriptors:
     calibration_scale: float = 1.0
     calibration_offset_hu: float = 0.0
     harmonise_sigma_mm: float = 0.0
+    harmonise_deboost: float = 0.0
     harmonise_target_hu: float = math.nan
     floor_hu: float = math.nan
     """Storage floor seen in the tracheal air (NaN: none); floor voxels are imputed before filtering."""
     flags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def filters(self) -> bool:
+        """Whether the adjusted image is filtered (else only calibrated)."""
+        return self.harmonise_sigma_mm > 0 or self.harmonise_deboost > 0
+
+    def halo(self, spacing_mm: tuple[float, float, float]) -> tuple[int, int, int]:
+        """Reach of the harmonising filter in voxels."""
+        return filter_halo_px(self.harmonise_sigma_mm, spacing_mm, self.harmonise_deboost)
 
     @property
     def floor_fill_hu(self) -> float:
@@ -81,6 +92,7 @@ class Descriptors:
             "calibration_scale": self.calibration_scale,
             "calibration_offset_hu": self.calibration_offset_hu,
             "harmonise_sigma_mm": self.harmonise_sigma_mm,
+            "harmonise_deboost": self.harmonise_deboost,
             "harmonise_target_hu": self.harmonise_target_hu,
         }
 
@@ -231,19 +243,22 @@ def measure_descriptors(
         if config.calibration.enabled:
             scale, offset = calibration_map(air.air_hu, blood, method=config.calibration.method,
                                             blood_reference_hu=config.calibration.blood_reference_hu)
-    sigma = 0.0
+    sigma = deboost = 0.0
     hcfg = config.harmonisation
     target = hcfg.reference_noise_hu
     if hcfg.enabled and math.isfinite(air.noise_hu):
         fit = fit_kernel(texture, reference_core_mm=hcfg.reference_core_mm) if hcfg.kernel_matching else None
         target = target_noise_hu(air.noise_hu * scale, hcfg.reference_noise_hu, fit)
-        sigma = harmonising_sigma_mm(air.noise_hu * scale, target, texture, max_sigma_mm=hcfg.max_sigma_mm)
+        if air.noise_hu * scale > target:
+            deboost = deboost_weight(fit)
+        sigma = harmonising_sigma_mm(air.noise_hu * scale, target, texture, max_sigma_mm=hcfg.max_sigma_mm,
+                                     deboost=deboost)
         if math.isinf(sigma):
             flags.append("noise_high")
             sigma = float(hcfg.max_sigma_mm)
     desc = Descriptors(air_hu=air.air_hu, noise_hu=air.noise_hu, blood_hu=blood, air_source=air.source,
                        noise_fav_lpmm=fav, kernel_class=kernel_class, calibration_scale=scale,
-                       calibration_offset_hu=offset, harmonise_sigma_mm=sigma,
+                       calibration_offset_hu=offset, harmonise_sigma_mm=sigma, harmonise_deboost=deboost,
                        harmonise_target_hu=target if hcfg.enabled else math.nan, floor_hu=air.floor_hu,
                        flags=tuple(flags))
     return desc, prof
@@ -265,15 +280,15 @@ def remap_histograms(groups: npt.NDArray[np.int64], scale: float, offset: float)
 
 def adjust_block(block: npt.NDArray[np.integer], sigma_mm: float, spacing_mm: tuple[float, float, float],
                  scale: float, offset: float, floor_hu: float = math.nan,
-                 floor_fill_hu: float = math.nan) -> npt.NDArray[np.int16]:
+                 floor_fill_hu: float = math.nan, deboost: float = 0.0) -> npt.NDArray[np.int16]:
     """``rint(scale * filter_in_plane(block) + offset)`` as int16 (one block or a whole crop).
 
     Voxels at the storage floor ``floor_hu`` are set to ``floor_fill_hu`` before filtering (when
     both are finite), so that averaging does not lift clipped air and emphysema.
     """
-    if math.isfinite(floor_hu) and math.isfinite(floor_fill_hu) and sigma_mm > 0:
+    if math.isfinite(floor_hu) and math.isfinite(floor_fill_hu) and (sigma_mm > 0 or deboost > 0):
         block = np.where(block <= floor_hu, np.float32(floor_fill_hu), block.astype(np.float32))
-    f = filter_in_plane(block, sigma_mm, spacing_mm)
+    f = filter_in_plane(block, sigma_mm, spacing_mm, deboost)
     f *= np.float32(scale)
     f += np.float32(offset)
     np.rint(f, out=f)
@@ -296,20 +311,21 @@ def adjusted_group_histograms(
     prof: dict[str, npt.NDArray[Any]],
 ) -> npt.NDArray[np.int64]:
     """Group histograms of the adjusted image (in memory; the lung's bounding box plus the filter halo)."""
-    if desc.harmonise_sigma_mm <= 0:
+    if not desc.filters:
         return remap_histograms(groups, desc.calibration_scale, desc.calibration_offset_hu)
-    box = lung_box(prof, hu.shape, filter_halo_px(desc.harmonise_sigma_mm, spacing_mm))
+    box = lung_box(prof, hu.shape, desc.halo(spacing_mm))
     if box is None:
         return np.zeros_like(groups)
     adj = adjust_block(hu[box], desc.harmonise_sigma_mm, spacing_mm, desc.calibration_scale,
-                       desc.calibration_offset_hu, desc.floor_hu, desc.floor_fill_hu)
+                       desc.calibration_offset_hu, desc.floor_hu, desc.floor_fill_hu, desc.harmonise_deboost)
     return group_histograms(adj, labels[box], zones[box])
 
 
 def adjusted_image_dask(image: Any, desc: Descriptors, spacing_mm: tuple[float, float, float]) -> Any:
     """The adjusted image as a dask array (blockwise filter with the kernel's halo; equals the in-memory crop)."""
-    halo = filter_halo_px(desc.harmonise_sigma_mm, spacing_mm)
+    halo = desc.halo(spacing_mm)
     return image.map_overlap(adjust_block, depth=dict(enumerate(halo)), boundary="nearest", dtype=np.int16,
                              sigma_mm=desc.harmonise_sigma_mm, spacing_mm=spacing_mm,
                              scale=desc.calibration_scale, offset=desc.calibration_offset_hu,
-                             floor_hu=desc.floor_hu, floor_fill_hu=desc.floor_fill_hu)
+                             floor_hu=desc.floor_hu, floor_fill_hu=desc.floor_fill_hu,
+                             deboost=desc.harmonise_deboost)

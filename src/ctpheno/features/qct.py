@@ -68,7 +68,6 @@ from .descriptors import (
     remap_histograms,
     superior_is_last,
 )
-from .harmonise import filter_halo_px
 from .lac import lac_metrics_from_low
 
 Spacing = tuple[float, float, float]
@@ -166,7 +165,8 @@ ADJ_COLUMNS = {"laa950_pct": "laa950_adj_pct", "laa910_pct": "laa910_adj_pct", "
 LAC_KEYS = ("lac_count", "lac_mean_ml", "lac_median_ml", "lac_max_ml", "lac_frac_large_pct", "lac_d_950",
             "lac_d_950_se", "lac_fit_ks", "lac_fit_n")
 SCAN_COLUMNS = ("air_hu", "noise_hu", "blood_hu", "air_source", "noise_fav_lpmm", "kernel_class",
-                "calibration_scale", "calibration_offset_hu", "harmonise_sigma_mm", "harmonise_target_hu",
+                "calibration_scale", "calibration_offset_hu", "harmonise_sigma_mm", "harmonise_deboost",
+                "harmonise_target_hu",
                 "qct_flags", "airway_scan_id")
 """Scan-level columns (the same on every row of a scan; written once in ``ctpheno qct --json``)."""
 INT_COLUMNS = ("n_voxels", "lac_count", "lac_fit_n")
@@ -357,8 +357,8 @@ def qct_metrics_dask(
     _require_lung(groups, scan_id)
     desc, prof = measure_descriptors(image, labels, zones, sp, config=config, kernel_class=kernel_class,
                                      superior_last=superior_last)
-    if desc.harmonise_sigma_mm > 0:
-        box = lung_box(prof, image.shape, filter_halo_px(desc.harmonise_sigma_mm, sp))
+    if desc.filters:
+        box = lung_box(prof, image.shape, desc.halo(sp))
         adj = (group_histograms_dask(adjusted_image_dask(image[box], desc, sp), labels[box], zones[box])
                if box is not None else np.zeros_like(groups))
     else:

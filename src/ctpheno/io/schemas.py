@@ -243,6 +243,8 @@ QCT = TableSchema(
         "calibration_offset_hu": Column(F, "intercept o of that calibration", "HU"),
         "harmonise_sigma_mm": Column(F, "in-plane Gaussian SD applied to reach features.qct.harmonisation."
                                         "reference_noise_hu (0: none)", "mm"),
+        "harmonise_deboost": Column(F, "weight g of the inverse unsharp mask applied before the Gaussian (0: none; "
+                                       "beta/(1+beta) of the fitted kernel boost)"),
         "harmonise_target_hu": Column(F, "noise SD the adjusted density is measured at: the reference, or the "
                                          "noise of the reference kernel at this dose (kernel matching)", "HU"),
         "qct_flags": Column(S, "semicolon-separated flags raised by the QCT stage (severities in "

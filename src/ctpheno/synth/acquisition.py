@@ -6,8 +6,10 @@ unsharp-mask boost (the edge enhancement of sharp kernels, which overshoots at e
 
 .. math:: \mathrm{MTF}_k(f) = e^{-2\pi^2 s_k^2 f^2}\,\big(1 + \beta_k (1 - e^{-2\pi^2 e_k^2 f^2})\big),
 
-applied to the noise-free image (after the system blur: the slice profile through-plane and a
-pixel-aperture Gaussian of 0.425 pixel in-plane). Filtered back-projection gives noise whose
+applied in-plane to the noise-free image after the slice profile, in the Fourier domain (its
+Gaussian core no narrower than a 0.425-pixel aperture: a point-spread function is at least one
+pixel wide); on grids coarser than :data:`COARSE_GRID_MM` (the demo) the core is a spatial
+Gaussian, as the generator applied it before kernels had spectra, and only the boost is spectral. Filtered back-projection gives noise whose
 power spectrum is the ramp times the kernel's squared MTF (Hanson 1979; Kijewski & Judy 1987),
 
 .. math:: \mathrm{NPS}_k(f) \propto f\, \mathrm{MTF}_k(f)^2\, e^{-2\pi^2 (a\,\Delta x)^2 f^2},
@@ -15,14 +17,15 @@ power spectrum is the ramp times the kernel's squared MTF (Hanson 1979; Kijewski
 (:math:`a\Delta x` the interpolation aperture, :data:`NOISE_APERTURE_PX`), so noise is made by
 filtering white noise with :math:`\sqrt{\mathrm{NPS}_k}` per slice and scaling it to
 
-.. math:: \sigma = \sigma_{s}(q)\, \kappa_k \left(\frac{0.7 \cdot 0.7 \cdot 1.0}{\Delta x \Delta y \Delta z}\right)^{0.4},
+.. math:: \sigma = \sigma_{s}(q)\, \kappa_k \left(\frac{0.7 \cdot 0.7 \cdot 1.0}{\Delta x \Delta y \Delta z}\right)^{0.25},
           \qquad \sigma_s(q) = \sigma_{150}\sqrt{150 / q},
 
 with the **dose** :math:`q` (effective mAs, log-uniform in :data:`MAS_RANGE`) setting the
 smooth-kernel noise :math:`\sigma_s` at a nominal 0.7 x 0.7 x 1 mm voxel and
 :math:`\kappa_k = \sqrt{\int \mathrm{NPS}_k / \int \mathrm{NPS}_{smooth}}` the kernel's noise
-amplification *at the same dose*, computed from the two spectra (about 3 for ``sharp``). The
-exponent 0.4 rather than the ideal 0.5 keeps some visible noise on the coarse demo grid. Every
+amplification *at the same dose*, computed from the two spectra (2.6 for ``sharp``). The
+exponent 0.25 rather than the ideal 0.5 keeps visible noise on the coarse demo grid (5-11 HU
+smooth, 15-30 HU sharp at ~2.7 mm voxels, as before the kernels had spectra). Every
 reconstruction of one study shares its white noise (the same projections), so a smooth and a
 sharp series of one phantom differ only by their kernels.
 
@@ -81,6 +84,10 @@ SIGMA_SMOOTH_150_HU = 20.0
 MAS_RANGE = (75.0, 300.0)
 """Effective mAs range (log-uniform): smooth-kernel noise 14-28 HU at the nominal voxel."""
 NOMINAL_PIXEL_MM = 0.7
+COARSE_GRID_MM = 1.5
+"""Grids with coarser pixels (the demo's 2.5-3 mm) apply the kernel's Gaussian core spatially."""
+VOXEL_NOISE_EXPONENT = 0.25
+"""Noise SD scales as (nominal voxel / voxel)^this (see the module docstring)."""
 
 SCANNERS = (  # manufacturer, model, smooth kernel, sharp kernel
     ("SIEMENS", "SOMATOM Definition Flash", "B31f", "B70f"),
@@ -116,7 +123,7 @@ def noise_sd_hu(kernel: str | KernelModel, mas: float, spacing_mm: tuple[float, 
     """Noise SD (HU) of ``kernel`` at ``mas`` effective mAs on a grid of ``spacing_mm`` (z, y, x)."""
     dz, dy, dx = spacing_mm
     sigma = SIGMA_SMOOTH_150_HU * math.sqrt(150.0 / mas) * kernel_noise_factor(kernel)
-    return sigma * (NOMINAL_PIXEL_MM * NOMINAL_PIXEL_MM * 1.0 / (dx * dy * dz)) ** 0.4
+    return sigma * (NOMINAL_PIXEL_MM * NOMINAL_PIXEL_MM * 1.0 / (dx * dy * dz)) ** VOXEL_NOISE_EXPONENT
 
 
 def sample_acquisition(rng: np.random.Generator, *, size: str, kernel: str, frame: Frame,
@@ -175,14 +182,17 @@ def sample_acquisition(rng: np.random.Generator, *, size: str, kernel: str, fram
     }
 
 
-def kernel_filter(shape_yx: tuple[int, int], pixel_mm: tuple[float, float], kernel: str | KernelModel) -> npt.NDArray[np.float64]:
-    """rfft2-domain in-plane transfer function: the kernel's MTF times the pixel aperture."""
+def kernel_filter(shape_yx: tuple[int, int], pixel_mm: tuple[float, float],
+                  kernel: str | KernelModel, *, with_core: bool = True) -> npt.NDArray[np.float64] | None:
+    """rfft2-domain in-plane transfer function of the kernel: its MTF (core no narrower than the pixel
+    aperture) or, with ``with_core=False``, its boost alone (None when there is nothing to apply)."""
+    k = _model(kernel)
+    if not with_core and k.boost <= 0:
+        return None
+    core = max(k.core_mm, PIXEL_APERTURE_PX * min(pixel_mm)) if with_core else 0.0
     fy = np.fft.fftfreq(shape_yx[0], d=pixel_mm[0])[:, None]
     fx = np.fft.rfftfreq(shape_yx[1], d=pixel_mm[1])[None, :]
-    f = np.hypot(fy, fx)
-    ap = np.exp(-2.0 * math.pi**2 * ((PIXEL_APERTURE_PX * pixel_mm[0] * fy) ** 2
-                                     + (PIXEL_APERTURE_PX * pixel_mm[1] * fx) ** 2))
-    return _model(kernel).mtf(f) * ap
+    return KernelModel(core, k.boost, k.edge_mm).mtf(np.hypot(fy, fx))
 
 
 def noise_filter(shape_yx: tuple[int, int], pixel_mm: tuple[float, float], kernel: str | KernelModel) -> npt.NDArray[np.float64]:
@@ -216,7 +226,17 @@ def reconstruct(blurred: npt.NDArray[np.float32], white: npt.NDArray[np.float32]
     """One reconstruction: ``blurred`` (noise-free, system blur applied) through ``kernel``'s MTF,
     plus ``white`` shaped by its NPS and scaled to ``noise_hu``, offset, rounded and clipped to int16."""
     shape_yx = blurred.shape[1:]
-    img = filter_slices(blurred.copy(), kernel_filter(shape_yx, pixel_mm, kernel))
+    if min(pixel_mm) > COARSE_GRID_MM:
+        # coarse (demo) grid: the point-spread is the pixel aperture, a spatial Gaussian as the
+        # generator always applied it there (the demo cohort's images and scores stay as they were)
+        core = max(_model(kernel).core_mm, PIXEL_APERTURE_PX * min(pixel_mm))
+        img = ndi.gaussian_filter(blurred, (0.0, core / pixel_mm[0], core / pixel_mm[1]), mode="nearest",
+                                  output=np.float32)
+        transfer = kernel_filter(shape_yx, pixel_mm, kernel, with_core=False)
+    else:
+        img, transfer = blurred.copy(), kernel_filter(shape_yx, pixel_mm, kernel)
+    if transfer is not None:
+        img = filter_slices(img, transfer)
     noise = filter_slices(white.copy(), noise_filter(shape_yx, pixel_mm, kernel))
     img += np.float32(noise_hu) * noise
     img += np.float32(air_offset_hu)

@@ -46,7 +46,7 @@ QCT_PRIORITY = (
 (their adjusted twins take their places with ``models.density: adjusted``)."""
 QCT_BOOKKEEPING = ("n_voxels", "lac_fit_n", "lac_d_950_se", "lac_fit_ks", "air_hu", "noise_hu", "blood_hu",
                    "noise_fav_lpmm", "calibration_scale", "calibration_offset_hu", "harmonise_sigma_mm",
-                   "harmonise_target_hu")
+                   "harmonise_deboost", "harmonise_target_hu")
 """QCT columns that describe the measurement or the acquisition, not the lung (left out of the features:
 the acquisition is a confounder, not a phenotype)."""
 
