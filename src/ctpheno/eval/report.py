@@ -20,7 +20,8 @@ import pandas as pd
 
 from ..io.layout import WorkDir
 from ..io.tables import atomic_path
-from . import figures
+from ..preprocess.gate import qc_flag_table
+from . import acquisition, figures
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;font-size:12px;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}
@@ -160,7 +161,8 @@ def build_report(
 
     s = b.section("qc", "Segmentation QC")
     if qc is not None:
-        ids = sorted(qc["scan_id"])[:max_qc_images]
+        qc = acquisition.flagged_first(qc, qc_flag_table(wd))  # flagged scans first (issue #14)
+        ids = list(qc["scan_id"])[:max_qc_images]
         thumbs = [
             f"<figure>{b.image(f'qc_{sid}', wd.qc_png(sid).read_bytes(), f'QC montage {sid}')}"
             f"<figcaption>{html.escape(sid)}</figcaption></figure>"
@@ -184,6 +186,8 @@ def build_report(
         s.append(b.table("qct_whole_summary", desc))
     else:
         s.append(_missing("QCT metrics", "run `ctpheno features`"))
+
+    acquisition.add_acquisition_section(b, b.section("acquisition", "Density by acquisition; QC gate"), wd)
 
     s = b.section("clusters", "Imaging phenotypes (clusters)")
     if sel is not None and assign is not None:

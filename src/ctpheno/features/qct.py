@@ -170,6 +170,9 @@ SCAN_COLUMNS = ("air_hu", "noise_hu", "blood_hu", "air_source", "noise_fav_lpmm"
                 "qct_flags", "airway_scan_id")
 """Scan-level columns (the same on every row of a scan; written once in ``ctpheno qct --json``)."""
 INT_COLUMNS = ("n_voxels", "lac_count", "lac_fit_n")
+QCT_FLAGS = ("apex_cut", "base_cut", "right_lung_missing", "left_lung_missing", "air_unmeasured", "air_offset",
+             "noise_high")
+"""Every flag ``qct_flags`` can hold (severities: ``ctpheno.preprocess.qc.QC_FLAG_SEVERITY``)."""
 ZONE_REGIONS = ("upper", "middle", "lower")
 
 
