@@ -4,8 +4,7 @@
 scan (NumPy arrays, or dask arrays of which only crops and a few slices are read), resolves the
 kernel class and decides the calibration map and the harmonising filter
 (:mod:`ctpheno.features.calibration`, :mod:`ctpheno.features.harmonise`).
-:func:`adjusted_group_histograms` (in memory) and :func:`adjusted_image_dask` (blockwise) give the
-lung histograms of the adjusted image
+:func:`adjusted_group_histograms` gives the lung histograms of the adjusted image
 
 .. math:: x' = \\operatorname{rint}\\big(s \\cdot (g_{\\sigma_f} * x) + o\\big)
 
@@ -305,27 +304,24 @@ def lung_box(prof: dict[str, npt.NDArray[Any]], shape: tuple[int, ...],
     return tuple(slice(max(b.start - h, 0), min(b.stop + h, n)) for b, h, n in zip(box, halo, shape))
 
 
+def adjusted_crop_histograms(hu: npt.NDArray[np.integer], labels: npt.NDArray[Any], zones: npt.NDArray[Any],
+                              desc: Descriptors, spacing_mm: tuple[float, float, float]) -> npt.NDArray[np.int64]:
+    """Group histograms of the adjusted image of a crop that holds every lung voxel plus the filter's halo."""
+    adj = adjust_block(hu, desc.harmonise_sigma_mm, spacing_mm, desc.calibration_scale, desc.calibration_offset_hu,
+                       desc.floor_hu, desc.floor_fill_hu, desc.harmonise_deboost)
+    return group_histograms(adj, labels, zones)
+
+
 def adjusted_group_histograms(
     hu: npt.NDArray[np.int16], labels: npt.NDArray[Any], zones: npt.NDArray[Any],
     groups: npt.NDArray[np.int64], desc: Descriptors, spacing_mm: tuple[float, float, float],
     prof: dict[str, npt.NDArray[Any]],
 ) -> npt.NDArray[np.int64]:
-    """Group histograms of the adjusted image (in memory; the lung's bounding box plus the filter halo)."""
+    """Group histograms of the adjusted image: bins remapped without filtering, else the filtered crop
+    of the lungs' bounding box plus the filter's halo (:func:`lung_box`)."""
     if not desc.filters:
         return remap_histograms(groups, desc.calibration_scale, desc.calibration_offset_hu)
     box = lung_box(prof, hu.shape, desc.halo(spacing_mm))
     if box is None:
         return np.zeros_like(groups)
-    adj = adjust_block(hu[box], desc.harmonise_sigma_mm, spacing_mm, desc.calibration_scale,
-                       desc.calibration_offset_hu, desc.floor_hu, desc.floor_fill_hu, desc.harmonise_deboost)
-    return group_histograms(adj, labels[box], zones[box])
-
-
-def adjusted_image_dask(image: Any, desc: Descriptors, spacing_mm: tuple[float, float, float]) -> Any:
-    """The adjusted image as a dask array (blockwise filter with the kernel's halo; equals the in-memory crop)."""
-    halo = desc.halo(spacing_mm)
-    return image.map_overlap(adjust_block, depth=dict(enumerate(halo)), boundary="nearest", dtype=np.int16,
-                             sigma_mm=desc.harmonise_sigma_mm, spacing_mm=spacing_mm,
-                             scale=desc.calibration_scale, offset=desc.calibration_offset_hu,
-                             floor_hu=desc.floor_hu, floor_fill_hu=desc.floor_fill_hu,
-                             deboost=desc.harmonise_deboost)
+    return adjusted_crop_histograms(hu[box], labels[box], zones[box], desc, spacing_mm)

@@ -61,8 +61,8 @@ from .histogram import (
 )
 from .descriptors import (
     Descriptors,
+    adjusted_crop_histograms,
     adjusted_group_histograms,
-    adjusted_image_dask,
     lung_box,
     measure_descriptors,
     remap_histograms,
@@ -345,9 +345,10 @@ def qct_metrics_dask(
     connected components across chunks, so it labels the boolean low-attenuation mask
     of each region in memory (1 byte per voxel, computed blockwise; cropped to its
     bounding box before labelling) — an eighth of what a float image would need. The
-    descriptors read crops and a few slices; the harmonising filter runs blockwise on the
-    lungs' bounding box with the kernel's halo.
+    descriptors read crops and a few slices; the harmonising filter runs on the lungs'
+    bounding box (plus the kernel's halo), read into memory as :func:`qct_metrics` does.
     """
+    import dask
     import dask.array as da
 
     from .histogram import group_histograms_dask
@@ -360,9 +361,9 @@ def qct_metrics_dask(
     _require_lung(groups, scan_id)
     desc, prof = measure_descriptors(image, labels, zones, sp, config=config, kernel_class=kernel_class,
                                      superior_last=superior_last)
-    if desc.filters:
+    if desc.filters:  # the lungs' bounding box in memory (~1/4 of the volume), as qct_metrics does
         box = lung_box(prof, image.shape, desc.halo(sp))
-        adj = (group_histograms_dask(adjusted_image_dask(image[box], desc, sp), labels[box], zones[box])
+        adj = (adjusted_crop_histograms(*dask.compute(image[box], labels[box], zones[box]), desc, sp)
                if box is not None else np.zeros_like(groups))
     else:
         adj = remap_histograms(groups, desc.calibration_scale, desc.calibration_offset_hu)

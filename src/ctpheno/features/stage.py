@@ -30,8 +30,9 @@ from ..io.tables import concat_parts, write_json
 
 log = logging.getLogger(__name__)
 
-QCT_BYTES_PER_VOXEL = 6
-"""Peak memory of a QCT task per voxel: bool low-attenuation mask, int32 cluster labels (cropped), chunks."""
+QCT_BYTES_PER_VOXEL = 10
+"""Peak memory of a QCT task per voxel: bool low-attenuation mask, int32 cluster labels (cropped), chunks,
+and the harmonising filter's float32 working copies of the lungs' bounding box (~1/4 of the volume)."""
 RADIOMICS_BYTES_PER_VOXEL = 40
 """Peak memory of PyRadiomics per voxel (image copies as float64, mask, cropped matrices)."""
 
