@@ -26,15 +26,8 @@ from ..config.features import QCTConfig
 from ..ingest.kernels import class_from_noise_texture
 from .blood import measure_blood
 from .calibration import HU_AIR_REFERENCE, calibration_map, measure_air, trachea_lumen
-from .harmonise import (
-    deboost_weight,
-    filter_halo_px,
-    filter_in_plane,
-    fit_kernel,
-    harmonising_sigma_mm,
-    scan_noise_texture,
-    target_noise_hu,
-)
+from .harmonise import filter_halo_px, filter_in_plane, harmonising_sigma_mm, scan_noise_texture
+from .kernel_fit import deboost_weight, fit_kernel, target_noise_hu
 from .histogram import HU_OFFSET, N_BINS, group_histograms
 
 LABEL_AIRWAY = 3

@@ -46,7 +46,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
 
-from ..features.harmonise import fbp_nps, kernel_mtf
+from ..features.kernel_fit import fbp_nps, kernel_mtf
 from .anatomy import Frame
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
