@@ -50,7 +50,7 @@ def test_section_lists_flags_first_and_the_gated_scans(tmp_path):
     qct.to_parquet(wd.qct)
     man.to_parquet(wd.manifest)
     wd.qc_table.parent.mkdir()
-    qc = pd.DataFrame({"scan_id": list("abcd"), "flags": ["", "lr_ratio", "", "apex_cut"]})
+    qc = pd.DataFrame({"scan_id": list("abcd"), "flags": ["", "lr_ratio", "", "volume_low"]})
     qc.to_parquet(wd.qc_table)
     assert list(flagged_first(qc, qc_flag_table(wd))["scan_id"]) == ["c", "d", "b", "a"]
     gate(wd)

@@ -26,7 +26,7 @@ def _workdir(tmp_path) -> WorkDir:
     wd = WorkDir(tmp_path / "work").ensure()
     wd.qc_table.parent.mkdir(parents=True)
     pd.DataFrame({"scan_id": ["a", "b", "c", "d", "air"],
-                  "flags": ["", "lr_ratio", "apex_cut;lr_ratio", "", "volume_low"],
+                  "flags": ["base_cut", "lr_ratio", "apex_cut;lr_ratio", "", "volume_low"],
                   "series_role": ["density", "density", "density", "density", "airway"]}).to_parquet(wd.qc_table)
     wd.features_dir.mkdir(parents=True)
     pd.DataFrame({"scan_id": ["a", "a", "b", "c", "d"], "region": ["whole", "upper", "whole", "whole", "whole"],
@@ -39,7 +39,9 @@ def test_flag_table_and_exclusions(tmp_path):
     flags = qc_flag_table(wd)
     assert "air" not in set(flags["scan_id"])  # the airway series does not gate its study
     assert list(flags["severity"]) == sorted(flags["severity"], key=["exclude", "warn", "info"].index)
-    assert len(flags[(flags["scan_id"] == "c") & (flags["flag"] == "apex_cut")]) == 1  # both sources, once
+    # coverage comes from the QCT stage (with its tolerance), not from segmentation QC's any-voxel rule
+    cut = flags[flags["flag"] == "apex_cut"]
+    assert list(cut["scan_id"]) == ["c"] and list(cut["source"]) == ["qct"]
     ex = excluded_scans(flags).set_index("scan_id")
     assert sorted(ex.index) == ["c", "d"] and ex.loc["d", "reasons"] == "air_offset;noise_high"
     assert sorted(excluded_scans(flags, keep_flags=["apex_cut"])["scan_id"]) == ["d"]

@@ -29,19 +29,27 @@ def _split(text: object) -> list[str]:
     return [f for f in str(text or "").split(";") if f and f != "<NA>"] if pd.notna(text) else []
 
 
+COVERAGE_FLAGS = ("apex_cut", "base_cut")
+"""Coverage flags the QCT stage re-measures with a tolerance (a recess tip in the end slice is not a
+truncated lung); once it has run, segmentation QC's any-voxel versions of them are not used."""
+
+
 def qc_flag_table(wd: WorkDir) -> pd.DataFrame:
     """One row per (density scan, flag): ``scan_id``, ``flag``, ``severity``, ``source`` (``qc`` | ``qct``).
 
     Sorted with the most severe first. Airway series (``series_role == airway``) are left out:
-    they feed only the airway columns of their study's density scan.
+    they feed only the airway columns of their study's density scan. ``apex_cut`` / ``base_cut``
+    come from the QCT stage when it has run (:data:`COVERAGE_FLAGS`).
     """
     rows: list[dict[str, str]] = []
+    qct_ran = wd.qct.is_file()
     if wd.qc_table.is_file():
         qc = pd.read_parquet(wd.qc_table)
         if "series_role" in qc:
             qc = qc[qc["series_role"].fillna("density").astype(str) != "airway"]
         for sid, flags in zip(qc["scan_id"].astype(str), qc.get("flags", pd.Series("", index=qc.index))):
-            rows += [{"scan_id": sid, "flag": f, "source": "qc"} for f in _split(flags)]
+            rows += [{"scan_id": sid, "flag": f, "source": "qc"} for f in _split(flags)
+                     if not (qct_ran and f in COVERAGE_FLAGS)]
     if wd.qct.is_file():
         qct = pd.read_parquet(wd.qct)
         if "qct_flags" in qct:
