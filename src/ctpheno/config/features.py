@@ -41,7 +41,8 @@ class HarmonisationConfig(StrictModel):
     kernel_matching: bool = True
     """Lower the target to the noise the reference kernel would give at the scan's dose, estimated
     from its noise texture, where the filtered-back-projection model fits (see
-    :mod:`ctpheno.features.harmonise`); the reference noise stays the upper bound."""
+    :mod:`ctpheno.features.kernel_fit`); the reference noise stays the upper bound. Not applied to
+    scans whose kernel class is ``smooth``."""
     reference_core_mm: confloat(gt=0.1, le=1.5) = 0.5
     """Gaussian core (SD, mm) of the reference kernel's MTF (0.5 mm: MTF50 0.37 mm^-1, B30f/STANDARD-like)."""
     max_sigma_mm: confloat(gt=0.0, le=5.0) = 2.5

@@ -190,8 +190,7 @@ def _air(image: Any, labels: Any, prof: dict[str, Any], sp: tuple[float, float, 
     if prof["air_z"].any():
         box = _box(prof, "air")
         hu_c, lab_c = np.asarray(image[box]), np.asarray(labels[box])
-    elif superior_last is not None and lung_z.size:
-        box = (slice(0, image.shape[0]), slice(None), slice(None))
+    elif superior_last is not None and lung_z.size:  # no airway label: detect the trachea (whole arrays)
         hu_c, lab_c = np.asarray(image), np.asarray(labels)
     else:
         return measure_air(np.zeros((1, 1, 1), np.int16), np.zeros((1, 1, 1), bool), sp, source="none")
@@ -239,7 +238,9 @@ def measure_descriptors(
     hcfg = config.harmonisation
     target = hcfg.reference_noise_hu
     if hcfg.enabled and math.isfinite(air.noise_hu):
-        fit = fit_kernel(texture, reference_core_mm=hcfg.reference_core_mm) if hcfg.kernel_matching else None
+        # a kernel the header names smooth is not matched further: only the absolute reference applies
+        matching = hcfg.kernel_matching and kernel_class != "smooth"
+        fit = fit_kernel(texture, reference_core_mm=hcfg.reference_core_mm) if matching else None
         target = target_noise_hu(air.noise_hu * scale, hcfg.reference_noise_hu, fit)
         if air.noise_hu * scale > target:
             deboost = deboost_weight(fit)
