@@ -7,8 +7,10 @@ Philips D, JPEG 2000 DICOM; segmented once by the classic backend, not timed) an
 ``--quick``, on a full-size synthetic sharp-kernel phantom, it times the QCT metrics of one scan
 with the adjustment switched off and on, in memory (``ctpheno qct``) and blockwise from the Zarr
 store (the ``qct`` stage), and the descriptor steps one by one. CPU seconds of this process
-(core-seconds), the minimum over repeats (the development machine is shared). Target: the
-adjusted metrics add <= 1 core-second per full-size scan (issue #14).
+(core-seconds), the minimum over repeats (the development machine is shared). The added cost is
+the sum of the two adjustment steps, timed on their own (the difference of two whole-QCT timings
+is within their run-to-run scatter on a shared machine). Target: the adjusted metrics add <= 1
+core-second per full-size scan (issue #14).
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ def _scan_rows(name: str, hu, labels, zones, spacing, repeats: int) -> tuple[lis
                                    Volume(hu, spacing))
         arrays = [read_dask(store, n) for n in ("image", "labels", "zones")]
         with dask.config.set(scheduler="synchronous"):
-            b_off = _cpu(lambda: qct_metrics_dask(*arrays, spacing, config=off), repeats)
-            b_on = _cpu(lambda: qct_metrics_dask(*arrays, spacing, config=on), repeats)
+            b_off = _cpu(lambda: qct_metrics_dask(*arrays, spacing, config=off), min(repeats, 2))
+            b_on = _cpu(lambda: qct_metrics_dask(*arrays, spacing, config=on), min(repeats, 2))
     rows.append([name, "blockwise (qct stage)", round(b_off, 2), round(b_on, 2), round(b_on - b_off, 2)])
     desc, prof = D.measure_descriptors(hu, labels, zones, spacing, config=on)
     steps = {
@@ -66,10 +68,11 @@ def _scan_rows(name: str, hu, labels, zones, spacing, repeats: int) -> tuple[lis
             hu, labels, zones, None, desc, spacing, prof),
     }
     detail = {k: round(_cpu(f, repeats), 2) for k, f in steps.items()}
+    detail["added (sum of the steps)"] = round(sum(detail.values()), 2)
     info = {"air_hu": round(desc.air_hu, 1), "noise_hu": round(desc.noise_hu, 1),
             "harmonise_sigma_mm": round(desc.harmonise_sigma_mm, 3), "deboost": round(desc.harmonise_deboost, 3),
             "shape": list(hu.shape)}
-    return rows, {"detail": detail, "info": info, "added": max(t_on - t_off, b_on - b_off)}
+    return rows, {"detail": detail, "info": info, "added": detail["added (sum of the steps)"]}
 
 
 def main() -> None:
@@ -105,9 +108,10 @@ def main() -> None:
         "tables": [
             {"title": "QCT core-seconds per scan with the adjustment off and on (min of repeats)",
              "columns": ["scan", "path", "adjustment off (core-s)", "on (core-s)", "added (core-s)"],
-             "rows": rows, "note": "target: <= 1 core-second added per full-size scan"},
+             "rows": rows, "note": "whole-QCT timings: their difference is within the scatter of a shared "
+                                   "machine; the added cost is the sum of the steps below"},
             {"title": "Adjustment steps (core-s, min of repeats)", "columns": ["scan", "step", "core-s"],
-             "rows": details},
+             "rows": details, "note": "target: <= 1 core-second added per full-size scan"},
         ],
         "placeholders": {"ADJ_CORE_SECONDS": round(worst, 2)},
     })

@@ -298,12 +298,32 @@ def lung_box(prof: dict[str, npt.NDArray[Any]], shape: tuple[int, ...],
     return tuple(slice(max(b.start - h, 0), min(b.stop + h, n)) for b, h, n in zip(box, halo, shape))
 
 
+SLAB_SLICES = 16
+"""Slices adjusted at a time: the filter is in-plane, so slabs need no halo and stay in cache."""
+
+
 def adjusted_crop_histograms(hu: npt.NDArray[np.integer], labels: npt.NDArray[Any], zones: npt.NDArray[Any],
                               desc: Descriptors, spacing_mm: tuple[float, float, float]) -> npt.NDArray[np.int64]:
-    """Group histograms of the adjusted image of a crop that holds every lung voxel plus the filter's halo."""
-    adj = adjust_block(hu, desc.harmonise_sigma_mm, spacing_mm, desc.calibration_scale, desc.calibration_offset_hu,
-                       desc.floor_hu, desc.floor_fill_hu, desc.harmonise_deboost)
-    return group_histograms(adj, labels, zones)
+    """Group histograms of the adjusted image of a crop that holds every lung voxel plus the filter's
+    in-plane halo, slab by slab (:data:`SLAB_SLICES`), each slab cut to its own lungs plus the halo
+    (identical values: a lung voxel's neighbourhood never reaches past either box's edge unless that
+    edge is the crop's own)."""
+    halo = desc.halo(spacing_mm)
+    total = None
+    for k in range(0, hu.shape[0], SLAB_SLICES):
+        lab = np.asarray(labels[k : k + SLAB_SLICES])
+        lung = (lab == 1) | (lab == 2)
+        if not lung.any():
+            continue
+        # the slab's own lung box plus the halo (apical and basal slabs hold far less than the whole box)
+        rows, cols = np.flatnonzero(lung.any(axis=(0, 2))), np.flatnonzero(lung.any(axis=(0, 1)))
+        box = (slice(k, k + SLAB_SLICES), slice(max(rows[0] - halo[1], 0), rows[-1] + halo[1] + 1),
+               slice(max(cols[0] - halo[2], 0), cols[-1] + halo[2] + 1))
+        adj = adjust_block(np.asarray(hu[box]), desc.harmonise_sigma_mm, spacing_mm, desc.calibration_scale,
+                           desc.calibration_offset_hu, desc.floor_hu, desc.floor_fill_hu, desc.harmonise_deboost)
+        part = group_histograms(adj, lab[:, box[1], box[2]], np.asarray(zones[box]))
+        total = part if total is None else total + part
+    return total if total is not None else np.zeros((2, 7, N_BINS), np.int64)
 
 
 def adjusted_group_histograms(

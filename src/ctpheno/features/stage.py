@@ -30,9 +30,10 @@ from ..io.tables import concat_parts, write_json
 
 log = logging.getLogger(__name__)
 
-QCT_BYTES_PER_VOXEL = 10
+QCT_BYTES_PER_VOXEL = 8
 """Peak memory of a QCT task per voxel: bool low-attenuation mask, int32 cluster labels (cropped), chunks,
-and the harmonising filter's float32 working copies of the lungs' bounding box (~1/4 of the volume)."""
+and the lungs' bounding box (image, labels, zones: 4 bytes per voxel of a box of ~1/4-1/2 of the volume)
+that the harmonising filter reads, slab by slab."""
 RADIOMICS_BYTES_PER_VOXEL = 40
 """Peak memory of PyRadiomics per voxel (image copies as float64, mask, cropped matrices)."""
 

@@ -166,6 +166,8 @@ QC = TableSchema(
         "covers_apex": Column(B, "lung mask does not touch the top slice"),
         "covers_base": Column(B, "lung mask does not touch the bottom slice"),
         "flags": Column(S, "semicolon-separated QC flags (empty = plausible)"),
+        "series_role": Column(S, "density | airway (the manifest's series_role; airway series feed only the airway "
+                                 "columns of their study's density scan)"),
     },
     key=("scan_id",),
     allow_any_extra=True,

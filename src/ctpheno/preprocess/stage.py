@@ -1,8 +1,9 @@
 """Pipeline stage ``preprocess``: per scan, HU -> (resample) -> lungs -> zones -> Zarr + QC.
 
-Reads ``manifest.parquet`` (rows with ``usable & selected``, and the airway series kept beside them) and ``ingest/sources.parquet``
-(scan id -> format, paths); maps :func:`preprocess_scan` over the scans through
-:func:`ctpheno.cluster.run_stage`; consolidates the QC rows into ``qc/qc.parquet`` (schema QC).
+Reads ``manifest.parquet`` (rows with ``usable & selected``, and the airway series kept beside
+them) and ``ingest/sources.parquet`` (scan id -> format, paths); maps :func:`preprocess_scan`
+over the scans through :func:`ctpheno.cluster.run_stage`; consolidates the QC rows into
+``qc/qc.parquet`` (schema QC).
 """
 
 from __future__ import annotations
