@@ -42,7 +42,7 @@ def test_wall_thickness_tracks_truth(h):
     got = []
     for t in walls:
         img, lab = tube(t, h)
-        got.append(airway_metrics(img, lab, (h, h, h))["airway_wall_thickness_mm"])
+        got.append(airway_metrics(img, lab, (h, h, h))["pooled_airway_wall_thickness_mm"])
     assert np.all(np.diff(got) > 0), got
     # FWHM within 0.5 mm of the true wall once the wall is wider than the point spread
     np.testing.assert_allclose(got, walls, atol=0.5)
@@ -55,8 +55,8 @@ def test_thin_walls_saturate_but_peak_hu_keeps_rising():
     for t in (0.5, 1.0, 1.5, 2.0, 3.0):
         img, lab = tube(t, h, psf_sigma_mm=1.25)
         m = airway_metrics(img, lab, (h, h, h))
-        peaks.append(m["airway_wall_peak_hu"])
-        fwhm.append(m["airway_wall_thickness_mm"])
+        peaks.append(m["pooled_airway_wall_peak_hu"])
+        fwhm.append(m["pooled_airway_wall_thickness_mm"])
     assert np.all(np.diff(peaks) > 20), peaks
     assert min(fwhm) > 1.0  # never below the point-spread width
 
@@ -68,7 +68,7 @@ def test_lumen_radius_and_wa_pct():
     assert abs(r - LUMEN_R_MM) < 0.4  # staircase of the voxelised circle
     m = airway_metrics(img, lab, (h, h, h))
     true_wa = 100 * ((LUMEN_R_MM + t) ** 2 - LUMEN_R_MM**2) / (LUMEN_R_MM + t) ** 2  # 43.75 %
-    assert abs(m["airway_wa_pct"] - true_wa) < 5.0
+    assert abs(m["pooled_airway_wa_pct"] - true_wa) < 5.0
     assert wall_area_pct(3.0, 1.0) == pytest.approx(100 * 7 / 16)
 
 
@@ -96,8 +96,8 @@ def test_mediastinal_voxels_do_not_enter():
 def test_profile_anisotropic_spacing_consistent():
     """1 x 1 x 1 and 2 x 1 x 1 mm grids of the same tube (along z) give the same thickness."""
     img, lab = tube(3.0, 1.0)
-    iso = airway_metrics(img, lab, (1.0, 1.0, 1.0))["airway_wall_thickness_mm"]
-    aniso = airway_metrics(img[::2], lab[::2], (2.0, 1.0, 1.0))["airway_wall_thickness_mm"]
+    iso = airway_metrics(img, lab, (1.0, 1.0, 1.0))["pooled_airway_wall_thickness_mm"]
+    aniso = airway_metrics(img[::2], lab[::2], (2.0, 1.0, 1.0))["pooled_airway_wall_thickness_mm"]
     assert abs(iso - aniso) < 0.3
     assert abs(aniso - 3.0) < 0.5
 
@@ -187,7 +187,8 @@ def test_wall_density_tracks_phantom_walls_through_segmentation():
     """Six demo phantoms (2.5-3 mm voxels, both kernels, all subtypes) through the pipeline's own
     segmentation: label 3 stops at the lung entry, so the wall is measured around its
     intrapulmonary continuation. Measured: Pearson r 0.98 with the generator's wall thickness
-    (0.89 around label 3 alone)."""
+    (0.89 around label 3 alone with white-noise kernels; 0.94 since the kernels have an MTF and a
+    noise spectrum, issue #14)."""
     from ctpheno.preprocess import segment_lungs
     from ctpheno.synth import make_phantom
 
@@ -203,7 +204,7 @@ def test_wall_density_tracks_phantom_walls_through_segmentation():
         label3_only.append(airway_metrics(ph.image.array, lab, ph.image.spacing_mm, extend=False)["airway_wall_hu"])
     r = np.corrcoef(walls, got)[0, 1]
     assert r >= 0.95, (got, r)
-    assert r > np.corrcoef(walls, label3_only)[0, 1] + 0.05
+    assert r > np.corrcoef(walls, label3_only)[0, 1] + 0.02
     assert all(-700 < v < -150 for v in got), got
 
 
@@ -222,5 +223,5 @@ def test_airway_metrics_on_real_thorax_lung1(shared_data):
     assert thr == -850.0 and 0.3 < added_ml < 20, (thr, added_ml)
     m = airway_metrics(hu, lab, sp)
     assert -750 < m["airway_wall_hu"] < -150, m
-    assert m["airway_wall_hu"] < m["airway_wall_peak_hu"] + 400
-    assert 2.0 < m["airway_lumen_radius_mm"] < 8.0, m
+    assert m["airway_wall_hu"] < m["pooled_airway_wall_peak_hu"] + 400
+    assert 2.0 < m["pooled_airway_lumen_radius_mm"] < 8.0, m

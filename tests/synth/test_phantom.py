@@ -102,7 +102,7 @@ def test_cohort_deterministic_sequential_vs_dask(tmp_path: Path, cohort: Path, t
     from distributed import Client
 
     with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as client:
-        again = write_cohort(tmp_path / "again", n=5, seed=7, client=client)
+        again = write_cohort(tmp_path / "again", n=5, seed=7, client=client, two_reconstructions=0.2)
     assert _pixel_digest(again / "images") == _pixel_digest(cohort / "images")
     assert pd.read_csv(again / "clinical.csv").equals(pd.read_csv(cohort / "clinical.csv"))
 

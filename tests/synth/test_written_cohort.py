@@ -35,8 +35,9 @@ def test_layout_and_tables(cohort: Path, truth: pd.DataFrame) -> None:
         assert (cohort / "truth" / f"{sid}.nii.gz").exists()
         assert (cohort / "truth" / f"{sid}_lungs.nii.gz").exists()
     series = sorted(p for p in (cohort / "images").iterdir() if p.is_dir())
-    assert len(series) == N_SUBJECTS
-    assert sorted(f"images/{p.name}" for p in series) == sorted(truth.image_path)
+    second = [p for p in truth.second_image_path if p]
+    assert len(second) == 1 and len(series) == N_SUBJECTS + 1
+    assert sorted(f"images/{p.name}" for p in series) == sorted([*truth.image_path, *second])
 
 
 @pytest.mark.parametrize("i", range(N_SUBJECTS))
@@ -123,6 +124,27 @@ def test_dicom_headers_uids_and_phi(cohort: Path, truth: pd.DataFrame) -> None:
     assert len(series_uids) == len(studies) == len(truth)
     assert intercepts == {-1024.0, 0.0}
     assert len(sops) == sum(len(list((cohort / p).glob("*.dcm"))) for p in truth.image_path)
+
+
+def test_second_reconstruction_is_the_same_acquisition_through_a_sharp_kernel(cohort: Path, truth: pd.DataFrame) -> None:
+    """Same study, frame of reference and geometry; a sharp kernel name; the same lungs with more noise."""
+    row = truth[truth.second_image_path != ""].iloc[0]
+    a = [pydicom.dcmread(f) for f in sorted((cohort / row.image_path).glob("*.dcm"))]
+    b = [pydicom.dcmread(f) for f in sorted((cohort / row.second_image_path).glob("*.dcm"))]
+    assert a[0].StudyInstanceUID == b[0].StudyInstanceUID and a[0].FrameOfReferenceUID == b[0].FrameOfReferenceUID
+    assert a[0].SeriesInstanceUID != b[0].SeriesInstanceUID and a[0].SeriesNumber != b[0].SeriesNumber
+    assert {ds.SOPInstanceUID for ds in a}.isdisjoint({ds.SOPInstanceUID for ds in b})
+    from ctpheno.ingest.kernels import classify_kernel
+
+    assert classify_kernel(a[0].Manufacturer, a[0].ConvolutionKernel)[0] == "smooth"
+    assert classify_kernel(b[0].Manufacturer, b[0].ConvolutionKernel)[0] == "sharp"
+    smooth = sitk.GetArrayFromImage(read_series(cohort / row.image_path)).astype(float)
+    sharp = sitk.GetArrayFromImage(read_series(cohort / row.second_image_path)).astype(float)
+    lungs = sitk.GetArrayFromImage(sitk.ReadImage(str(cohort / "truth" / f"{row.subject_id}_lungs.nii.gz")))
+    lung = np.isin(lungs, (1, 2))
+    assert abs(np.median(smooth[lung]) - np.median(sharp[lung])) < 15  # same lungs
+    # the sharp kernel's noise is stronger: pixel-to-pixel differences inside the lungs
+    assert np.std(np.diff(sharp, axis=2)[lung[:, :, 1:]]) > 1.3 * np.std(np.diff(smooth, axis=2)[lung[:, :, 1:]])
 
 
 def test_plain_threshold_is_a_trap(cohort: Path, truth: pd.DataFrame) -> None:

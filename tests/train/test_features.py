@@ -131,3 +131,19 @@ def test_preprocessing_is_fitted_on_training_rows_only():
         X["x"][:25].fillna(np.nanmedian(X["x"][:25])).mean()
     )
     assert transformed_names(pipe) == ["x", "z"]
+
+
+def test_adjusted_density_replaces_its_raw_twin_and_gate_excludes(synth60):
+    from ctpheno.train.features import qct_feature_columns
+
+    cols = ["qct_laa950_pct__whole", "qct_laa950_adj_pct__whole", "qct_perc15_hu__whole", "qct_lac_d_950__whole",
+            "qct_perc15_voladj_hu__whole"]
+    assert qct_feature_columns(cols, "adjusted") == ["qct_laa950_adj_pct__whole", "qct_perc15_hu__whole",
+                                                     "qct_lac_d_950__whole", "qct_perc15_voladj_hu__whole"]
+    assert qct_feature_columns(cols, "raw") == ["qct_laa950_pct__whole", "qct_perc15_hu__whole",
+                                                "qct_lac_d_950__whole"]
+    wd = synth60["workdir"]
+    full = assemble_cohort(wd)
+    gone = set(full.frame["scan_id"][:3])
+    gated = assemble_cohort(wd, exclude=gone)
+    assert len(gated.frame) == len(full.frame) - 3 and not gone & set(gated.frame["scan_id"])

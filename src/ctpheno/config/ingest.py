@@ -65,8 +65,15 @@ class IngestConfig(StrictModel):
     """Relative tolerance on slice spacing before a series is flagged non-uniform / missing slices."""
     max_tilt_deg: confloat(ge=0, le=45) = 1.0
     """Gantry tilt / obliquity above this (degrees) is rejected."""
-    selection: Literal["thinnest_lung_kernel", "thinnest", "most_slices", "all"] = "thinnest_lung_kernel"
-    """Rule picking the series to analyse in each study."""
+    selection: Literal["smooth_kernel", "thinnest_lung_kernel", "thinnest", "most_slices", "all"] = "smooth_kernel"
+    """Rule picking the series whose density is measured in each study (``smooth_kernel``: inspiratory,
+    at most ``max_density_slice_mm`` thick, the smoothest kernel class, then the thinnest;
+    ``thinnest_lung_kernel``: the former rule, which prefers the sharp reconstruction and biases density)."""
+    max_density_slice_mm: PositiveFloat = 3.2
+    """``smooth_kernel``: series with thicker slices are chosen for density only when no thinner one exists."""
+    airway_series: bool = True
+    """Keep the study's sharpest other inspiratory reconstruction (when strictly sharper than the density
+    series) for the airway measures: preprocess processes it too (manifest ``series_role = airway``)."""
     lung_kernels: list[str] = Field(
         default_factory=lambda: [
             "B45",
@@ -92,7 +99,9 @@ class IngestConfig(StrictModel):
             "SHARP",
         ]
     )
-    """Kernel names (prefix match, case-insensitive) counted as lung/sharp kernels."""
+    """Kernel names (prefix match, case-insensitive) counted as lung/sharp kernels (the
+    ``thinnest_lung_kernel`` rule and the ``non_lung_kernel`` reason; kernel classes come from
+    :mod:`ctpheno.ingest.kernels`)."""
     clinical_id_column: str = "subject_id"
     """Column of the clinical table holding the subject identifier (raw; pseudonymised on ingest)."""
     clinical_columns: dict[str, ClinicalColumn] = Field(

@@ -179,7 +179,25 @@ class SupervisedConfig(StrictModel):
         return list(self.covariates_by_target.get(target, self.covariates))  # type: ignore[call-overload]
 
 
+class QCGateConfig(StrictModel):
+    """Which flagged scans the model stages leave out (``ctpheno.preprocess.gate``)."""
+
+    enabled: bool = True
+    """Leave scans with a gating QC flag out of clustering and the supervised models (they stay in
+    every table and are listed in ``models/excluded_scans.parquet`` and the report)."""
+    severities: list[Literal["info", "warn", "exclude"]] = ["exclude"]
+    """Flag severities that gate (``ctpheno.preprocess.qc.QC_FLAG_SEVERITY``)."""
+    keep_flags: list[str] = []
+    """Flags never to gate on, whatever their severity (e.g. ``[apex_cut]`` to keep scans without
+    their apices when no zonal metric is used)."""
+
+
 class ModelsConfig(StrictModel):
+    density: Literal["adjusted", "raw"] = "adjusted"
+    """Density columns the QCT feature sets use: ``adjusted`` (``laa950_adj_pct``, ``perc15_adj_hu``
+    ...: air-calibrated, noise-harmonised) or ``raw`` (the standard definitions as measured)."""
+    qc_gate: QCGateConfig = QCGateConfig()
+    """QC gating of the model stages."""
     unsupervised: UnsupervisedConfig = UnsupervisedConfig()
     """Clustering."""
     supervised: SupervisedConfig = SupervisedConfig()

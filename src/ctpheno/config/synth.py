@@ -23,5 +23,9 @@ class SynthConfig(StrictModel):
     """``demo``: ~128x128x100 at ~2.5-3 mm; ``full``: 512x512, 300-450 slices like NLST."""
     format: Literal["dicom", "nifti"] = "dicom"
     """Output format of the images."""
+    two_reconstructions: confloat(ge=0.0, le=1.0) = 0.2
+    """Fraction of subjects whose study holds a smooth and a sharp reconstruction of one acquisition
+    (NLST/COPDGene-like; DICOM only): ingest measures density on the smooth one and keeps the sharp
+    one for the airway measures."""
     out: Path = Path("synthetic")
     """Output folder (relative paths are inside the work directory)."""

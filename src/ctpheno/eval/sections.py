@@ -11,7 +11,9 @@ from typing import Any
 
 import pandas as pd
 
+from ..preprocess.gate import qc_flag_table
 from . import figures
+from .acquisition import build_acquisition, flagged_first
 from .headline import (best_models, chosen_clusterings, cluster_spread, headline_comparison, subject_measures,
                        with_holm)
 from .report import Missing, ReportContext, Section
@@ -23,7 +25,6 @@ TARGET_NAMES = {"fev1_pct_pred": "FEV1 % predicted", "fev1_fvc": "FEV1/FVC", "go
 COPD_TARGET = "copd"
 CALIBRATION_BINS_MAX = 10
 """Quantile bins of the calibration plot (fewer with few subjects: at least 5 subjects per bin)."""
-QC_SEVERITY_RANK = {"exclude": 0, "warn": 1, "info": 2}
 
 
 def _ci(row: Any, fmt: str = "{:.2f}") -> str:
@@ -118,24 +119,11 @@ def build_not_fitted(ctx: ReportContext) -> dict[str, Any] | None:
     return {"skips": skips} if skips else None
 
 
-def qc_order(qc: pd.DataFrame) -> pd.DataFrame:
-    """QC rows, flagged scans first: by worst flag severity (exclude, warn, info; unknown flags as
-    warn), then by number of flags, then by scan id."""
-    from ..preprocess import qc as qc_module
-
-    severity = getattr(qc_module, "QC_FLAG_SEVERITY", {})
-    flags = qc["flags"].fillna("").astype(str).str.split(";").map(lambda f: [x for x in f if x])
-    worst = flags.map(lambda fs: min((QC_SEVERITY_RANK.get(severity.get(f, "warn"), 1) for f in fs),
-                                     default=len(QC_SEVERITY_RANK)))
-    return (qc.assign(_worst=worst, _n=-flags.map(len)).sort_values(["_worst", "_n", "scan_id"])
-            .drop(columns=["_worst", "_n"]).reset_index(drop=True))
-
-
 def build_qc(ctx: ReportContext) -> dict[str, Any] | Missing:
     qc = ctx.qc
     if qc is None:
         return Missing("QC table and montages", "run `ctpheno preprocess`")
-    ordered = qc_order(qc) if "flags" in qc else qc.sort_values("scan_id")
+    ordered = flagged_first(qc, qc_flag_table(ctx.wd))  # worst severity first (segmentation and QCT flags)
     thumbs = []
     for _, row in ordered.head(ctx.max_qc_images).iterrows():
         png = ctx.wd.qc_png(row["scan_id"])
@@ -277,6 +265,7 @@ SECTIONS: list[Section] = [
     Section("failures", "Failures", build_failures),
     Section("qc", "Segmentation QC (flagged scans first)", build_qc),
     Section("qct", "QCT distributions", build_qct),
+    Section("acquisition", "Density by acquisition; QC gate", build_acquisition),
     Section("not_fitted", "Why no model was fitted", build_not_fitted),
     Section("clusters", "Imaging phenotypes (clusters)", build_clusters),
     Section("models", "Prediction models (cross-validated, bootstrap CIs)", build_models),

@@ -29,7 +29,7 @@ surface area :math:`S`, exact for a cylinder), the wall area percent of a tube i
 
 .. math:: \mathrm{WA\%} = 100 \cdot \frac{(R + T)^2 - R^2}{(R + T)^2}.
 
-Only lung voxels (labels 1 and 2) and the lumen enter the profile. ``airway_wall_peak_hu``
+Only lung voxels (labels 1 and 2) and the lumen enter the profile. ``pooled_airway_wall_peak_hu``
 (:math:`P_{pk}`), ``airway_wall_hu`` (*upper-quartile* HU of the lung voxels with
 :math:`0 < d \le 3` mm: the first voxel layers around the lumen hold the wall, partial-volume
 mixed with lumen air and parenchyma; the wall-rich quarter of them tracks the wall, and a
@@ -67,10 +67,10 @@ from scipy import ndimage as ndi
 LABEL_AIRWAY = 3
 LUNG_LABELS = (1, 2)
 AIRWAY_COLUMNS = (
-    "airway_wall_thickness_mm",
-    "airway_wa_pct",
-    "airway_lumen_radius_mm",
-    "airway_wall_peak_hu",
+    "pooled_airway_wall_thickness_mm",
+    "pooled_airway_wa_pct",
+    "pooled_airway_lumen_radius_mm",
+    "pooled_airway_wall_peak_hu",
     "airway_wall_hu",
     "peribronchial_hu",
 )
@@ -345,10 +345,10 @@ def airway_metrics(
     wall = lung & (d > 0) & (d <= wall_shell_mm)
     shell = lung & (d > 0) & (d <= peribronchial_mm)
     return {
-        "airway_wall_thickness_mm": t,
-        "airway_wa_pct": wall_area_pct(r, t) if math.isfinite(t) else math.nan,
-        "airway_lumen_radius_mm": r,
-        "airway_wall_peak_hu": float(prof[centres >= 0].max()) if (centres >= 0).any() else math.nan,
+        "pooled_airway_wall_thickness_mm": t,
+        "pooled_airway_wa_pct": wall_area_pct(r, t) if math.isfinite(t) else math.nan,
+        "pooled_airway_lumen_radius_mm": r,
+        "pooled_airway_wall_peak_hu": float(prof[centres >= 0].max()) if (centres >= 0).any() else math.nan,
         "airway_wall_hu": float(np.percentile(img[wall], 75)) if wall.any() else math.nan,
         "peribronchial_hu": float(img[shell].mean()) if shell.any() else math.nan,
     }

@@ -11,6 +11,8 @@ import typer
 
 
 def _jsonable(value):
+    if value is None or type(value).__name__ == "NAType":  # pandas' missing value of nullable columns
+        return None
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if hasattr(value, "item"):
@@ -22,19 +24,22 @@ def qct_single(input_path: str, mask_path: Optional[str] = None, *, mask_labels:
                airways: bool = True) -> dict:
     """QCT metrics of one scan file/folder as a flat dict.
 
-    Keys: the whole-lung columns of the QCT table (``lung_volume_ml``, ``laa950_pct``, ...,
-    the airway endpoints ``pi10_mm`` ... measured here unless ``airways`` is False) and, for every
-    other region, ``<region>_<column>`` (``upper_laa950_pct``, ``right_perc15_hu``, ...).
-    Non-finite values are written as ``null`` (NaN) or ``"inf"``.
+    Keys: the whole-lung columns of the QCT table (``lung_volume_ml``, ``laa950_pct``,
+    ``laa950_adj_pct``, ..., the airway endpoints ``pi10_mm`` ... measured here unless ``airways``
+    is False), the scan-level descriptors once (``air_hu``, ``noise_hu``, ``blood_hu``,
+    ``kernel_class``, ``qct_flags``, ...) and, for every other region, ``<region>_<column>``
+    (``upper_laa950_pct``, ``right_perc15_adj_hu``, ...). Non-finite values are written as
+    ``null`` (NaN) or ``"inf"``.
     A mask from another tool is taken on the scan's physical grid (array order may differ), binary
     masks are split into right and left, and ``mask_labels="totalsegmentator"`` maps its lobe labels.
     """
     import numpy as np
 
+    from ..ingest.kernels import classify_kernel
     from ..io.readers import read_scan
     from ..preprocess.zones import lung_zones
     from .airways import measure_airways, with_endpoints
-    from .qct import qct_metrics
+    from .qct import SCAN_COLUMNS, qct_metrics
 
     if mask_path is not None and not Path(mask_path).is_file():
         raise ValueError(f"--mask {mask_path}: not a file; give a label image (NIfTI/NRRD/MHA) on the scan's grid")
@@ -53,7 +58,10 @@ def qct_single(input_path: str, mask_path: Optional[str] = None, *, mask_labels:
             ExternalMaskConfig(label_map={1: "lung"}) if values == {1} else ExternalMaskConfig())
         labels, _ = map_labels(image, mask, cfg)
     zones = lung_zones(labels)
-    df = qct_metrics(image.array, labels.array, zones.array, image.spacing_mm)
+    sup_axis, sup_sign = image.index_axis_superior()
+    df = qct_metrics(image.array, labels.array, zones.array, image.spacing_mm,
+                     kernel_class=classify_kernel(image.meta.get("manufacturer"), image.meta.get("kernel"))[0],
+                     superior_last=(sup_sign > 0) if sup_axis == 0 else None)
     df = with_endpoints(df, measure_airways(image.array, labels.array, image.spacing_mm,
                                             slice_thickness_mm=image.meta.get("slice_thickness_mm")).endpoints
                         if airways else None)
@@ -62,6 +70,10 @@ def qct_single(input_path: str, mask_path: Optional[str] = None, *, mask_labels:
         region = row.pop("region")
         row.pop("scan_id", None)
         for key, value in row.items():
+            if key in SCAN_COLUMNS:
+                if region == "whole" or key not in out:
+                    out[key] = _jsonable(value)
+                continue
             out[key if region == "whole" else f"{region}_{key}"] = _jsonable(value)
     return out
 

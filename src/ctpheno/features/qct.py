@@ -59,6 +59,15 @@ from .histogram import (
     region_histograms_dask,
     regions_from_groups,
 )
+from .descriptors import (
+    Descriptors,
+    adjusted_crop_histograms,
+    adjusted_group_histograms,
+    lung_box,
+    measure_descriptors,
+    remap_histograms,
+    superior_is_last,
+)
 from .lac import lac_metrics_from_low
 
 Spacing = tuple[float, float, float]
@@ -147,27 +156,104 @@ def _side_ratios(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, f
     return {row: _ratio(_laa950(up), _laa950(low)) for row, (up, low) in pairs.items()}
 
 
-def _assemble(
-    metrics: dict[str, dict[str, float]],
-    ratios: dict[str, float],
-    lac: dict[str, dict[str, float]],
-    scan_id: str | None,
-    airway: dict[str, float],
-) -> pd.DataFrame:
+DENSITY_KEYS = ("lung_volume_ml", "n_voxels", "mld_hu", "laa950_pct", "laa910_pct", "laa856_pct", "perc15_hu",
+                "perc10_hu", "hu_sd", "hu_skewness", "hu_kurtosis")
+"""Columns of :func:`histogram_metrics` (NaN on rows without lung voxels or with cut zones)."""
+ADJ_COLUMNS = {"laa950_pct": "laa950_adj_pct", "laa910_pct": "laa910_adj_pct", "laa856_pct": "laa856_adj_pct",
+               "perc15_hu": "perc15_adj_hu", "perc10_hu": "perc10_adj_hu", "mld_hu": "mld_adj_hu"}
+"""Raw metric -> its twin on the adjusted (calibrated, harmonised) image."""
+LAC_KEYS = ("lac_count", "lac_mean_ml", "lac_median_ml", "lac_max_ml", "lac_frac_large_pct", "lac_d_950",
+            "lac_d_950_se", "lac_fit_ks", "lac_fit_n")
+SCAN_COLUMNS = ("air_hu", "noise_hu", "blood_hu", "air_source", "noise_fav_lpmm", "kernel_class",
+                "calibration_scale", "calibration_offset_hu", "harmonise_sigma_mm", "harmonise_deboost",
+                "harmonise_target_hu",
+                "qct_flags", "airway_scan_id")
+"""Scan-level columns (the same on every row of a scan; written once in ``ctpheno qct --json``)."""
+INT_COLUMNS = ("n_voxels", "lac_count", "lac_fit_n")
+QCT_FLAGS = ("apex_cut", "base_cut", "right_lung_missing", "left_lung_missing", "air_unmeasured", "air_offset",
+             "noise_high")
+"""Every flag ``qct_flags`` can hold (severities: ``ctpheno.preprocess.qc.QC_FLAG_SEVERITY``)."""
+ZONE_REGIONS = ("upper", "middle", "lower")
+
+
+def coverage_flags(lung_z: npt.NDArray[np.integer], superior_last: bool | None, *, cut_fraction: float) -> list[str]:
+    """``apex_cut`` / ``base_cut`` when the lungs are cut by the first or last slice.
+
+    A lung is cut at an end slice when that slice holds more than ``cut_fraction`` of the
+    largest slice's lung area (the tip of an apex or of a costophrenic recess is a few voxels;
+    a scan that starts inside the lung shows a cross-section). Without zones to tell which end is
+    superior, the last slice is taken as superior.
+    """
+    counts = np.asarray(lung_z, dtype=np.float64)
+    if counts.size == 0 or counts.max() <= 0:
+        return []
+    limit = cut_fraction * counts.max()
+    first_cut, last_cut = counts[0] > limit, counts[-1] > limit
+    sup_last = True if superior_last is None else superior_last
+    apex, base = (last_cut, first_cut) if sup_last else (first_cut, last_cut)
+    return [name for name, cut in (("apex_cut", apex), ("base_cut", base)) if cut]
+
+
+def _require_lung(groups: np.ndarray, scan_id: str | None) -> None:
+    """A scan without any lung voxel is a failure (a missing region of a scan with lung is a NaN row)."""
+    if int(groups.sum()) == 0:
+        raise EmptyLungMaskError(
+            f"QCT of scan {scan_id}: the lung mask has no lung voxel (labels 1 and 2 are empty); "
+            f"check the segmentation QC image or the --mask labels"
+        )
+
+
+def _nan_row() -> dict[str, float]:
+    return {**{k: math.nan for k in DENSITY_KEYS}, **{k: math.nan for k in LAC_KEYS},
+            **{v: math.nan for v in ADJ_COLUMNS.values()}, "perc15_voladj_hu": math.nan}
+
+
+def _volume_adjusted(perc15: float, volume_ml: float, config: QCTConfig) -> float:
+    """Sponge-model volume adjustment ``(P15 + 1000) * (V / V_ref)^k - 1000`` (Shaker et al. 2004)."""
+    va = config.volume_adjustment
+    if not (math.isfinite(perc15) and volume_ml > 0):
+        return math.nan
+    return (perc15 + 1000.0) * (volume_ml / va.reference_volume_ml) ** va.exponent - 1000.0
+
+
+def _from_groups(groups, adj_groups, prof, desc: Descriptors, sp: Spacing, config: QCTConfig, scan_id, low_of,
+                 airway, airway_scan_id, superior_last) -> pd.DataFrame:
+    hists = regions_from_groups(groups, list(REGIONS))
+    adj = regions_from_groups(adj_groups, list(REGIONS))
+    flags = list(desc.flags)
+    if superior_last is None:
+        superior_last = superior_is_last(prof)
+    flags += coverage_flags(prof["lung_z"], superior_last, cut_fraction=config.apex_base_cut_fraction)
+    cut = "apex_cut" in flags or "base_cut" in flags
+    for side in ("right", "left"):
+        if int(hists[side].sum()) == 0:
+            flags.append(f"{side}_lung_missing")
+    whole_ml = float(hists["whole"].sum()) * float(np.prod(sp)) / 1000.0
+    ratios = {} if cut else _ratios_from_groups({**hists, **_side_zone_hists(groups)})
+    scan = {**desc.columns(), "qct_flags": ";".join(dict.fromkeys(flags)), "airway_scan_id": airway_scan_id}
     rows = []
-    for region, m in metrics.items():
-        row = {
-            "region": region,
-            **m,
-            "laa950_upper_lower_ratio": ratios.get(region, math.nan),
-            **lac.get(region, {}),
-            **{c: (airway[c] if region == "whole" else math.nan) for c in AIRWAY_COLUMNS},
-        }
-        rows.append(row)
+    for region in config.regions:
+        row = _nan_row()
+        n = int(hists[region].sum())
+        if n and not (cut and region in ZONE_REGIONS):
+            row.update(histogram_metrics(hists[region], sp))
+            am = histogram_metrics(adj[region], sp)
+            row.update({new: am[old] for old, new in ADJ_COLUMNS.items()})
+            row["perc15_voladj_hu"] = _volume_adjusted(row["perc15_adj_hu"], whole_ml, config)
+            row.update(lac_metrics_from_low(low_of(region), sp, fit_range_ml=config.lac_fit_range_ml,
+                                            min_voxels=config.lac_min_voxels))
+        else:
+            row["n_voxels"] = n
+            row["lung_volume_ml"] = n * float(np.prod(sp)) / 1000.0 if n == 0 else math.nan
+        row["laa950_upper_lower_ratio"] = ratios.get(region, math.nan)
+        row.update({c: (airway[c] if region == "whole" else math.nan) for c in AIRWAY_COLUMNS})
+        rows.append({"region": region, **row, **scan})
     df = pd.DataFrame(rows)
     df.insert(0, "scan_id", scan_id if scan_id is not None else "")
-    df["scan_id"] = df["scan_id"].astype("string")
-    df["region"] = df["region"].astype("string")
+    for c in ("scan_id", "region", "air_source", "kernel_class", "qct_flags", "airway_scan_id"):
+        df[c] = df[c].astype("string")
+    for c in INT_COLUMNS:
+        df[c] = pd.array(df[c].to_numpy(dtype=np.float64), dtype="Int64")
     return df
 
 
@@ -200,6 +286,10 @@ def qct_metrics(
     *,
     config: QCTConfig = QCTConfig(),
     scan_id: str | None = None,
+    kernel_class: str = "unknown",
+    superior_last: bool | None = None,
+    airway: dict[str, float] | None = None,
+    airway_scan_id: str | None = None,
 ) -> pd.DataFrame:
     """QCT metrics of one scan, long by region (schema :data:`ctpheno.io.schemas.QCT`).
 
@@ -214,51 +304,51 @@ def qct_metrics(
     spacing_mm
         Voxel size (z, y, x) in mm.
     config
-        :class:`~ctpheno.config.features.QCTConfig` (regions, LAC fitting range).
+        :class:`~ctpheno.config.features.QCTConfig` (regions, LAC fit, calibration, harmonisation).
+    kernel_class
+        Class of the reconstruction kernel from the header (``unknown``: decided by the noise texture).
+    superior_last
+        Whether the last slice is the most superior (default: from the zones).
+    airway, airway_scan_id
+        Airway columns measured on another reconstruction of the study (the sharpest) and its id;
+        by default they are measured on this scan.
+
+    A region without lung voxels is a row of NaN (``lung_volume_ml`` 0), not a failure; zone rows
+    and upper/lower ratios are NaN when the lungs are cut at the apex or the base (flags in
+    ``qct_flags``).
     """
     sp = _spacing(spacing_mm)
     groups = group_histograms(hu, labels, zones)
+    _require_lung(groups, scan_id)
+    desc, prof = measure_descriptors(hu, labels, zones, sp, config=config, kernel_class=kernel_class,
+                                     superior_last=superior_last)
+    adj = adjusted_group_histograms(hu, labels, zones, groups, desc, sp, prof)
     low = hu <= -950
     region_masks = _zone_region_masks(labels, zones)
     return _from_groups(
-        groups,
-        sp,
-        config,
-        scan_id,
+        groups, adj, prof, desc, sp, config, scan_id,
         low_of=lambda region: low & region_masks[region],
-        airway=airway_metrics(hu, labels, sp),
+        airway=airway if airway is not None else airway_metrics(hu, labels, sp),
+        airway_scan_id=airway_scan_id if airway_scan_id is not None else (scan_id or ""),
+        superior_last=superior_last,
     )
 
 
-def _from_groups(groups, sp: Spacing, config: QCTConfig, scan_id, low_of, airway) -> pd.DataFrame:
-    hists = regions_from_groups(groups, list(REGIONS))
-    metrics = {}
-    for region in config.regions:
-        try:
-            metrics[region] = histogram_metrics(hists[region], sp)
-        except EmptyLungMaskError:
-            raise EmptyLungMaskError(
-                f"QCT region {region!r} has no lung voxel (scan {scan_id}); check the "
-                f"lung labels and zones, or drop the region from features.qct.regions"
-            ) from None
-    ratios = _ratios_from_groups({**hists, **_side_zone_hists(groups)})
-    lac = {
-        region: lac_metrics_from_low(low_of(region), sp, fit_range_ml=config.lac_fit_range_ml)
-        for region in config.regions
-    }
-    return _assemble(metrics, ratios, lac, scan_id, airway)
-
-
 def qct_metrics_dask(
-    image, labels, zones, spacing_mm: Spacing, *, config: QCTConfig = QCTConfig(), scan_id: str | None = None
+    image, labels, zones, spacing_mm: Spacing, *, config: QCTConfig = QCTConfig(), scan_id: str | None = None,
+    kernel_class: str = "unknown", superior_last: bool | None = None, airway: dict[str, float] | None = None,
+    airway_scan_id: str | None = None,
 ) -> pd.DataFrame:
     """Blockwise twin of :func:`qct_metrics` on dask arrays (e.g. from ``zarrstore.read_dask``).
 
     Histogram-type metrics are summed over chunks (exact). The cluster analysis needs
     connected components across chunks, so it labels the boolean low-attenuation mask
     of each region in memory (1 byte per voxel, computed blockwise; cropped to its
-    bounding box before labelling) — an eighth of what a float image would need.
+    bounding box before labelling) — an eighth of what a float image would need. The
+    descriptors read crops and a few slices; the harmonising filter runs on the lungs'
+    bounding box (plus the kernel's halo), read into memory as :func:`qct_metrics` does.
     """
+    import dask
     import dask.array as da
 
     from .histogram import group_histograms_dask
@@ -268,6 +358,15 @@ def qct_metrics_dask(
     labels = da.asarray(labels).rechunk(image.chunks)
     zones = da.asarray(zones).rechunk(image.chunks)
     groups = group_histograms_dask(image, labels, zones)
+    _require_lung(groups, scan_id)
+    desc, prof = measure_descriptors(image, labels, zones, sp, config=config, kernel_class=kernel_class,
+                                     superior_last=superior_last)
+    if desc.filters:  # the lungs' bounding box in memory (~1/4 of the volume), as qct_metrics does
+        box = lung_box(prof, image.shape, desc.halo(sp))
+        adj = (adjusted_crop_histograms(*dask.compute(image[box], labels[box], zones[box]), desc, sp)
+               if box is not None else np.zeros_like(groups))
+    else:
+        adj = remap_histograms(groups, desc.calibration_scale, desc.calibration_offset_hu)
     lung = (labels == LABEL_RIGHT_LUNG) | (labels == LABEL_LEFT_LUNG)
     low = (image <= -950) & lung
     masks = {
@@ -278,12 +377,11 @@ def qct_metrics_dask(
     for level in ("upper", "middle", "lower"):
         masks[level] = low & da.isin(zones, [ZONE_CODES[("right", level)], ZONE_CODES[("left", level)]])
     return _from_groups(
-        groups,
-        sp,
-        config,
-        scan_id,
+        groups, adj, prof, desc, sp, config, scan_id,
         low_of=lambda region: masks[region].compute(),
-        airway=_airway_dask(image, labels, sp),
+        airway=airway if airway is not None else _airway_dask(image, labels, sp),
+        airway_scan_id=airway_scan_id if airway_scan_id is not None else (scan_id or ""),
+        superior_last=superior_last,
     )
 
 

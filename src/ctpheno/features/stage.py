@@ -31,8 +31,10 @@ from ..io.tables import concat_parts, write_json
 
 log = logging.getLogger(__name__)
 
-QCT_BYTES_PER_VOXEL = 6
-"""Peak memory of a QCT task per voxel: bool low-attenuation mask, int32 cluster labels (cropped), chunks."""
+QCT_BYTES_PER_VOXEL = 8
+"""Peak memory of a QCT task per voxel: bool low-attenuation mask, int32 cluster labels (cropped), chunks,
+and the lungs' bounding box (image, labels, zones: 4 bytes per voxel of a box of ~1/4-1/2 of the volume)
+that the harmonising filter reads, slab by slab."""
 RADIOMICS_BYTES_PER_VOXEL = 40
 """Peak memory of PyRadiomics per voxel (image copies as float64, mask, cropped matrices)."""
 
@@ -45,10 +47,34 @@ def _store_hash(path: Path) -> str:
 
 
 def _scan_ids(wd: WorkDir, stage: str) -> list[str]:
+    """Preprocessed density series (an airway series kept beside one feeds only its airway columns)."""
     if not wd.qc_table.exists():
         raise ConfigError(f"{stage}: {wd.qc_table} does not exist; run `ctpheno preprocess` first")
-    ids = pd.read_parquet(wd.qc_table, columns=["scan_id"])["scan_id"].astype(str).tolist()
+    from ..ingest.roles import density_scan_ids
+
+    ids = density_scan_ids(pd.read_parquet(wd.qc_table))
     return [s for s in ids if wd.volume(s).exists()]
+
+
+def _acquisition_inputs(wd: WorkDir, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per density scan: its kernel class (manifest) and the airway series' store, when one was processed."""
+    from ..ingest.roles import density_airway_pairs
+
+    if not wd.manifest.exists():
+        return {}
+    man = pd.read_parquet(wd.manifest)
+    kernel = (man.set_index("scan_id")["kernel_class"].fillna("unknown").astype(str).to_dict()
+              if "kernel_class" in man else {})
+    pairs = density_airway_pairs(man)
+    out: dict[str, dict[str, Any]] = {}
+    for sid in ids:
+        extra: dict[str, Any] = {"kernel_class": kernel.get(sid, "unknown")}
+        airway = pairs.get(sid)
+        if airway and wd.volume(airway).exists():
+            store = wd.volume(airway)
+            extra.update(airway_scan_id=airway, airway_store=str(store), airway_hash=_store_hash(store))
+        out[sid] = extra
+    return out
 
 
 def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: int, *,
@@ -77,12 +103,18 @@ def qct_scan(task: ScanTask) -> pd.DataFrame:
     import dask
 
     from ..io.zarrstore import read_dask, store_attrs
-    from .qct import qct_metrics_dask
+    from .qct import _airway_dask, qct_metrics_dask
 
     store = task.inputs["store"]
     cfg = QCTConfig.model_validate(task.inputs["config"])
-    spacing = tuple(float(s) for s in store_attrs(store)["spacing_mm"])
+    attrs = store_attrs(store)
+    spacing = tuple(float(s) for s in attrs["spacing_mm"])
     with dask.config.set(scheduler="synchronous"):  # inside a worker: stay on its thread
+        airway = None
+        if task.inputs.get("airway_store"):
+            a_store = task.inputs["airway_store"]
+            a_sp = tuple(float(s) for s in store_attrs(a_store)["spacing_mm"])
+            airway = _airway_dask(read_dask(a_store, "image"), read_dask(a_store, "labels"), a_sp)
         df = qct_metrics_dask(
             read_dask(store, "image"),
             read_dask(store, "labels"),
@@ -90,11 +122,24 @@ def qct_scan(task: ScanTask) -> pd.DataFrame:
             spacing,
             config=cfg,
             scan_id=task.scan_id,
+            kernel_class=task.inputs.get("kernel_class", "unknown"),
+            superior_last=_superior_last(attrs),
+            airway=airway,
+            airway_scan_id=task.inputs.get("airway_scan_id"),
         )
     from .airways import with_endpoints
 
     df = with_endpoints(df, task.inputs.get("airways"))  # the airways stage's endpoints, whole-lung row
     return QCT.validate(df, where=f"QCT of {task.scan_id}")
+
+
+def _superior_last(attrs: dict[str, Any]) -> bool | None:
+    """Whether the store's last slice is the most superior (None when slices are not axial)."""
+    from ..io.volume import Volume
+
+    geom = Volume.from_geometry_attrs(np.zeros((1, 1, 1), np.int16), attrs)
+    axis, sign = geom.index_axis_superior()
+    return (sign > 0) if axis == 0 else None
 
 
 def run_qct(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> StageResult:
@@ -107,8 +152,9 @@ def run_qct(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> Stage
     conf = json.loads(qcfg.model_dump_json())
     ids = _scan_ids(wd, "qct")
     airways = endpoints_by_scan(wd)  # None: the airways stage did not run for the scan
+    acquisition = _acquisition_inputs(wd, ids)
     tasks = _tasks(wd, ids, {"config": conf}, QCT_BYTES_PER_VOXEL,
-                   per_scan={sid: {"airways": airways.get(sid)} for sid in ids})
+                   per_scan={sid: {"airways": airways.get(sid), **acquisition.get(sid, {})} for sid in ids})
     return run_stage(
         qct_scan,
         tasks,

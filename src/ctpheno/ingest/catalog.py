@@ -29,7 +29,8 @@ from .discover import Inventory, folder_of
 from .pseudonym import Pseudonymizer
 from .remote import storable_path
 from .reasons import is_rejection, join_reasons
-from .validate import is_localizer, is_lung_kernel, summarize_dicom_series, summarize_volume_file
+from .roles import assign_kernel_classes, select_series, series_roles
+from .validate import is_localizer, summarize_dicom_series, summarize_volume_file
 
 
 def _rel(path: str, root: str) -> str:
@@ -230,7 +231,10 @@ def build_catalog(
         dated = manifest.dropna(subset=["_date"])
         first_dates = dated.groupby("subject_id")["_date"].min().to_dict()
         manifest = _offsets(manifest)
-        manifest["selected"] = select_series(manifest, rule=cfg.selection, lung_kernels=cfg.lung_kernels)
+        manifest = assign_kernel_classes(manifest, {s["scan_id"]: s["paths"] for s in sources})
+        manifest["selected"] = select_series(manifest, rule=cfg.selection, lung_kernels=cfg.lung_kernels,
+                                             max_density_slice_mm=cfg.max_density_slice_mm)
+        manifest["series_role"] = series_roles(manifest, airway_series=cfg.airway_series)
         manifest = _types(manifest).sort_values("scan_id", kind="stable").reset_index(drop=True)
     src_df = pd.DataFrame(sources, columns=["scan_id", "format", "paths"])
     fail_df = pd.DataFrame(failures, columns=list(FAILURES.columns))
@@ -275,40 +279,6 @@ def _offsets(df: pd.DataFrame) -> pd.DataFrame:
     first = dates.groupby(df["subject_id"]).transform("min")
     df["acquisition_offset_days"] = (dates - first).dt.days.astype("float64")
     return df.drop(columns="_date")
-
-
-def select_series(df: pd.DataFrame, *, rule: str, lung_kernels: Sequence[str]) -> pd.Series:
-    """Boolean ``selected``: the series to analyse in each study among the usable ones.
-
-    ``thinnest_lung_kernel`` prefers, in order: inspiratory (no ``expiratory`` reason), a lung kernel,
-    the thinnest slices (SliceThickness, else slice spacing), then the most slices. ``thinnest`` and
-    ``most_slices`` use only thickness / slice count; ``all`` selects every usable series.
-    """
-    sel = pd.Series(False, index=df.index)
-    usable = df[df["usable"].astype(bool)]
-    if rule == "all":
-        sel[usable.index] = True
-        return sel
-    thick = usable["slice_thickness_mm"].fillna(usable["spacing_z_mm"]).fillna(1e9).astype(float)
-    nz = -usable["size_z"].fillna(0).astype(float)
-    if rule == "thinnest_lung_kernel":
-        exp = usable["reasons"].str.contains("expiratory", regex=False).astype(int)
-        kern = (
-            usable["kernel"].fillna("").map(lambda k: 0 if (not k or is_lung_kernel(k, lung_kernels)) else 1)
-        )
-        keys = pd.DataFrame({"a": exp, "b": kern, "c": thick, "d": nz, "id": usable["scan_id"]})
-    elif rule == "thinnest":
-        keys = pd.DataFrame({"c": thick, "d": nz, "id": usable["scan_id"]})
-    elif rule == "most_slices":
-        keys = pd.DataFrame({"d": nz, "c": thick, "id": usable["scan_id"]})
-    else:
-        raise ValueError(
-            f"unknown selection rule {rule!r}; use thinnest_lung_kernel, thinnest, most_slices or all"
-        )
-    keys["study"] = usable["study_id"]
-    best = keys.sort_values([c for c in keys.columns if c != "study"], kind="stable").groupby("study").head(1)
-    sel[best.index] = True
-    return sel
 
 
 def _types(df: pd.DataFrame) -> pd.DataFrame:

@@ -20,6 +20,7 @@ Users' scripts read these paths; every stage reads and writes through
       features/embeddings.parquet embed: CNN embeddings (scan_id, region, model, emb_000...)
       models/                     train: fitted models, CV tables, cluster assignments;
                                   models/<stage>/skipped.json says why a stage fitted nothing
+      models/excluded_scans.parquet  train: scans the QC gate left out, with their flags
       report/index.html           eval: self-contained HTML report
       runs/<run_id>/              config.resolved.yaml, versions.json, run.log, command.txt (input
                                   paths as <input0>..., secrets as ***), status.json (running |
@@ -92,6 +93,11 @@ class WorkDir:
     @property
     def models_dir(self) -> Path:
         return self.root / "models"
+
+    @property
+    def excluded_scans(self) -> Path:
+        """Scans the QC gate left out of the model stages, with the flags why (``ctpheno.preprocess.gate``)."""
+        return self.models_dir / "excluded_scans.parquet"
 
     @property
     def report_dir(self) -> Path:

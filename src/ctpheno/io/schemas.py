@@ -127,7 +127,12 @@ MANIFEST = TableSchema(
         "source": Column(S, "PHI-free origin: input<i>/d-<folder token> or input<i>/f-<file token><ext>; raw paths are "
                             "only in ingest/sources.parquet"),
         "usable": Column(B, "passes every validation rule", nullable=False),
-        "selected": Column(B, "the series chosen for analysis in its study"),
+        "selected": Column(B, "the series chosen for analysis in its study (its density series; model stages key on it)"),
+        "kernel_class": Column(S, "smooth | medium | sharp | unknown (vendor + ConvolutionKernel table, "
+                                  "ctpheno.ingest.kernels; unknown kernels in multi-series studies by measured noise texture)"),
+        "kernel_class_source": Column(S, "header | noise | empty (unknown)"),
+        "series_role": Column(S, "density (the selected series) | airway (the study's sharpest other reconstruction, "
+                                 "processed for the airway measures) | empty"),
         "reasons": Column(S, "semicolon-separated reason codes, empty when none (documented in ctpheno.ingest.reasons "
                              "and docs/ingest.md)"),
     },
@@ -166,6 +171,8 @@ QC = TableSchema(
         "pleural_air_ml": Column(F, "air along the chest wall inside the mask, in sheet-like components", "mL"),
         "flags": Column(S, "semicolon-separated QC flags (empty = plausible; severities in "
                            "preprocess.qc.QC_FLAG_SEVERITY)"),
+        "series_role": Column(S, "density | airway (the manifest's series_role; airway series feed only the airway "
+                                 "columns of their study's density scan)"),
     },
     key=("scan_id",),
     allow_any_extra=True,
@@ -176,7 +183,9 @@ QCT = TableSchema(
     {
         "scan_id": Column(S, "scan id", nullable=False),
         "region": Column(S, "whole | right | left | upper | middle | lower (zones of both lungs)", nullable=False),
-        "lung_volume_ml": Column(F, "region volume", "mL"),
+        "lung_volume_ml": Column(F, "region volume (0 when the region has no lung voxel; every density "
+                                    "metric of that row is then NaN; zone rows are NaN when the lung is not "
+                                    "imaged apex to base, flags apex_cut / base_cut)", "mL"),
         "mld_hu": Column(F, "mean lung density", "HU"),
         "laa950_pct": Column(F, "% voxels <= -950 HU", "%"),
         "laa910_pct": Column(F, "% voxels <= -910 HU", "%"),
@@ -195,19 +204,23 @@ QCT = TableSchema(
         "lac_max_ml": Column(F, "largest low-attenuation cluster", "mL"),
         "lac_frac_large_pct": Column(F, "% of low-attenuation volume in clusters > 1 mL", "%"),
         "lac_d_950": Column(F, "power-law exponent D of the cumulative cluster-size distribution (Mishima 1999), "
-                               "fitted over features.qct.lac_fit_range_ml; NaN when lac_fit_n < 3"),
-        "lac_fit_n": Column(I, "distinct cluster sizes inside the fitting range used for lac_d_950"),
-        "airway_wall_thickness_mm": Column(F, "airway wall thickness: FWHM of the wall peak of the radial HU "
-                                              "profile around the airway lumen (label 3 continued into the "
-                                              "lung through the bronchi; whole rows; NaN elsewhere and "
-                                              "without airway lumen)", "mm"),
-        "airway_wa_pct": Column(F, "airway wall area percent of a tube of the mean lumen radius and that "
-                                   "wall thickness (whole rows)", "%"),
-        "airway_lumen_radius_mm": Column(F, "mean lumen radius 2V/S of the airway lumen (label 3 and its intrapulmonary "
-                                            "continuation; whole rows)", "mm"),
-        "airway_wall_peak_hu": Column(F, "peak of the radial HU profile (lung voxels) outside the airway lumen "
-                                         "(whole rows)",
-                                      "HU"),
+                               "maximum-likelihood fit over features.qct.lac_fit_range_ml; NaN when fewer than 10 "
+                               "clusters are in range"),
+        "lac_d_950_se": Column(F, "standard error of lac_d_950 (observed Fisher information of the likelihood)"),
+        "lac_fit_ks": Column(F, "Kolmogorov-Smirnov distance between the fitted power law and the cluster sizes in "
+                                "the fitting range (fit quality: < 0.1 good)"),
+        "lac_fit_n": Column(I, "clusters inside the fitting range used for lac_d_950 (its lower end raised to "
+                               "features.qct.lac_min_voxels voxels)"),
+        "pooled_airway_wall_thickness_mm": Column(F, "FWHM of the wall peak of one radial HU profile pooled over "
+                                                     "the whole airway lumen (label 3 continued into the lung through "
+                                                     "the bronchi; not a per-branch wall thickness; whole rows, NaN "
+                                                     "elsewhere and without airway lumen)", "mm"),
+        "pooled_airway_wa_pct": Column(F, "wall area percent of a tube of the pooled mean lumen radius and the pooled "
+                                          "wall thickness (not COPDGene's per-branch WA%; whole rows)", "%"),
+        "pooled_airway_lumen_radius_mm": Column(F, "mean lumen radius 2V/S of the pooled airway lumen (label 3 and its "
+                                                   "intrapulmonary continuation; whole rows)", "mm"),
+        "pooled_airway_wall_peak_hu": Column(F, "peak of the pooled radial HU profile (lung voxels) outside the airway "
+                                                "lumen (whole rows)", "HU"),
         "airway_wall_hu": Column(F, "upper-quartile HU of the lung voxels within 3 mm outside the airway "
                                     "lumen (label 3 continued into the lung: the bronchial walls and their "
                                     "partial volume; whole rows)", "HU"),
@@ -227,6 +240,38 @@ QCT = TableSchema(
         "airway_tree_flags": Column(S, "semicolon-separated reasons the airway endpoints are missing or doubtful "
                                        "(thick_slices, no_airway_seed, few_branches, airway_leak, airways_not_run; "
                                        "empty when fine; whole rows)"),
+        "laa950_adj_pct": Column(F, "% voxels <= -950 HU of the adjusted image (air-calibrated, noise-harmonised; "
+                                    "features.qct.calibration / harmonisation)", "%"),
+        "laa910_adj_pct": Column(F, "% voxels <= -910 HU of the adjusted image", "%"),
+        "laa856_adj_pct": Column(F, "% voxels <= -856 HU of the adjusted image", "%"),
+        "perc15_adj_hu": Column(F, "15th percentile of the adjusted image's lung histogram", "HU"),
+        "perc10_adj_hu": Column(F, "10th percentile of the adjusted image's lung histogram", "HU"),
+        "mld_adj_hu": Column(F, "mean lung density of the adjusted image", "HU"),
+        "perc15_voladj_hu": Column(F, "perc15_adj_hu adjusted to features.qct.volume_adjustment.reference_volume_ml by "
+                                      "the sponge model: (P15 + 1000) * (V / V_ref)^k - 1000 with V the whole-lung "
+                                      "volume (Shaker 2004; Stolk 2009)", "HU"),
+        "air_hu": Column(F, "tracheal air: median HU of the tracheal lumen away from its wall (censored normal "
+                            "quantile fit; scan-level, repeated on every row)", "HU"),
+        "noise_hu": Column(F, "image noise: SD of the tracheal air (same fit; scan-level)", "HU"),
+        "blood_hu": Column(F, "median HU of unenhanced blood in the descending aorta; NaN when not found "
+                              "consistently or enhanced (scan-level)", "HU"),
+        "air_source": Column(S, "where the tracheal lumen came from: label (label 3), detected, none"),
+        "noise_fav_lpmm": Column(F, "mean frequency of the noise power spectrum (noise texture; Solomon 2012), "
+                                    "from adjacent-slice differences in soft tissue", "1/mm"),
+        "kernel_class": Column(S, "smooth | medium | sharp | unknown: from vendor + ConvolutionKernel "
+                                  "(ctpheno.ingest.kernels), else from the measured noise texture"),
+        "calibration_scale": Column(F, "slope s of the calibration x' = s x + o applied for the *_adj columns"),
+        "calibration_offset_hu": Column(F, "intercept o of that calibration", "HU"),
+        "harmonise_sigma_mm": Column(F, "in-plane Gaussian SD applied to reach features.qct.harmonisation."
+                                        "reference_noise_hu (0: none)", "mm"),
+        "harmonise_deboost": Column(F, "weight g of the inverse unsharp mask applied before the Gaussian (0: none; "
+                                       "beta/(1+beta) of the fitted kernel boost)"),
+        "harmonise_target_hu": Column(F, "noise SD the adjusted density is measured at: the reference, or the "
+                                         "noise of the reference kernel at this dose (kernel matching)", "HU"),
+        "qct_flags": Column(S, "semicolon-separated flags raised by the QCT stage (severities in "
+                               "ctpheno.preprocess.qc.QC_FLAG_SEVERITY; scan-level)"),
+        "airway_scan_id": Column(S, "scan whose volume fed the airway columns (the study's sharpest "
+                                    "reconstruction when ingest kept one, else this scan)"),
     },
     key=("scan_id", "region"),
     allow_any_extra=True,
@@ -315,5 +360,18 @@ EMBEDDINGS = TableSchema(
     doc="CNN embeddings, wide (emb_000 ...).",
 )
 
+EXCLUDED_SCANS = TableSchema(
+    "excluded_scans",
+    {
+        "scan_id": Column(S, "density scan with a QC flag of a gating severity", nullable=False),
+        "reasons": Column(S, "the gating flags, semicolon-separated (meanings: ctpheno.preprocess.qc.QC_FLAG_SEVERITY, "
+                             "docs/methods_features.md)"),
+        "severity": Column(S, "severity of the flags (exclude by default; models.qc_gate.severities)"),
+        "applied": Column(B, "whether the model stages left the scan out (models.qc_gate.enabled)"),
+    },
+    key=("scan_id",),
+    doc="models/excluded_scans.parquet: scans the QC gate leaves out of clustering and the supervised models.",
+)
+
 ALL_SCHEMAS = {s.name: s for s in (FAILURES, MANIFEST, SOURCES, QC, QCT, AIRWAYS, AIRWAY_BRANCHES, RADIOMICS,
-                                    EMBEDDINGS)}
+                                    EMBEDDINGS, EXCLUDED_SCANS)}

@@ -21,23 +21,30 @@ from .segment import axial_view
 
 LABEL_COLOURS = {LABEL_RIGHT: "#1f77ff", LABEL_LEFT: "#ff8c00", LABEL_AIRWAY: "#2ca02c"}
 
-QC_FLAG_SEVERITY: dict[str, Literal["info", "warn", "exclude"]] = {
-    "volume_low": "warn",  # small lungs or a lost lung: the numbers may still be right
-    "volume_high": "warn",
-    "right_lung_missing": "warn",  # one-lung masks are real (opacified, resected lung)
+Severity = Literal["info", "warn", "exclude"]
+QC_FLAG_SEVERITY: dict[str, Severity] = {
+    # segmentation QC (qc/qc.parquet ``flags``)
+    "volume_low": "exclude",  # lung volume implausible for an inspiratory adult scan (or a failed mask)
+    "volume_high": "exclude",  # implausible: a mask leaking into the body or bowel
+    "right_lung_missing": "warn",  # one-lung scans are measured (that side's rows are NaN)
     "left_lung_missing": "warn",
-    "lr_ratio": "info",  # asymmetric anatomy (elevated hemidiaphragm) is common and real
-    "dense_mask": "exclude",  # the mask leaked into soft tissue: density metrics are wrong
-    "apex_cut": "warn",
-    "base_cut": "warn",
+    "lr_ratio": "warn",  # an elevated hemidiaphragm or a lobectomy is real anatomy: look, don't gate
+    "dense_mask": "warn",  # consolidation or a mass now inside the mask by design, or a leak: see the QC image
+    "apex_cut": "exclude",  # coverage truncated: zonal metrics NaN, whole-lung density biased
+    "base_cut": "exclude",
     "lung_body_low": "warn",  # lung lost (opacified / collapsed) or missed
     "lung_body_high": "exclude",  # the mask left the thorax
     "costal_gap": "warn",  # lesion at the chest wall cut out of the mask (or an effusion)
     "airway_disconnected": "info",  # trachea not found: masks usually still right
     "pleural_air": "warn",  # pneumothorax suspected: air inside the mask
+    # QCT stage (features/qct.parquet ``qct_flags``)
+    "air_unmeasured": "warn",  # no tracheal air: *_adj columns without air calibration / harmonisation
+    "air_offset": "exclude",  # tracheal air beyond features.qct.calibration.max_offset_hu from -1000 HU
+    "noise_high": "exclude",  # noise beyond what features.qct.harmonisation.max_sigma_mm can reach
 }
-"""Severity of every QC flag: ``info`` (shown), ``warn`` (shown first in the report), ``exclude``
-(the scan is left out of the model stages). One dict for the preprocess and features stages."""
+"""Severity of every QC flag: ``info`` (recorded), ``warn`` (shown first in the report), ``exclude``
+(the scan is left out of the model stages by default, ``models.qc_gate``; listed with its reason in
+``models/excluded_scans.parquet`` and the report). One dict for the preprocess and features stages."""
 
 
 def qc_metrics(image: Volume, labels: Volume, *, min_lung_volume_ml: float = 1500.0,

@@ -1,8 +1,9 @@
 """Pipeline stage ``preprocess``: per scan, HU -> (resample) -> lungs -> zones -> Zarr + QC.
 
-Reads ``manifest.parquet`` (rows with ``usable & selected``) and ``ingest/sources.parquet``
-(scan id -> format, paths); maps :func:`preprocess_scan` over the scans through
-:func:`ctpheno.cluster.run_stage`; consolidates the QC rows into ``qc/qc.parquet`` (schema QC).
+Reads ``manifest.parquet`` (rows with ``usable & selected``, and the airway series kept beside
+them) and ``ingest/sources.parquet`` (scan id -> format, paths); maps :func:`preprocess_scan`
+over the scans through :func:`ctpheno.cluster.run_stage`; consolidates the QC rows into
+``qc/qc.parquet`` (schema QC).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..config.preprocess import PreprocessConfig
 from ..io.layout import WorkDir
 from ..io.schemas import QC
 from ..io.volume import Volume
+from ..ingest.roles import analysed_scans
 from ..io.zarrstore import remove_stale_stores, write_volume_store
 from .external import map_labels, read_mask, to_image_grid
 from .hu import to_hu_int16
@@ -114,7 +116,13 @@ def preprocess_scan(task: ScanTask) -> pd.DataFrame:
                      max_envelope_gap_ml=cfg.max_envelope_gap_ml, max_pleural_air_ml=cfg.max_pleural_air_ml)
     if cfg.qc_png:
         qc_montage(hu, labels, wd.qc_png(task.scan_id), title=task.scan_id, qc=row)
-    return pd.DataFrame([{"scan_id": task.scan_id, **row, "content_hash": digest}])
+    return pd.DataFrame([{"scan_id": task.scan_id, **row, "content_hash": digest,
+                          "series_role": task.inputs.get("series_role", "density")}])
+
+
+def _role(row: pd.Series) -> str:
+    role = row.get("series_role")
+    return str(role) if isinstance(role, str) and role else "density"
 
 
 def scan_tasks(cfg: PipelineConfig, wd: WorkDir) -> list[ScanTask]:
@@ -124,10 +132,7 @@ def scan_tasks(cfg: PipelineConfig, wd: WorkDir) -> list[ScanTask]:
     if not wd.sources.exists():
         raise FileNotFoundError(f"{wd.sources} does not exist; run `ctpheno ingest` first")
     man = pd.read_parquet(wd.manifest)
-    sel = man["usable"].fillna(False).astype(bool)
-    if "selected" in man:
-        sel &= man["selected"].fillna(False).astype(bool)
-    man = man[sel]
+    man = man[analysed_scans(man)]  # the density series, and the airway series kept beside it
     src = pd.read_parquet(wd.sources).set_index("scan_id")
     pcfg = cfg.preprocess.model_dump(mode="json")
     tasks = []
@@ -145,7 +150,7 @@ def scan_tasks(cfg: PipelineConfig, wd: WorkDir) -> list[ScanTask]:
                 voxels += int(voxels * np.prod(np.asarray(native, float) / np.asarray(cfg.preprocess.spacing_mm)))
         tasks.append(ScanTask(scan_id=str(scan_id),
                               inputs={"paths": paths, "format": str(row["format"]), "config": pcfg,
-                                      "workdir": str(wd.root)},
+                                      "workdir": str(wd.root), "series_role": _role(m)},
                               source=str(m["source"]) if "source" in m and pd.notna(m["source"]) else "",
                               est_bytes=voxels * BYTES_PER_VOXEL if voxels else None))
     return tasks

@@ -3,6 +3,8 @@
 Layout written under ``out``::
 
     images/<opaque>/ *.dcm         one DICOM series per subject (or images/<opaque>.nii.gz)
+    images/<opaque>-2/ *.dcm       a second (sharp) reconstruction of the same study, for the
+                                   ``two_reconstructions`` fraction of subjects (DICOM only)
     clinical.csv                   demographics, smoking, spirometry, GOLD, PRISm, FEV1 decline
     truth.parquet                  per-subject latents and truth measurements (TRUTH_COLUMNS)
     truth/<subject_id>.nii.gz      detailed labels (1 R, 2 L, 3 airways, 4 vessels, 5 emphysema)
@@ -41,7 +43,8 @@ CLINICAL_COLUMNS = ["subject_id", "age_years", "sex", "height_cm", "pack_years",
 TRUTH_COLUMNS = ["subject_id", "subtype", "emphysema_fraction", "airway_wall_mm", "lung_volume_ml",
                  "right_lung_volume_ml", "left_lung_volume_ml", "laa950_pct", "perc15_hu",
                  "emphysema_fraction_realised", "kernel", "phantom_seed", "image_path", "rescale_intercept",
-                 "slice_thickness_mm", "noise_hu", "manufacturer"]
+                 "slice_thickness_mm", "noise_hu", "manufacturer", "mas", "air_offset_hu",
+                 "second_image_path", "second_kernel"]
 EMPHYSEMA_RANGE = {"none": (0.0, 0.02), "centrilobular": (0.04, 0.38), "panlobular": (0.06, 0.40),
                    "paraseptal": (0.03, 0.15), "airway": (0.0, 0.04)}
 WALL_RANGE_AIRWAY_MM = (1.6, 2.4)
@@ -56,11 +59,14 @@ def subject_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
-def plan_cohort(*, n: int, seed: int) -> pd.DataFrame:
+def plan_cohort(*, n: int, seed: int, two_reconstructions: float = 0.0) -> pd.DataFrame:
     """Latents, demographics and spirometry of ``n`` subjects (no images).
 
     Subtypes are assigned round-robin (so every subtype appears once ``n >= 5``) in a
     seeded order; within a subtype the emphysema fractions are stratified over its range.
+    A ``two_reconstructions`` fraction of the subjects (drawn from a stream of its own, so the
+    rest of the plan does not depend on it) get a study with a smooth and a sharp series, the
+    smooth one being their density series (``kernel`` ``smooth``, ``second_kernel`` ``sharp``).
     """
     if n < 1:
         raise ValueError(f"n must be >= 1; got {n}")
@@ -97,7 +103,11 @@ def plan_cohort(*, n: int, seed: int) -> pd.DataFrame:
                      "emphysema_fraction": round(float(f[i]), 4), "airway_wall_mm": round(float(wall[i]), 3),
                      "kernel": kernel[i], "phantom_seed": subject_seed(seed, i), "study_date": sdate.isoformat(),
                      "patient": pat, **{k: v[i] for k, v in clin.items()}})
-    return pd.DataFrame(rows)
+    plan = pd.DataFrame(rows)
+    two = np.random.default_rng(np.random.SeedSequence([int(seed), 2**31 - 3])).random(n) < two_reconstructions
+    plan["second_kernel"] = np.where(two, "sharp", "")
+    plan.loc[two, "kernel"] = "smooth"
+    return plan
 
 
 def truth_metrics(hu: np.ndarray, lungs: np.ndarray, spacing_mm: tuple[float, float, float]) -> dict[str, float]:
@@ -125,25 +135,36 @@ def render_subject(task: ScanTask) -> pd.DataFrame:
 
     inp = task.inputs
     out = Path(inp["out"])
+    second = inp.get("second_kernel") or ""
     ph = make_phantom(seed=int(inp["phantom_seed"]), size=inp["size"], subtype=inp["subtype"],
                       emphysema_fraction=float(inp["emphysema_fraction"]),
-                      airway_wall_mm=float(inp["airway_wall_mm"]), kernel=inp["kernel"])
+                      airway_wall_mm=float(inp["airway_wall_mm"]), kernel=inp["kernel"],
+                      also_kernels=(second,) if second else ())
     prm = ph.params
     # both storage conventions in every cohort: even subjects -1024/1, odd subjects 0/1
     intercept = -1024 if int(inp["index"]) % 2 == 0 else 0
     token = inp["token"]
+    second_rel = ""
     if inp["fmt"] == "dicom":
+        entropy = f"ctpheno-synth/{inp['seed']}/{inp['index']}"
+        series = [(token, ph.image, prm["kernel_name"], entropy, 2)]
+        if second:
+            series.append((f"{token}-2", ph.reconstructions[second], prm["kernel_name_by_class"][second],
+                           f"{entropy}/{second}", 3))
+        for name, image, kernel_name, series_entropy, number in series:
+            tmp = out / "images" / f".{name}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            write_dicom_series(image, tmp, patient=inp["patient"], uid_entropy=entropy,
+                               rescale_intercept=intercept, manufacturer=prm["manufacturer"],
+                               scanner_model=prm["scanner_model"], kernel_name=kernel_name,
+                               slice_thickness_mm=float(prm["slice_thickness_mm"]),
+                               study_date=date.fromisoformat(inp["study_date"]),
+                               pixel_padding_hu=-3024 if prm["fov_padding"] else None,
+                               series_entropy=series_entropy, series_number=number)
+            shutil.rmtree(out / "images" / name, ignore_errors=True)
+            tmp.rename(out / "images" / name)
         rel = Path("images") / token
-        tmp = out / "images" / f".{token}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        write_dicom_series(ph.image, tmp, patient=inp["patient"], uid_entropy=f"ctpheno-synth/{inp['seed']}/{inp['index']}",
-                           rescale_intercept=intercept, manufacturer=prm["manufacturer"],
-                           scanner_model=prm["scanner_model"], kernel_name=prm["kernel_name"],
-                           slice_thickness_mm=float(prm["slice_thickness_mm"]),
-                           study_date=date.fromisoformat(inp["study_date"]),
-                           pixel_padding_hu=-3024 if prm["fov_padding"] else None)
-        shutil.rmtree(out / rel, ignore_errors=True)
-        tmp.rename(out / rel)
+        second_rel = f"images/{token}-2" if second else ""
     else:
         rel = Path("images") / f"{token}.nii.gz"
         (out / "images").mkdir(parents=True, exist_ok=True)
@@ -157,7 +178,9 @@ def render_subject(task: ScanTask) -> pd.DataFrame:
            "emphysema_fraction_realised": float(prm["emphysema_fraction_realised"]), "kernel": inp["kernel"],
            "phantom_seed": int(inp["phantom_seed"]), "image_path": rel.as_posix(),
            "rescale_intercept": intercept, "slice_thickness_mm": float(prm["slice_thickness_mm"]),
-           "noise_hu": float(prm["noise_hu"]), "manufacturer": prm["manufacturer"]}
+           "noise_hu": float(prm["noise_hu"]), "manufacturer": prm["manufacturer"], "mas": float(prm["mas"]),
+           "air_offset_hu": float(prm["air_offset_hu"]), "second_image_path": second_rel,
+           "second_kernel": second if second_rel else ""}
     return pd.DataFrame([row], columns=TRUTH_COLUMNS)
 
 
@@ -169,7 +192,7 @@ def _write_nifti(img: Any, dest: Path, sitk: Any) -> None:
 
 
 def write_cohort(out: Path, *, n: int, seed: int, size: str = "demo", fmt: str = "dicom", client: Any = None,
-                 workdir: WorkDir | None = None, force: bool = False) -> Path:
+                 workdir: WorkDir | None = None, force: bool = False, two_reconstructions: float = 0.0) -> Path:
     """Generate and write a synthetic cohort of ``n`` subjects under ``out``; returns ``out``.
 
     Parameters
@@ -189,6 +212,8 @@ def write_cohort(out: Path, *, n: int, seed: int, size: str = "demo", fmt: str =
         Where resume markers and failures go (default ``<out>/.state``).
     force
         Re-render subjects already written with the same inputs.
+    two_reconstructions
+        Fraction of subjects whose study holds a smooth and a sharp reconstruction (DICOM only).
 
     Raises
     ------
@@ -202,7 +227,9 @@ def write_cohort(out: Path, *, n: int, seed: int, size: str = "demo", fmt: str =
         raise ValueError(f"fmt must be 'dicom' or 'nifti'; got {fmt!r}")
     out.mkdir(parents=True, exist_ok=True)
     wd = workdir if workdir is not None else WorkDir(out / ".state")
-    plan = plan_cohort(n=n, seed=seed)
+    if not 0.0 <= two_reconstructions <= 1.0:
+        raise ValueError(f"two_reconstructions must be a fraction in [0, 1]; got {two_reconstructions}")
+    plan = plan_cohort(n=n, seed=seed, two_reconstructions=two_reconstructions if fmt == "dicom" else 0.0)
     plan["token"] = [opaque_name(seed, i, sid) for i, sid in zip(plan["index"], plan["subject_id"])]
     if fmt == "nifti":  # ingest identifies a NIfTI subject by its file name: the (opaque) token
         plan["subject_id"] = plan["token"]
@@ -210,30 +237,35 @@ def write_cohort(out: Path, *, n: int, seed: int, size: str = "demo", fmt: str =
                       inputs={"out": str(out.resolve()), "seed": int(seed), "index": int(r["index"]), "size": size,
                               "fmt": fmt, "subject_id": r["subject_id"], "token": r["token"], "subtype": r["subtype"],
                               "emphysema_fraction": r["emphysema_fraction"], "airway_wall_mm": r["airway_wall_mm"],
-                              "kernel": r["kernel"], "phantom_seed": int(r["phantom_seed"]),
+                              "kernel": r["kernel"], "second_kernel": r["second_kernel"],
+                              "phantom_seed": int(r["phantom_seed"]),
                               "study_date": r["study_date"], "patient": r["patient"]},
                       source=f"synthetic subject {int(r['index'])}", est_bytes=_est_bytes(size))
              for r in plan.to_dict("records")]
     res: StageResult = run_stage(render_subject, tasks, stage=STAGE, workdir=wd, client=client,
-                                 cfg_hash=f"synth-v1-{seed}-{n}-{size}-{fmt}", force=force,
+                                 cfg_hash=f"synth-v2-{seed}-{n}-{size}-{fmt}", force=force,
                                  output=wd.root / "synth_truth_parts.parquet", progress=True)
     if res.failed:
         raise SynthCohortError(f"{len(res.failed)} of {n} synthetic subjects failed ({res.failed[:3]}...); "
                                f"see {wd.failures}")
     truth = plan[["subject_id"]].merge(res.table, on="subject_id", how="left", validate="1:1")
-    _remove_stale(out, keep_images=set(truth.image_path), keep_subjects=set(truth.subject_id))
+    keep = set(truth.image_path) | {p for p in truth.second_image_path if p}
+    _remove_stale(out, keep_images=keep, keep_subjects=set(truth.subject_id))
     write_table(truth[TRUTH_COLUMNS], out / "truth.parquet")
     clinical = plan[CLINICAL_COLUMNS].copy()
     clinical["prism"] = clinical["prism"].astype(bool)
     clinical.to_csv(out / "clinical.csv", index=False)
-    write_json(_cohort_meta(plan, seed=seed, n=n, size=size, fmt=fmt), out / "cohort.json")
+    meta = _cohort_meta(plan, seed=seed, n=n, size=size, fmt=fmt)
+    meta["two_reconstructions"] = float(two_reconstructions)
+    meta["n_series"] = int(n + (plan["second_kernel"] != "").sum())
+    write_json(meta, out / "cohort.json")
     return out
 
 
 def _remove_stale(out: Path, *, keep_images: set[str], keep_subjects: set[str]) -> None:
     """Delete series/label files of an earlier cohort written to the same folder (our names only),
     so that ingest never picks up images that the new clinical table does not describe."""
-    token = re.compile(r"^[0-9a-f]{16}(\.nii\.gz)?$")
+    token = re.compile(r"^[0-9a-f]{16}(-2)?(\.nii\.gz)?$")
     for p in (out / "images").iterdir() if (out / "images").exists() else []:
         if token.match(p.name) and f"images/{p.name}" not in keep_images:
             shutil.rmtree(p) if p.is_dir() else p.unlink()

@@ -34,7 +34,8 @@ def opaque_name(*parts: Any, n: int = 16) -> str:
 
 def write_dicom_series(image: Volume, folder: Path, *, patient: dict[str, str], uid_entropy: str,
                        rescale_intercept: int, manufacturer: str, scanner_model: str, kernel_name: str,
-                       slice_thickness_mm: float, study_date: date, pixel_padding_hu: int | None = None) -> list[Path]:
+                       slice_thickness_mm: float, study_date: date, pixel_padding_hu: int | None = None,
+                       series_entropy: str | None = None, series_number: int = 2) -> list[Path]:
     """Write ``image`` (int16 HU, identity direction) as one CT series in ``folder``.
 
     Parameters
@@ -43,6 +44,9 @@ def write_dicom_series(image: Volume, folder: Path, *, patient: dict[str, str], 
         ``PatientID``, ``PatientName``, ``PatientBirthDate`` (YYYYMMDD), ``PatientSex``, ``PatientAge``.
     uid_entropy
         Deterministic entropy (e.g. ``"<seed>/<index>"``) for the Study/Series/SOP/FoR UIDs.
+    series_entropy, series_number
+        A second reconstruction of the same study (same Study and Frame of Reference UIDs) gets its
+        own entropy for the Series/SOP UIDs and file names, and its own SeriesNumber.
     rescale_intercept
         ``-1024`` (stored = HU + 1024) or ``0`` (stored = HU); slope is always 1.
     pixel_padding_hu
@@ -64,12 +68,13 @@ def write_dicom_series(image: Volume, folder: Path, *, patient: dict[str, str], 
     dz, dy, dx = image.spacing_mm
     ox, oy, oz = image.origin_mm
     study_uid = generate_uid(entropy_srcs=[uid_entropy, "study"])
-    series_uid = generate_uid(entropy_srcs=[uid_entropy, "series"])
+    own = series_entropy or uid_entropy
+    series_uid = generate_uid(entropy_srcs=[own, "series"])
     for_uid = generate_uid(entropy_srcs=[uid_entropy, "frame-of-reference"])
     sdate = study_date.strftime("%Y%m%d")
     paths: list[Path] = []
     for k in range(nz):
-        sop_uid = generate_uid(entropy_srcs=[uid_entropy, "sop", str(k)])
+        sop_uid = generate_uid(entropy_srcs=[own, "sop", str(k)])
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
         meta.MediaStorageSOPInstanceUID = sop_uid
@@ -94,7 +99,7 @@ def write_dicom_series(image: Volume, folder: Path, *, patient: dict[str, str], 
         ds.ContentTime = f"1016{k % 60:02d}"
         ds.AccessionNumber = opaque_name(uid_entropy, "acc", n=10).upper()
         ds.StudyID = "1"
-        ds.SeriesNumber = 2
+        ds.SeriesNumber = series_number
         ds.InstanceNumber = nz - k  # head first: image 1 is the most superior
         ds.StudyDescription = "CT CHEST WO CONTRAST"
         ds.SeriesDescription = f"INSPIRATION {slice_thickness_mm:g}mm {kernel_name}"
@@ -124,7 +129,7 @@ def write_dicom_series(image: Volume, folder: Path, *, patient: dict[str, str], 
         if pixel_padding_hu is not None:
             ds.PixelPaddingValue = int(pixel_padding_hu - rescale_intercept)
         ds.PixelData = np.ascontiguousarray(stored[k]).tobytes()
-        path = folder / f"{opaque_name(uid_entropy, 'file', k, n=12)}.dcm"
+        path = folder / f"{opaque_name(own, 'file', k, n=12)}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths

@@ -10,9 +10,11 @@ Pipeline of one phantom (all randomness from ``numpy.random.default_rng(seed)``)
    Murray's law) rasterised with partial-volume coverage;
 4. parenchyma: base density + anterior-posterior gravity gradient + correlated texture;
    emphysema by subtype (:mod:`ctpheno.synth.disease`);
-5. acquisition: Gaussian point-spread (in-plane by kernel, through-plane FWHM = slice
-   thickness), kernel-dependent correlated noise, rounding to int16 HU clipped to
-   [-1024, 3071].
+5. acquisition (:mod:`ctpheno.synth.acquisition`): slice profile (FWHM = slice thickness),
+   the kernel's in-plane MTF (edge response), noise with the kernel's power spectrum at the
+   subject's dose, the scanner's CT-number offset and storage floor, rounding to int16 HU.
+   ``also_kernels`` adds reconstructions of the same acquisition (same noise realisation) with
+   other kernels, as a study with a smooth and a sharp series.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class Phantom:
     lungs: Volume
     labels: Volume
     params: dict[str, Any] = field(default_factory=dict)
+    reconstructions: dict[str, Volume] = field(default_factory=dict)
+    """Kernel class -> image of every reconstruction made (the primary one included)."""
 
 
 def _check(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -68,7 +72,7 @@ def _check(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 def make_phantom(*, seed: int, size: Size = "demo", subtype: Subtype = "centrilobular",
                  emphysema_fraction: float = 0.15, airway_wall_mm: float = 1.0,
-                 kernel: Kernel = "smooth") -> Phantom:
+                 kernel: Kernel = "smooth", also_kernels: tuple[str, ...] = ()) -> Phantom:
     """Generate one synthetic inspiratory chest CT with known truth.
 
     Parameters
@@ -87,11 +91,17 @@ def make_phantom(*, seed: int, size: Size = "demo", subtype: Subtype = "centrilo
         Wall thickness of a bronchus of 3 mm lumen radius; it scales as
         ``0.55 + 0.15 * r`` with the lumen radius ``r`` (mm). Normal ~1 mm, airway disease 1.5-2.5 mm.
     kernel
-        Reconstruction kernel: ``"smooth"`` (low, correlated noise) or ``"sharp"`` (high, fine noise).
+        Reconstruction kernel: ``"smooth"`` (low, correlated noise) or ``"sharp"`` (high, fine noise,
+        edge overshoot) — the ``image``.
+    also_kernels
+        Further reconstructions (``"smooth"``, ``"medium"``, ``"sharp"``) of the same acquisition, in
+        ``reconstructions``; they do not change ``image`` (same random stream).
     """
     _check("size", size, ("demo", "full"))
     _check("subtype", subtype, SUBTYPES)
     _check("kernel", kernel, ("smooth", "sharp"))
+    for k in also_kernels:
+        _check("also_kernels entry", k, ("smooth", "medium", "sharp"))
     if not 0.0 <= float(emphysema_fraction) <= 0.6:
         raise ValueError(f"emphysema_fraction must be in [0, 0.6]; got {emphysema_fraction}")
     if not 0.2 <= float(airway_wall_mm) <= 4.0:
@@ -166,7 +176,9 @@ def make_phantom(*, seed: int, size: Size = "demo", subtype: Subtype = "centrilo
     labels[envelope & (vess >= 0.5) & ~airway_lbl] = LABEL_VESSEL
     labels[emph & ~airway_lbl] = LABEL_EMPHYSEMA
 
-    image, lungs, labels = acquire(hu, lungs, labels, acq, rng)
+    images, lungs, labels = acquire(hu, lungs, labels, acq, rng,
+                                    kernels=tuple(dict.fromkeys((kernel, *also_kernels))))
+    image = images[kernel]
     n_lung = int(np.count_nonzero((lungs == LABEL_RIGHT) | (lungs == LABEL_LEFT)))
     n_emph = int(np.count_nonzero(labels == LABEL_EMPHYSEMA))
     spacing = acq["spacing_mm"]
@@ -180,11 +192,15 @@ def make_phantom(*, seed: int, size: Size = "demo", subtype: Subtype = "centrilo
         "n_airway_segments": len(airways), "n_vessel_segments": len(vessels),
         **{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in p.items()},
         **{k: v for k, v in acq.items() if not k.startswith("model_")},
+        "kernel_name_by_class": dict(acq["kernel_names"]),
     }
     params["spacing_mm"] = list(spacing)
     params["origin_mm"] = list(origin)
     params["shape"] = list(image.shape)
-    return Phantom(image=vol(image), lungs=vol(lungs), labels=vol(labels), params=_jsonable(params))
+    params.pop("kernel_names", None)
+    recons = {k: Volume(a, spacing, origin, IDENTITY_DIRECTION, {**meta, "kernel": k}) for k, a in images.items()}
+    return Phantom(image=recons[kernel], lungs=vol(lungs), labels=vol(labels), params=_jsonable(params),
+                   reconstructions=recons)
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:

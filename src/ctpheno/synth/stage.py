@@ -22,7 +22,8 @@ def cohort_dir(cfg: PipelineConfig, wd: WorkDir) -> Path:
     return out if out.is_absolute() else wd.root / out
 
 
-def cohort_is_complete(out: Path, *, n: int, seed: int, size: str, fmt: str) -> bool:
+def cohort_is_complete(out: Path, *, n: int, seed: int, size: str, fmt: str,
+                       two_reconstructions: float = 0.0) -> bool:
     """True when ``out`` already holds exactly this cohort (cohort.json matches, tables present)."""
     meta_path = out / "cohort.json"
     if not (meta_path.exists() and (out / "clinical.csv").exists() and (out / "truth.parquet").exists()):
@@ -33,8 +34,10 @@ def cohort_is_complete(out: Path, *, n: int, seed: int, size: str, fmt: str) -> 
         return False
     if (meta.get("n"), meta.get("seed"), meta.get("size"), meta.get("format")) != (n, seed, size, fmt):
         return False
+    if float(meta.get("two_reconstructions", 0.0)) != float(two_reconstructions):
+        return False
     images = [p for p in (out / "images").iterdir() if not p.name.startswith(".")] if (out / "images").exists() else []
-    return len(images) == n
+    return len(images) == int(meta.get("n_series", n))
 
 
 def run_synth(cfg: PipelineConfig, wd: WorkDir, client: Any, *, force: bool = False) -> StageResult:
@@ -52,12 +55,13 @@ def run_synth(cfg: PipelineConfig, wd: WorkDir, client: Any, *, force: bool = Fa
     if not s.enabled:
         log.info("synth: disabled (synth.enabled = false); nothing to do")
         return res
-    if not force and cohort_is_complete(out, n=s.n_subjects, seed=s.seed, size=s.size, fmt=s.format):
+    if not force and cohort_is_complete(out, n=s.n_subjects, seed=s.seed, size=s.size, fmt=s.format,
+                                        two_reconstructions=s.two_reconstructions):
         log.info("synth: cohort already in %s (n=%d, seed=%d); use --force to regenerate", out, s.n_subjects, s.seed)
         res.skipped = ids
     else:
         write_cohort(out, n=s.n_subjects, seed=s.seed, size=s.size, fmt=s.format, client=client, workdir=None,
-                     force=force)
+                     force=force, two_reconstructions=s.two_reconstructions)
         res.done = ids
     res.seconds = time.perf_counter() - t0
     return res

@@ -23,11 +23,16 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..config.models import PreprocessingConfig
+from ..features.qct import ADJ_COLUMNS
 from ..io.layout import WorkDir
 
 PREFIX = {"qct": "qct_", "radiomics": "rad_", "embeddings": "emb_", "phenotype": "phe_", "qct_core": "core_"}
 """Column prefix of each feature table in the wide matrix."""
 COVARIATES = ("age_years", "sex", "height_cm", "pack_years")
+DENSITY_ADJ = ADJ_COLUMNS
+"""Raw density metric -> its adjusted twin."""
+ADJ_ONLY = ("perc15_voladj_hu",)
+"""Columns derived from the adjusted density (left out with ``models.density: raw``)."""
 QCT_PRIORITY = (
     "laa950_pct",
     "perc15_hu",
@@ -37,17 +42,24 @@ QCT_PRIORITY = (
     "perc10_hu",
     "lung_volume_ml",
 )
-"""Canonical QCT metrics first: correlation pruning keeps the earlier of two correlated columns."""
-QCT_BOOKKEEPING = ("n_voxels", "lac_fit_n")
-"""QCT columns that describe the measurement, not the lung (left out of the features)."""
+"""Canonical QCT metrics first: correlation pruning keeps the earlier of two correlated columns
+(their adjusted twins take their places with ``models.density: adjusted``)."""
+QCT_BOOKKEEPING = ("n_voxels", "lac_fit_n", "lac_d_950_se", "lac_fit_ks", "air_hu", "noise_hu", "blood_hu",
+                   "noise_fav_lpmm", "calibration_scale", "calibration_offset_hu", "harmonise_sigma_mm",
+                   "harmonise_deboost", "harmonise_target_hu")
+"""QCT columns that describe the measurement or the acquisition, not the lung (left out of the features:
+the acquisition is a confounder, not a phenotype)."""
 QCT_POOLED_AIRWAY_PREFIX = "pooled_"
 """Pooled radial-profile airway columns (``pooled_airway_wall_thickness_mm`` ...): left out of the features,
 replaced by the per-branch endpoints (``pi10_mm``, ``wa_pct_seg`` ...; :mod:`ctpheno.features.airways`). A
 pooled profile around the central airways is not comparable to the field's per-branch measures (its
 thickness saturates at the blur width and moves with slice thickness)."""
-QCT_POOLED_AIRWAY_LEGACY = ("airway_wall_thickness_mm", "airway_wa_pct", "airway_lumen_radius_mm",
-                            "airway_wall_peak_hu")
-"""The same pooled columns under their names before the ``pooled_`` prefix."""
+
+
+def density_metric(metric: str, density: str = "adjusted") -> str:
+    """The QCT column a model uses for ``metric``: its adjusted twin with ``density='adjusted'``."""
+    return DENSITY_ADJ.get(metric, metric) if density == "adjusted" else metric
+
 REGION_ORDER = ("whole", "upper", "middle", "lower", "right", "left")
 
 
@@ -65,28 +77,57 @@ def _ordered(wide: pd.DataFrame, metrics: list[str], prefix: str) -> pd.DataFram
 
 
 def pivot_qct(qct: pd.DataFrame) -> pd.DataFrame:
-    """Long QCT table (scan_id, region, metrics...) -> wide ``qct_<metric>__<region>`` indexed by scan_id."""
+    """Long QCT table (scan_id, region, metrics...) -> wide ``qct_<metric>__<region>`` indexed by scan_id.
+
+    Both density flavours are kept (adjusted first); :func:`qct_feature_columns` picks the one a
+    feature set uses.
+    """
     metrics = [
         c for c in qct.columns if c not in ("scan_id", "region") and pd.api.types.is_numeric_dtype(qct[c])
     ]
-    metrics = [m for m in metrics if m not in QCT_BOOKKEEPING and m not in QCT_POOLED_AIRWAY_LEGACY
-               and not m.startswith(QCT_POOLED_AIRWAY_PREFIX)]
-    metrics = [m for m in QCT_PRIORITY if m in metrics] + [m for m in metrics if m not in QCT_PRIORITY]
+    metrics = [m for m in metrics if m not in QCT_BOOKKEEPING and not m.startswith(QCT_POOLED_AIRWAY_PREFIX)]
+    priority = list(dict.fromkeys([density_metric(m) for m in QCT_PRIORITY] + list(QCT_PRIORITY)))
+    metrics = [m for m in priority if m in metrics] + [m for m in metrics if m not in priority]
     wide = qct.pivot_table(index="scan_id", columns="region", values=metrics, aggfunc="first", dropna=False)
     return _ordered(wide, metrics, "qct_").dropna(axis=1, how="all")
+
+
+def qct_feature_columns(columns: list[str], density: str = "adjusted") -> list[str]:
+    """The wide QCT columns of the ``qct`` feature set: one density flavour.
+
+    ``adjusted``: a raw density column is left out when its adjusted twin is present (tables
+    written before the adjusted columns existed keep their raw ones); ``raw``: the adjusted
+    columns and those derived from them (:data:`ADJ_ONLY`) are left out.
+    """
+    present = set(columns)
+    out = []
+    for c in columns:
+        metric, _, region = c[len("qct_"):].partition("__")
+        if density == "adjusted":
+            twin = DENSITY_ADJ.get(metric)
+            if twin is not None and f"qct_{twin}__{region}" in present:
+                continue
+        elif metric in DENSITY_ADJ.values() or metric in ADJ_ONLY:
+            continue
+        out.append(c)
+    return out
 
 
 PHENOTYPE_EPS_PCT = 0.1
 """Percentage points added to both zonal LAA-950 values before their log ratio (finite without emphysema)."""
 
 
-def _qct_column(wide_qct: pd.DataFrame, metric: str, region: str = "whole") -> pd.Series:
-    """Column ``qct_<metric>__<region>`` of the wide QCT matrix; all-NaN when the table lacks it."""
-    name = f"qct_{metric}__{region}"
-    return wide_qct[name] if name in wide_qct.columns else pd.Series(np.nan, index=wide_qct.index)
+def _qct_column(wide_qct: pd.DataFrame, metric: str, region: str = "whole", density: str = "raw") -> pd.Series:
+    """Column ``qct_<metric>__<region>`` of the wide QCT matrix (its adjusted twin first with
+    ``density='adjusted'``, when present); all-NaN when the table lacks it."""
+    for m in dict.fromkeys([density_metric(metric, density), metric]):
+        name = f"qct_{m}__{region}"
+        if name in wide_qct.columns:
+            return wide_qct[name]
+    return pd.Series(np.nan, index=wide_qct.index)
 
 
-def phenotype_axes(wide_qct: pd.DataFrame) -> pd.DataFrame:
+def phenotype_axes(wide_qct: pd.DataFrame, *, density: str = "adjusted") -> pd.DataFrame:
     """Four COPD phenotype axes from the wide QCT matrix (index scan_id), one column each.
 
     * ``phe_log_laa950``: :math:`\\ln(1 + \\mathrm{LAA}_{-950})` of both lungs — emphysema
@@ -108,9 +149,10 @@ def phenotype_axes(wide_qct: pd.DataFrame) -> pd.DataFrame:
     Extent is one axis among four (five with Pi10), so clusters follow the *pattern* of disease
     rather than only its amount; the full ``qct`` set is dominated by dozens of extent-correlated
     columns. Missing inputs give a missing axis (imputed inside the model's folds; an axis missing
-    in most scans is left out there).
+    in most scans is left out there). LAA-950 is the adjusted column with ``density='adjusted'``
+    (:func:`density_metric`).
     """
-    col = partial(_qct_column, wide_qct)
+    col = partial(_qct_column, wide_qct, density=density)
     eps = PHENOTYPE_EPS_PCT
     out = pd.DataFrame(index=wide_qct.index)
     out["phe_log_laa950"] = np.log1p(col("laa950_pct").clip(lower=0))
@@ -126,7 +168,7 @@ QCT_CORE = ("laa950_pct", "perc15_hu", "lung_volume_ml", "pi10_mm", "airway_wall
 """Whole-lung QCT metrics of the ``qct_core`` set (see :func:`qct_core`)."""
 
 
-def qct_core(wide_qct: pd.DataFrame) -> pd.DataFrame:
+def qct_core(wide_qct: pd.DataFrame, *, density: str = "adjusted") -> pd.DataFrame:
     """The standard whole-lung QCT measures as a compact set, ``core_<metric>``.
 
     Emphysema extent (LAA-950, Gevenois 1995), density (Perc15, Dirksen 2009), lung volume, Pi10
@@ -137,11 +179,13 @@ def qct_core(wide_qct: pd.DataFrame) -> pd.DataFrame:
     on thick-slice cohorts Pi10 is missing and the wall density carries airway disease. With tens
     to hundreds of subjects a model on these columns does not have to find them among the ~70
     correlated columns of the full ``qct`` set. Missing inputs give a missing column (imputed inside
-    the folds; a column missing in most scans is left out there).
+    the folds; a column missing in most scans is left out there). The density columns are the
+    adjusted twins with ``density='adjusted'`` (the column names stay ``core_laa950_pct`` /
+    ``core_perc15_hu``).
     """
     out = pd.DataFrame(index=wide_qct.index)
     for metric in QCT_CORE:
-        out[f"core_{metric}"] = _qct_column(wide_qct, metric)
+        out[f"core_{metric}"] = _qct_column(wide_qct, metric, density=density)
     return out.astype(float)
 
 
@@ -197,14 +241,18 @@ class Cohort:
 
 
 def load_feature_tables(
-    wd: WorkDir, *, embedding_model: str | None = None
+    wd: WorkDir, *, embedding_model: str | None = None, density: str = "adjusted"
 ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
-    """Wide per-scan features from every feature table present in ``wd`` (index scan_id)."""
+    """Wide per-scan features from every feature table present in ``wd`` (index scan_id).
+
+    ``density``: which QCT density columns the ``qct``, ``phenotype`` and ``qct_core`` sets use
+    (``models.density``).
+    """
     parts: dict[str, pd.DataFrame] = {}
     if wd.qct.is_file():
         parts["qct"] = pivot_qct(pd.read_parquet(wd.qct))
-        parts["phenotype"] = phenotype_axes(parts["qct"])
-        parts["qct_core"] = qct_core(parts["qct"])
+        parts["phenotype"] = phenotype_axes(parts["qct"], density=density)
+        parts["qct_core"] = qct_core(parts["qct"], density=density)
     if wd.radiomics.is_file():
         parts["radiomics"] = pivot_radiomics(pd.read_parquet(wd.radiomics))
     if wd.embeddings.is_file():
@@ -216,20 +264,25 @@ def load_feature_tables(
     wide = pd.concat(list(parts.values()), axis=1, join="outer").astype(float)
     wide = wide.replace([np.inf, -np.inf], np.nan)  # e.g. an undefined LAC exponent: a missing value
     wide.index.name = "scan_id"
-    return wide, {k: list(v.columns) for k, v in parts.items()}
+    columns = {k: list(v.columns) for k, v in parts.items()}
+    if "qct" in columns:
+        columns["qct"] = qct_feature_columns(columns["qct"], density)
+    return wide, columns
 
 
 def assemble_cohort(
-    wd: WorkDir, *, embedding_model: str | None = None, require_clinical: bool = True
+    wd: WorkDir, *, embedding_model: str | None = None, require_clinical: bool = True,
+    density: str = "adjusted", exclude: set[str] | frozenset[str] = frozenset(),
 ) -> Cohort:
     """Join features, manifest and clinical table into one row per subject.
 
-    Scans must be ``usable`` (and ``selected`` where the column exists); a subject with several
-    such scans keeps its first scan by ``acquisition_offset_days`` then ``scan_id`` (baseline).
+    Scans must be ``usable`` (and ``selected`` where the column exists) and not in ``exclude``
+    (the QC gate, :func:`ctpheno.preprocess.gate.gate`); a subject with several such scans keeps
+    its first scan by ``acquisition_offset_days`` then ``scan_id`` (baseline).
     """
-    feats, columns = load_feature_tables(wd, embedding_model=embedding_model)
+    feats, columns = load_feature_tables(wd, embedding_model=embedding_model, density=density)
     man = pd.read_parquet(wd.manifest, columns=None)
-    keep = man["usable"].fillna(False).astype(bool)
+    keep = man["usable"].fillna(False).astype(bool) & ~man["scan_id"].astype(str).isin(exclude)
     if "selected" in man.columns:
         keep &= man["selected"].fillna(False).astype(bool)
     man = man[keep & man["scan_id"].isin(feats.index)]

@@ -47,10 +47,22 @@ class TrainResult:
         return f"{self.text} ({'up to date' if self.skipped else f'{self.seconds:.1f} s'})"
 
 
-def _inputs_hash(wd: WorkDir, section: Any) -> str:
-    files = [wd.qct, wd.radiomics, wd.embeddings, wd.manifest, wd.clinical]
+def _inputs_hash(wd: WorkDir, section: Any, models: Any = None) -> str:
+    files = [wd.qct, wd.radiomics, wd.embeddings, wd.manifest, wd.clinical, wd.qc_table]
     stat = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
-    return stable_hash({"files": stat, "config": config_hash(section)})
+    shared = {"density": models.density, "qc_gate": config_hash(models.qc_gate)} if models is not None else {}
+    return stable_hash({"files": stat, "config": config_hash(section), **shared})
+
+
+def _gated(cfg: PipelineConfig, wd: WorkDir) -> set[str]:
+    """Scans the QC gate leaves out (also writes ``models/excluded_scans.parquet``)."""
+    from ..preprocess.gate import gate
+
+    g = cfg.models.qc_gate
+    out = gate(wd, enabled=g.enabled, severities=g.severities, keep_flags=g.keep_flags)
+    if out:
+        log.info("QC gate: %d scan(s) left out of the models (%s)", len(out), wd.excluded_scans)
+    return out
 
 
 def _up_to_date(state: Path, key: str) -> bool:
@@ -89,12 +101,13 @@ def run_clustering(
     out = wd.models_dir / "clusters"
     if not ucfg.enabled:
         return TrainResult("cluster", "clustering disabled", 0.0, skipped=True)
-    key = _inputs_hash(wd, ucfg)
+    key = _inputs_hash(wd, ucfg, cfg.models)
     if not force and _up_to_date(out / "state.json", key):
         return TrainResult("cluster", "clustering", 0.0, skipped=True)
     if not any(f.is_file() for f in (wd.qct, wd.radiomics, wd.embeddings)):
         return _not_fitted(out, "cluster", "no feature table: no scan reached the feature stages", 0, t0)
-    cohort = assemble_cohort(wd, embedding_model=ucfg.embedding_model, require_clinical=False)
+    cohort = assemble_cohort(wd, embedding_model=ucfg.embedding_model, require_clinical=False,
+                             density=cfg.models.density, exclude=_gated(cfg, wd))
     present = _available_sets(cohort, ucfg.feature_sets)
     reason, present = cohort_problem(cohort, present, min_subjects=min_subjects_clustering(ucfg.k_min),
                                      max_missing_fraction=ucfg.preprocessing.max_missing_fraction,
@@ -120,7 +133,7 @@ def run_supervised(
     out = wd.models_dir / "supervised"
     if not scfg.enabled:
         return TrainResult("supervised", "supervised models disabled", 0.0, skipped=True)
-    key = _inputs_hash(wd, scfg)
+    key = _inputs_hash(wd, scfg, cfg.models)
     if not force and _up_to_date(out / "state.json", key):
         return TrainResult("supervised", "supervised", 0.0, skipped=True)
     if not any(f.is_file() for f in (wd.qct, wd.radiomics, wd.embeddings)):
@@ -128,7 +141,8 @@ def run_supervised(
     if not wd.clinical.is_file():
         return _not_fitted(out, "supervised", "no clinical table (paths.clinical not set, or the table was "
                            "refused at ingest: see failures.parquet)", 0, t0, wd)
-    cohort = assemble_cohort(wd, embedding_model=scfg.embedding_model, require_clinical=True)
+    cohort = assemble_cohort(wd, embedding_model=scfg.embedding_model, require_clinical=True,
+                             density=cfg.models.density, exclude=_gated(cfg, wd))
     present = _available_sets(cohort, scfg.feature_sets)
     reason, present = cohort_problem(cohort, present, min_subjects=MIN_SUBJECTS_SUPERVISED,
                                      max_missing_fraction=scfg.preprocessing.max_missing_fraction,

@@ -20,7 +20,8 @@ from .metrics import PRIMARY, TASK_METRICS, bootstrap_indices, corrected_ttest, 
 from .models import TASKS, cross_val_predict, make_model, make_splits
 
 log = logging.getLogger(__name__)
-LAA_FEATURE = "qct_laa950_pct__whole"
+LAA_FEATURES = ("qct_laa950_adj_pct__whole", "qct_laa950_pct__whole")
+"""Partial dependence of FEV1 on whole-lung LAA-950: whichever flavour the explained set uses."""
 
 
 @dataclass
@@ -149,9 +150,10 @@ def _fit_supervised(cohort: Cohort, cfg: SupervisedConfig) -> SupervisedResult:
                         config=cfg.model_dump(mode="json"),
                         n_subjects=len(y),
                     )
-                    if fset == cfg.explain_set and target == "fev1_pct_pred" and LAA_FEATURE in cols:
-                        pd_ = partial_dependence_1d(final, X, LAA_FEATURE, task)
-                        pds.append(pd_.assign(target=target, feature=LAA_FEATURE, model=name))
+                    laa = next((c for c in LAA_FEATURES if c in cols), None)
+                    if fset == cfg.explain_set and target == "fev1_pct_pred" and laa is not None:
+                        pd_ = partial_dependence_1d(final, X, laa, task)
+                        pds.append(pd_.assign(target=target, feature=laa, model=name))
                     if fset == cfg.explain_set and name == "lightgbm":
                         shap = tree_shap_importance(final, X).head(cfg.top_features)
                         imps.append(

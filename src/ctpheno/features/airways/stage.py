@@ -49,6 +49,42 @@ def _slice_thickness(wd: WorkDir) -> dict[str, float]:
     return {k: float(v) for k, v in vals.items() if math.isfinite(v)}
 
 
+def _airway_series_inputs(wd: WorkDir, ids: list[str], thick: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Per density scan whose study kept a sharper airway series (ingest's ``series_role``): measure the
+    walls on it. On the same grid the tree is grown on the density scan and the walls measured on the
+    airway series (``measure_store``); on another grid tree and walls both come from the airway series
+    (``store``, with its own slice thickness). Without an airway series: nothing (the scan's own image)."""
+    from ...ingest.roles import density_airway_pairs
+    from ..stage import _store_hash
+
+    if not wd.manifest.exists():
+        return {}
+    pairs = density_airway_pairs(pd.read_parquet(wd.manifest))
+    out: dict[str, dict[str, Any]] = {}
+    for sid in ids:
+        airway = pairs.get(sid)
+        if not airway or airway == sid or not wd.volume(airway).exists():
+            continue
+        a_store = wd.volume(airway)
+        same_grid = _grid(wd.volume(sid)) == _grid(a_store)
+        if same_grid:
+            out[sid] = {"measure_store": str(a_store), "airway_hash": _store_hash(a_store)}
+        else:
+            out[sid] = {"store": str(a_store), "content_hash": _store_hash(a_store),
+                        "slice_thickness_mm": thick.get(airway)}
+    return out
+
+
+def _grid(store: Path) -> tuple:
+    """Shape and geometry of a store's image (rounded to 1 µm): same tuple = same voxel centres."""
+    from ...io.zarrstore import open_volume_store, store_attrs
+
+    attrs = store_attrs(store)
+    geometry = tuple(tuple(round(float(v), 3) for v in attrs.get(k, ())) for k in ("spacing_mm", "origin_mm",
+                                                                                   "direction"))
+    return (tuple(open_volume_store(store)["image"].shape), *geometry)
+
+
 def airways_row(scan_id: str, result: Any, measure_image: str) -> pd.DataFrame:
     """The AIRWAYS row of one scan's :class:`~ctpheno.features.airways.AirwayResult`."""
     b = result.branches
@@ -111,8 +147,9 @@ def run_airways(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> S
     conf = json.loads(acfg.model_dump_json())
     thick = _slice_thickness(wd)
     ids = _scan_ids(wd, "airways")
+    sharp = _airway_series_inputs(wd, ids, thick)
     tasks = _tasks(wd, ids, {"config": conf, "workdir": str(wd.root)}, AIRWAYS_BYTES_PER_VOXEL,
-                   per_scan={sid: {"slice_thickness_mm": thick.get(sid)} for sid in ids})
+                   per_scan={sid: {"slice_thickness_mm": thick.get(sid), **sharp.get(sid, {})} for sid in ids})
     res = run_stage(airways_scan, tasks, stage="airways", workdir=wd, client=client, cfg_hash=stable_hash(conf),
                     retries=cfg.cluster.retries, force=force, output=wd.airways, schema=AIRWAYS)
     concat_parts(wd.parts_dir(BRANCHES_STAGE), wd.airway_branches, AIRWAY_BRANCHES,

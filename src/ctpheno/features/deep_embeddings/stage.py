@@ -46,10 +46,12 @@ def file_hash(path: str | Path, n: int = 16) -> str:
 
 
 def scan_ids(wd: WorkDir) -> list[str]:
-    """Scans listed in the QC table whose volume store exists."""
+    """Density scans listed in the QC table whose volume store exists (not the airway series)."""
+    from ...ingest.roles import density_scan_ids
+
     if not wd.qc_table.exists():
         raise FileNotFoundError(f"{wd.qc_table} does not exist; run `ctpheno preprocess` first")
-    ids = pd.read_parquet(wd.qc_table, columns=["scan_id"])["scan_id"].astype(str).tolist()
+    ids = density_scan_ids(pd.read_parquet(wd.qc_table))
     missing = [s for s in ids if not wd.volume(s).exists()]
     if missing:
         log.warning("embed: %d scans of the QC table have no volume store (e.g. %s); skipped",
