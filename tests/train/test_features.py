@@ -76,10 +76,10 @@ def test_qct_core_is_the_whole_lung_standard_measures():
 
 def test_pooled_airway_profile_columns_are_not_features():
     rows = [dict(scan_id="a", region="whole", laa950_pct=12.5, pi10_mm=3.7, wa_pct_seg=61.0,
-                 pooled_airway_wall_thickness_mm=3.9, pooled_airway_wa_pct=70.0, airway_wa_pct=70.0, airway_wall_hu=-702.0)]
+                 pooled_airway_wall_thickness_mm=3.9, pooled_airway_wa_pct=70.0, airway_wall_hu=-702.0)]
     wide = pivot_qct(pd.DataFrame(rows))
     assert {"qct_pi10_mm__whole", "qct_wa_pct_seg__whole", "qct_airway_wall_hu__whole"} <= set(wide.columns)
-    assert not any("pooled_" in c or c == "qct_airway_wa_pct__whole" for c in wide.columns), list(wide.columns)
+    assert not any("pooled_" in c for c in wide.columns), list(wide.columns)
 
 
 def test_assemble_one_row_per_subject_usable_only(tmp_path):
