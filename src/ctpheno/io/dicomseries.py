@@ -184,6 +184,7 @@ def stack_slices(slices: Sequence[Slice], meta: dict[str, Any], *, single_slice_
         raise UnreadableSeriesError(f"{s0.name}: no usable ImageOrientationPatient; cannot place the slice")
     if not iop_orthonormal(s0.iop):
         raise UnreadableSeriesError(f"{s0.name}: ImageOrientationPatient {s0.iop} is not orthonormal")
+    r, c = np.asarray(s0.iop[:3], dtype=float), np.asarray(s0.iop[3:], dtype=float)
     normal = slice_normal(s0.iop)
     for s in slices:
         if s.ipp is None or s.iop is None:
