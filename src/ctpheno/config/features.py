@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
-from pydantic import Field, PositiveFloat, PositiveInt, confloat, conint
+from pydantic import Field, PositiveFloat
 
 from .airways import AirwaysConfig
 from .base import StrictModel

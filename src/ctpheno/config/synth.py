@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, confloat, conint
+from pydantic import PositiveInt, conint
 
 from .base import StrictModel
 

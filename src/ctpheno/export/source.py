@@ -22,7 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UnreadableSeriesError
-from ..io.readers import read_header, slice_normal
+from ..ingest.geometry import slice_normal
+from ..io.readers import read_header
 from ..io.volume import Volume
 
 MULTIFRAME = "dicom multi-frame"

@@ -88,6 +88,24 @@ def iop_orthonormal(iop: Sequence[float], *, tol: float = ORTHONORMAL_TOLERANCE)
     return v.shape == (6,) and is_orthonormal(v.reshape(2, 3), tol=tol)
 
 
+def slice_normal(iop: Sequence[float]) -> npt.NDArray[np.float64]:
+    """Unit normal :math:`r \\times c` of an ImageOrientationPatient (6 values, row then column cosines).
+
+    Raises
+    ------
+    ValueError
+        Not 6 values, or row and column vectors (nearly) parallel.
+    """
+    v = np.asarray([float(x) for x in iop], dtype=float)
+    if v.shape != (6,):
+        raise ValueError(f"ImageOrientationPatient must have 6 values; got {list(iop)}")
+    n = np.cross(v[:3], v[3:])
+    norm = float(np.linalg.norm(n))
+    if norm < 1e-6:
+        raise ValueError(f"ImageOrientationPatient {list(iop)} has parallel row and column vectors")
+    return n / norm
+
+
 def axes_orthogonal(axes: npt.ArrayLike, *, tol: float = ORTHONORMAL_TOLERANCE) -> bool:
     """The columns of a direction/axis matrix (any lengths) are orthogonal within ``tol`` once normalised."""
     a = np.asarray(axes, dtype=float)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..config.ingest import IngestConfig
-from .geometry import axes_orthogonal, iop_orthonormal, spacing_plausible, stack_spacing
+from .geometry import axes_orthogonal, iop_orthonormal, slice_normal, spacing_plausible, stack_spacing
 from .headers import SECONDARY_CAPTURE_PREFIX
 
 CHEST_BODY_PARTS = frozenset(
@@ -199,11 +199,11 @@ def _check_stack(slices: Sequence[dict[str, Any]], reasons: set[str], out: dict[
         reasons.add("implausible_spacing")
     if not iop_orthonormal(iops[0]):
         reasons.add("non_orthonormal_direction")
-    normal = np.cross(iops[0][:3], iops[0][3:])
-    if np.linalg.norm(normal) < 1e-6:
+    try:
+        normal = slice_normal(iops[0])
+    except ValueError:
         reasons.add("non_orthonormal_direction")
         return None
-    normal = normal / np.linalg.norm(normal)
     orient = orientation_label(normal, max_tilt_deg=cfg.max_tilt_deg)
     out["orientation"] = orient
     if orient != "axial":

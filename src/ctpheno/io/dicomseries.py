@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UnreadableSeriesError
-from ..ingest.geometry import iop_orthonormal, spacing_plausible, stack_spacing
+from ..ingest.geometry import iop_orthonormal, slice_normal, spacing_plausible, stack_spacing
 from .volume import Volume
 
 HU_PADDING = -1024
@@ -184,9 +184,8 @@ def stack_slices(slices: Sequence[Slice], meta: dict[str, Any], *, single_slice_
         raise UnreadableSeriesError(f"{s0.name}: no usable ImageOrientationPatient; cannot place the slice")
     if not iop_orthonormal(s0.iop):
         raise UnreadableSeriesError(f"{s0.name}: ImageOrientationPatient {s0.iop} is not orthonormal")
-    r, c = np.asarray(s0.iop[:3]), np.asarray(s0.iop[3:])
-    normal = np.cross(r, c)
-    normal /= np.linalg.norm(normal)
+    r, c = np.asarray(s0.iop[:3], dtype=float), np.asarray(s0.iop[3:], dtype=float)
+    normal = slice_normal(s0.iop)
     for s in slices:
         if s.ipp is None or s.iop is None:
             raise UnreadableSeriesError(

@@ -8,7 +8,7 @@ disk always matches what is documented here (and in ``docs/methodology.md``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 

@@ -41,7 +41,7 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 from skimage.morphology import convex_hull_image
 
-from .grid import STRUCT_6, STRUCT_INPLANE, bbox_slices, block_factors, block_mean, upsample_nearest
+from .grid import STRUCT_6, bbox_slices, block_factors, block_mean, upsample_nearest
 
 LABEL_RIGHT, LABEL_LEFT, LABEL_AIRWAY = 1, 2, 3
 TISSUE_HU_RANGE = (-150.0, 100.0)
