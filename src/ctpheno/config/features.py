@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import Field, PositiveFloat
+from pydantic import Field, PositiveFloat, confloat, conint
 
 from .airways import AirwaysConfig
 from .base import StrictModel

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import PositiveInt, conint
+from pydantic import PositiveInt, confloat, conint
 
 from .base import StrictModel
 
