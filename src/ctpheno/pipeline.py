@@ -130,9 +130,13 @@ def run_stages(cfg: PipelineConfig, names: list[str], *, force: bool = False, co
     ordered = [n for n in STAGES if n in names and stage_enabled(cfg, n)]
 
     def _go(cl: Any) -> None:
+        from .cluster.usage import cpu_seconds, usage_between
+
         for name in ordered:
             log.info("stage %s", name)
+            before = cpu_seconds(cl)
             results[name] = STAGES[name]()(cfg, wd, cl, force=force)
+            log.info("stage %s finished: %s", name, usage_between(before, cpu_seconds(cl)).text())
 
     if client is not None:
         _go(client)
