@@ -50,13 +50,14 @@ def _scan_ids(wd: WorkDir, stage: str) -> list[str]:
     return [s for s in ids if wd.volume(s).exists()]
 
 
-def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: int) -> list[ScanTask]:
+def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: int,
+           array: str = "image") -> list[ScanTask]:
     from ..io.zarrstore import open_volume_store
 
     tasks = []
     for sid in ids:
         store = wd.volume(sid)
-        n = int(np.prod(open_volume_store(store)["image"].shape))
+        n = int(np.prod(open_volume_store(store)[array].shape))
         tasks.append(
             ScanTask(
                 sid,
@@ -118,11 +119,15 @@ def _diagnostics_part(wd_root: str, scan_id: str) -> Path:
 def radiomics_scan(task: ScanTask) -> pd.DataFrame:
     """Per-scan radiomics work (top-level, picklable); writes its diagnostics part beside the feature part."""
     from ..io.tables import write_table
-    from ..io.zarrstore import read_volume
+    from ..io.zarrstore import ANALYSIS_GROUP, read_group_volumes, read_volume
     from .radiomics import extract_regions
 
     store = task.inputs["store"]
-    image, labels, zones = (read_volume(store, n) for n in ("image", "labels", "zones"))
+    if task.inputs.get("analysis_grid"):  # the isotropic grid preprocess stored: small, resampled once
+        grid = read_group_volumes(store, ANALYSIS_GROUP)
+        image, labels, zones = grid["image"], grid["labels"], grid["zones"]
+    else:
+        image, labels, zones = (read_volume(store, n) for n in ("image", "labels", "zones"))
     feats, diag = extract_regions(
         image,
         labels,
@@ -145,8 +150,29 @@ def resolve_params_path(rcfg: RadiomicsConfig) -> Path:
     return path
 
 
+def radiomics_inputs(cfg: Any, params: dict[str, Any], source: str) -> tuple[dict[str, Any], bool]:
+    """The params PyRadiomics gets and whether it reads the analysis grid (``features.radiomics.resampling``).
+
+    ``analysis_grid`` with a ``resampledPixelSpacing``: the grid preprocess stored, PyRadiomics'
+    resampling switched off (:func:`~ctpheno.features.radiomics.params_on_grid` checks that the
+    grid is the one PyRadiomics would build). Otherwise the native grid and the params as given.
+    """
+    from .radiomics import params_on_grid, resampled_spacing
+
+    rcfg: RadiomicsConfig = cfg.features.radiomics
+    if rcfg.resampling != "analysis_grid" or resampled_spacing(params) is None:
+        return params, False
+    grid = cfg.preprocess.analysis_grid
+    if not grid.enabled:
+        raise ConfigError(
+            "features.radiomics.resampling is analysis_grid but preprocess.analysis_grid.enabled is "
+            "false; enable the grid (and re-run preprocess) or set features.radiomics.resampling: pyradiomics")
+    return params_on_grid(params, spacing_mm=grid.spacing_mm, interpolator=grid.interpolator, source=source), True
+
+
 def run_radiomics(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> StageResult:
     """Stage ``radiomics``: PyRadiomics per scan and region -> ``features/radiomics.parquet``."""
+    from ..io.zarrstore import ANALYSIS_GROUP
     from .radiomics import load_params, pyradiomics_version, settings_hash
 
     rcfg: RadiomicsConfig = cfg.features.radiomics
@@ -154,20 +180,23 @@ def run_radiomics(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) ->
         return StageResult("radiomics")
     path = resolve_params_path(rcfg)
     params = load_params(path)
-    shash = settings_hash({"params": params, "regions": list(rcfg.regions)})
+    run_params, on_grid = radiomics_inputs(cfg, params, str(path))
+    shash = settings_hash({"params": run_params, "regions": list(rcfg.regions), "analysis_grid": on_grid})
     wd.features_dir.mkdir(parents=True, exist_ok=True)
     write_json(
         {
             "params_file": str(path),
             "params": params,
             "regions": list(rcfg.regions),
+            "resampling": "analysis_grid" if on_grid else "pyradiomics",
             "settings_hash": shash,
             "pyradiomics_version": pyradiomics_version(),
         },
         wd.features_dir / "radiomics.settings.json",
     )
-    extra = {"params": params, "regions": list(rcfg.regions), "workdir": str(wd.root)}
-    tasks = _tasks(wd, _scan_ids(wd, "radiomics"), extra, RADIOMICS_BYTES_PER_VOXEL)
+    extra = {"params": run_params, "regions": list(rcfg.regions), "workdir": str(wd.root), "analysis_grid": on_grid}
+    tasks = _tasks(wd, _scan_ids(wd, "radiomics"), extra, RADIOMICS_BYTES_PER_VOXEL,
+                   array=f"{ANALYSIS_GROUP}/image" if on_grid else "image")
     res = run_stage(
         radiomics_scan,
         tasks,

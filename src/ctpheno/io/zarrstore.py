@@ -6,6 +6,11 @@ Layout of one store (a Zarr group)::
     labels  uint8  (z, y, x)  0 background, 1 right lung, 2 left lung, 3 airways
     zones   uint8  (z, y, x)  0 outside, 1/2/3 right upper/middle/lower, 4/5/6 left upper/middle/lower
     attrs   geometry (spacing_mm, origin_mm, direction), scan_id, provenance
+    analysis/            the isotropic analysis grid (:mod:`ctpheno.preprocess.analysis_grid`),
+        image   int16  (z', y', x')  HU, cropped to the lungs plus a margin
+        labels  uint8  (z', y', x')  as above, nearest native voxel
+        zones   uint8  (z', y', x')  as above
+        attrs   its own geometry, interpolator, margin
 
 Arrays are chunked (default 64^3) and zstd-compressed. Writes go to a
 temporary store that is renamed into place once complete. A store may also live
@@ -35,6 +40,8 @@ ZONE_CODES = {
     ("left", "upper"): 4, ("left", "middle"): 5, ("left", "lower"): 6,
 }
 ARRAY_NAMES = ("image", "labels", "zones")
+ANALYSIS_GROUP = "analysis"
+"""Sub-group holding the isotropic analysis grid (same array names as the root)."""
 
 
 def _codec():
@@ -43,23 +50,8 @@ def _codec():
     return ZstdCodec(level=3)
 
 
-def write_volume_store(dest: str | Path, arrays: Mapping[str, np.ndarray], geometry: Volume,
-                       *, chunks: tuple[int, int, int] = (64, 64, 64),
-                       attrs: Mapping[str, Any] | None = None) -> str | Path:
-    """Write named arrays sharing ``geometry``'s grid into one Zarr v3 group, atomically."""
-    import zarr
-
-    if fs.is_url(dest):
-        with tempfile.TemporaryDirectory(prefix="ctpheno-zarr-") as tmpdir:
-            local = write_volume_store(Path(tmpdir) / "store.zarr", arrays, geometry, chunks=chunks,
-                                       attrs=attrs)
-            fs.remove(dest, recursive=True)
-            fs.put_tree(local, dest, last=("zarr.json",))
-        return dest
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
-    group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+def _write_arrays(group: Any, arrays: Mapping[str, np.ndarray], geometry: Volume,
+                  chunks: tuple[int, int, int]) -> None:
     for name, arr in arrays.items():
         arr = np.asarray(arr)
         if arr.shape != geometry.shape:
@@ -68,6 +60,36 @@ def write_volume_store(dest: str | Path, arrays: Mapping[str, np.ndarray], geome
         za = group.create_array(name, shape=arr.shape, dtype=arr.dtype, chunks=ch,
                                 compressors=[_codec()], fill_value=0)
         za[...] = arr
+
+
+def write_volume_store(dest: str | Path, arrays: Mapping[str, np.ndarray], geometry: Volume,
+                       *, chunks: tuple[int, int, int] = (64, 64, 64),
+                       attrs: Mapping[str, Any] | None = None,
+                       groups: Mapping[str, tuple[Mapping[str, np.ndarray], Volume, Mapping[str, Any]]]
+                       | None = None) -> str | Path:
+    """Write named arrays sharing ``geometry``'s grid into one Zarr v3 group, atomically.
+
+    ``groups`` adds sub-groups on grids of their own: name -> (arrays, geometry, attrs), e.g.
+    :data:`ANALYSIS_GROUP`; they are written before the store is renamed into place.
+    """
+    import zarr
+
+    if fs.is_url(dest):
+        with tempfile.TemporaryDirectory(prefix="ctpheno-zarr-") as tmpdir:
+            local = write_volume_store(Path(tmpdir) / "store.zarr", arrays, geometry, chunks=chunks,
+                                       attrs=attrs, groups=groups)
+            fs.remove(dest, recursive=True)
+            fs.put_tree(local, dest, last=("zarr.json",))
+        return dest
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+    group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+    _write_arrays(group, arrays, geometry, chunks)
+    for sub_name, (sub_arrays, sub_geometry, sub_attrs) in (groups or {}).items():
+        sub = group.create_group(sub_name)
+        _write_arrays(sub, sub_arrays, sub_geometry, chunks)
+        sub.attrs.update({**sub_geometry.geometry_attrs(), **dict(sub_attrs)})
     group.attrs.update({**geometry.geometry_attrs(), **dict(attrs or {})})
     if dest.exists():
         shutil.rmtree(dest)
@@ -119,6 +141,17 @@ def read_dask(path: str | Path, name: str = "image"):
 
     group = open_volume_store(path)
     return da.from_zarr(group[name])
+
+
+def read_group_volumes(path: str | Path, group: str = ANALYSIS_GROUP,
+                       names: tuple[str, ...] = ARRAY_NAMES) -> dict[str, Volume]:
+    """The arrays ``names`` of sub-group ``group`` (e.g. the analysis grid) as Volumes on its geometry."""
+    root = open_volume_store(path)
+    if group not in root.group_keys():
+        raise KeyError(f"{path} has no {group!r} group; re-run preprocess with that grid enabled")
+    sub = root[group]
+    attrs = dict(sub.attrs)
+    return {n: Volume.from_geometry_attrs(sub[n][...], attrs) for n in names}
 
 
 def store_attrs(path: str | Path) -> dict[str, Any]:

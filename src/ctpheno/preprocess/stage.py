@@ -20,7 +20,8 @@ from ..config.preprocess import PreprocessConfig
 from ..io.layout import WorkDir
 from ..io.schemas import QC
 from ..io.volume import Volume
-from ..io.zarrstore import remove_stale_stores, write_volume_store
+from ..io.zarrstore import ANALYSIS_GROUP, remove_stale_stores, write_volume_store
+from .analysis_grid import make_analysis_grid
 from .hu import to_hu_int16
 from .qc import qc_metrics, qc_montage
 from .resample import resample
@@ -43,15 +44,31 @@ def content_hash(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
-def process_volume(image: Volume, cfg: PreprocessConfig) -> tuple[Volume, Volume, Volume]:
-    """HU clip, optional resampling, segmentation and zones of one scan (pure, no I/O)."""
-    hu = image.with_array(to_hu_int16(image.array, clip_hu=cfg.clip_hu))
+def process_volume(image: Volume, cfg: PreprocessConfig, *, in_place: bool = False) -> tuple[Volume, Volume, Volume]:
+    """HU clip, optional resampling, segmentation and zones of one scan (no I/O).
+
+    ``in_place``: clip ``image``'s own array instead of a copy (the caller gives the array up,
+    so a full-size scan is held once, not twice).
+    """
+    hu = image.with_array(to_hu_int16(image.array, clip_hu=cfg.clip_hu, copy=not in_place))
     if cfg.spacing_mm is not None:
         hu = resample(hu, cfg.spacing_mm)
         hu = hu.with_array(to_hu_int16(hu.array, clip_hu=cfg.clip_hu))
     labels = segment_lungs(hu, config=cfg.segmentation)
     zones = lung_zones(labels)
     return hu, labels, zones
+
+
+def analysis_grid_group(hu: Volume, labels: Volume, zones: Volume, cfg: PreprocessConfig
+                        ) -> dict[str, tuple[dict[str, np.ndarray], Volume, dict[str, Any]]]:
+    """The store's ``analysis`` sub-group (isotropic grid shared by radiomics and embeddings), or none."""
+    g = cfg.analysis_grid
+    if not g.enabled:
+        return {}
+    grid = make_analysis_grid(hu, labels, zones, spacing_mm=g.spacing_mm, margin_mm=g.margin_mm,
+                              interpolator=g.interpolator)
+    arrays = {"image": grid.image.array, "labels": grid.labels.array, "zones": grid.zones.array}
+    return {ANALYSIS_GROUP: (arrays, grid.image, {"interpolator": g.interpolator, "margin_mm": g.margin_mm})}
 
 
 def preprocess_scan(task: ScanTask) -> pd.DataFrame:
@@ -61,13 +78,16 @@ def preprocess_scan(task: ScanTask) -> pd.DataFrame:
     cfg = PreprocessConfig.model_validate(task.inputs["config"])
     wd = WorkDir(task.inputs["workdir"])
     image = read_scan(list(task.inputs["paths"]), fmt=task.inputs["format"])
-    hu, labels, zones = process_volume(image, cfg)
+    hu, labels, zones = process_volume(image, cfg, in_place=True)
+    del image  # clipped in place: hu holds the same array
     arrays = {"image": hu.array, "labels": labels.array, "zones": zones.array}
-    digest = content_hash(arrays)
+    groups = analysis_grid_group(hu, labels, zones, cfg)
+    digest = content_hash({**arrays, **{f"{name}/{k}": v for name, (sub, _, _) in groups.items()
+                                        for k, v in sub.items()}})
     write_volume_store(wd.volume(task.scan_id), arrays, hu, chunks=tuple(cfg.chunks),
                        attrs={"scan_id": task.scan_id, "content_hash": digest,
                               "segmentation_backend": cfg.segmentation.backend,
-                              "clip_hu": list(cfg.clip_hu), "stage": STAGE})
+                              "clip_hu": list(cfg.clip_hu), "stage": STAGE}, groups=groups)
     row = qc_metrics(hu, labels, min_lung_volume_ml=cfg.min_lung_volume_ml,
                      max_lung_volume_ml=cfg.max_lung_volume_ml,
                      max_frac_above_minus500=cfg.max_frac_above_minus500,
