@@ -22,6 +22,7 @@ from typing import Any
 import joblib
 import pandas as pd
 
+from ..cluster.mapping import task_map
 from ..cluster.runner import config_hash, stable_hash
 from ..config.pipeline import PipelineConfig
 from ..io.layout import WorkDir
@@ -84,7 +85,7 @@ def run_clustering(
         return TrainResult("cluster", "clustering", 0.0, skipped=True)
     cohort = assemble_cohort(wd, embedding_model=ucfg.embedding_model, require_clinical=False)
     present = _available_sets(cohort, ucfg.feature_sets)
-    res = cluster_cohort(cohort, ucfg.model_copy(update={"feature_sets": present}))
+    res = cluster_cohort(cohort, ucfg.model_copy(update={"feature_sets": present}), mapper=task_map(client))
     out.mkdir(parents=True, exist_ok=True)
     write_table(res.selection, out / "selection.parquet")
     write_table(res.assignments, out / "assignments.parquet")
@@ -110,7 +111,7 @@ def run_supervised(
     updates: dict[str, Any] = {"feature_sets": present}
     if scfg.reference_set is not None and scfg.reference_set not in present:
         updates["reference_set"] = None
-    res = fit_supervised(cohort, scfg.model_copy(update=updates))
+    res = fit_supervised(cohort, scfg.model_copy(update=updates), mapper=task_map(client))
     out.mkdir(parents=True, exist_ok=True)
     for name in ("metrics", "comparison", "predictions", "importance", "partial_dependence"):
         write_table(getattr(res, name), out / f"{name}.parquet")
