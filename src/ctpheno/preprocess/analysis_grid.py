@@ -36,9 +36,10 @@ slab in float64. The prefilter is an IIR filter with pole :math:`z_1 = \sqrt3 - 
 image is cropped to :data:`BSPLINE_MARGIN_VOXELS` samples beyond the farthest tap, where
 :math:`|z_1|^{16} < 10^{-9}`, so the crop does not change the result. Values are clamped to the
 int16 range and truncated toward zero, as ITK casts to an int16 output. ``linear`` uses the
-two-sample weights with no prefilter. Labels and zones take the nearest native voxel
-(ITK's ``sitkNearestNeighbor``, what PyRadiomics does to masks). Grid voxels outside the native
-image (:math:`c < -\frac12` or :math:`c \ge n - \frac12`) read air and label 0.
+two-sample weights with no prefilter. Labels and zones take the nearest native voxel through
+ITK's ``sitkNearestNeighbor`` itself (what PyRadiomics does to masks; :func:`resample_nearest`).
+Grid voxels outside the native image (:math:`c < -\frac12` or :math:`c \ge n - \frac12`) read
+air and label 0.
 
 On a full-size phantom the image equals PyRadiomics' own resampled image voxel for voxel; see
 ``docs/methods_features.md`` for the measured feature differences and the exact option
@@ -147,12 +148,6 @@ def axis_operator(c: npt.NDArray[np.float64], n: int, interpolator: Interpolator
     return start, W
 
 
-def nearest_index(c: npt.NDArray[np.float64], n: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """Nearest native index (halves round up, as ITK) and whether the point is inside the image."""
-    inside = (c >= -0.5) & (c < n - 0.5)
-    return np.clip(np.floor(c + 0.5).astype(np.int64), 0, n - 1), inside
-
-
 def resample_image(hu: npt.NDArray[np.integer], c_zyx: Sequence[npt.NDArray[np.float64]], *,
                    interpolator: Interpolator = "bspline", outside_hu: int = HU_AIR) -> npt.NDArray[np.int16]:
     """``hu`` interpolated at the separable grid ``c_zyx`` (continuous indices per axis), int16.
@@ -160,16 +155,19 @@ def resample_image(hu: npt.NDArray[np.integer], c_zyx: Sequence[npt.NDArray[np.f
     See the module docstring: three 1-D operators, slab by slab over native z in float64;
     clamped to int16 and truncated toward zero; points outside the image get ``outside_hu``.
     """
+    from threadpoolctl import threadpool_limits
+
     ops = [axis_operator(np.asarray(c, float), n, interpolator) for c, n in zip(c_zyx, hu.shape)]
     (z0, Kz), (y0, Ky), (x0, Kx) = ops
     nz = Kz.shape[1]
     step = max(1, SLAB_VOXELS // max(1, Ky.shape[1] * Kx.shape[1]))
     plane = np.empty((nz, Ky.shape[0], Kx.shape[0]), dtype=np.float64)
-    for a in range(0, nz, step):
-        b = min(nz, a + step)
-        slab = np.asarray(hu[z0 + a:z0 + b, y0:y0 + Ky.shape[1], x0:x0 + Kx.shape[1]], dtype=np.float64)
-        plane[a:b] = np.matmul(Ky, slab @ Kx.T)
-    out = np.tensordot(Kz, plane, axes=(1, 0))
+    with threadpool_limits(1):  # small products: BLAS threads would only spin
+        for a in range(0, nz, step):
+            b = min(nz, a + step)
+            slab = np.asarray(hu[z0 + a:z0 + b, y0:y0 + Ky.shape[1], x0:x0 + Kx.shape[1]], dtype=np.float64)
+            plane[a:b] = np.matmul(Ky, slab @ Kx.T)
+        out = np.tensordot(Kz, plane, axes=(1, 0))
     del plane
     np.clip(out, _INT16.min, _INT16.max, out=out)
     result = np.trunc(out).astype(np.int16)
@@ -181,26 +179,57 @@ def resample_image(hu: npt.NDArray[np.integer], c_zyx: Sequence[npt.NDArray[np.f
     return result
 
 
-def resample_nearest(labels: npt.NDArray[np.integer], c_zyx: Sequence[npt.NDArray[np.float64]]) -> npt.NDArray:
-    """Nearest-neighbour lookup of a label map on the separable grid ``c_zyx`` (0 outside the image)."""
-    idx, inside = zip(*(nearest_index(np.asarray(c, float), n) for c, n in zip(c_zyx, labels.shape)))
-    out = np.asarray(labels)[np.ix_(*idx)]
-    keep = inside[0][:, None, None] & inside[1][None, :, None] & inside[2][None, None, :]
-    if not keep.all():
-        out = np.where(keep, out, 0).astype(labels.dtype)
-    return out
+def resample_nearest(labels: npt.NDArray[np.integer], native: Volume, grid: Volume) -> npt.NDArray:
+    """Nearest-neighbour resampling of a label map from ``native``'s grid onto ``grid``'s (0 outside).
+
+    Done by SimpleITK's ``ResampleImageFilter`` (``sitkNearestNeighbor``), the filter PyRadiomics uses
+    for masks: where a grid point is exactly halfway between two native voxels (e.g. 5 mm slices
+    to 2 mm) the choice follows ITK's own floating-point index arithmetic, so on the same grid the
+    result is PyRadiomics' mask voxel for voxel.
+    """
+    import SimpleITK as sitk
+
+    src = native.with_array(labels).to_sitk()
+    f = sitk.ResampleImageFilter()
+    f.SetOutputSpacing(grid.spacing_mm[::-1])
+    f.SetOutputOrigin(grid.origin_mm)
+    f.SetOutputDirection(grid.direction)
+    f.SetSize([int(n) for n in grid.shape[::-1]])
+    f.SetInterpolator(sitk.sitkNearestNeighbor)
+    f.SetDefaultPixelValue(0)
+    return sitk.GetArrayFromImage(f.Execute(src)).astype(labels.dtype, copy=False)
+
+
+def grid_origin(native: Volume, first_zyx: Sequence[int], spacing_mm: float) -> tuple[float, float, float]:
+    """Physical centre of grid voxel ``first_zyx``, with PyRadiomics' own arithmetic.
+
+    ``resampleImage`` computes the cropped origin as the continuous index
+    :math:`\frac{s' - s}{2 s} + k_0 \frac{s'}{s}` (per axis, x/y/z) mapped by ITK's
+    ``TransformContinuousIndexToPhysicalPoint``; the same float operations here give the same
+    origin to the last bit, so ITK's nearest-neighbour ties fall the same way.
+    """
+    import SimpleITK as sitk
+
+    ref = sitk.Image([1, 1, 1], sitk.sitkUInt8)
+    ref.SetSpacing(native.spacing_mm[::-1])
+    ref.SetOrigin(native.origin_mm)
+    ref.SetDirection(native.direction)
+    mask_sp = np.array(native.spacing_mm[::-1])
+    new_sp = np.full(3, float(spacing_mm))
+    ratio = mask_sp / new_sp
+    index = np.array(0.5 * (new_sp - mask_sp) / mask_sp) + np.asarray(first_zyx[::-1], dtype=float) / ratio
+    return tuple(float(v) for v in ref.TransformContinuousIndexToPhysicalPoint(index.tolist()))  # type: ignore[return-value]
 
 
 def lung_bbox(labels: npt.NDArray[np.integer]) -> tuple[tuple[int, int], ...]:
     """Inclusive (first, last) index of the lungs (labels 1, 2) along each axis."""
     lung = (labels == LUNG_LABELS[0]) | (labels == LUNG_LABELS[1])
-    out = []
-    for ax in range(3):
-        hit = np.flatnonzero(lung.any(axis=tuple(a for a in range(3) if a != ax)))
-        if hit.size == 0:
-            raise EmptyLungMaskError("the lung mask (labels 1, 2) is empty; no analysis grid can be built")
-        out.append((int(hit[0]), int(hit[-1])))
-    return tuple(out)
+    zs = np.flatnonzero(lung.reshape(len(lung), -1).any(axis=1))
+    if zs.size == 0:
+        raise EmptyLungMaskError("the lung mask (labels 1, 2) is empty; no analysis grid can be built")
+    plane = lung[zs[0]:zs[-1] + 1].any(axis=0)
+    ys, xs = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
+    return (int(zs[0]), int(zs[-1])), (int(ys[0]), int(ys[-1])), (int(xs[0]), int(xs[-1]))
 
 
 def make_analysis_grid(hu: Volume, labels: Volume, zones: Volume, *, spacing_mm: float = 2.0,
@@ -216,7 +245,7 @@ def make_analysis_grid(hu: Volume, labels: Volume, zones: Volume, *, spacing_mm:
     spacing_mm : float
         Isotropic voxel size of the grid.
     margin_mm : float
-        Margin around the lungs' bounding box (at least one grid voxel is kept).
+        Margin around the lungs' bounding box, rounded up to whole grid voxels.
     interpolator : {"bspline", "linear"}
         Image interpolation (labels and zones: nearest neighbour).
     """
@@ -233,11 +262,7 @@ def make_analysis_grid(hu: Volume, labels: Volume, zones: Volume, *, spacing_mm:
         first, last = grid_index_range(lo, hi, n, s, spacing_mm, pad)
         firsts.append(first)
         cs.append(continuous_index(first, last - first + 1, s, spacing_mm))
-    origin = tuple(float(v) for v in hu.index_to_physical([c[0] for c in cs]))
-    sp = (float(spacing_mm),) * 3
-    geometry = Volume(np.zeros((1, 1, 1), np.uint8), sp, origin, hu.direction)
-    image = resample_image(hu.array, cs, interpolator=interpolator)
-    out_labels = resample_nearest(labels.array, cs).astype(np.uint8, copy=False)
-    out_zones = resample_nearest(zones.array, cs).astype(np.uint8, copy=False)
-    place = lambda a: Volume(a, sp, origin, geometry.direction)  # noqa: E731
-    return AnalysisGrid(place(image), place(out_labels), place(out_zones))
+    image = Volume(resample_image(hu.array, cs, interpolator=interpolator), (float(spacing_mm),) * 3,
+                   grid_origin(hu, firsts, spacing_mm), hu.direction)
+    return AnalysisGrid(image, image.with_array(resample_nearest(labels.array, hu, image).astype(np.uint8)),
+                        image.with_array(resample_nearest(zones.array, hu, image).astype(np.uint8)))
