@@ -151,9 +151,9 @@ class ClusterResult:
 def cluster_cohort(cohort: Cohort, cfg: UnsupervisedConfig, *, mapper: Mapper = serial_map) -> ClusterResult:
     """Cluster every configured feature set with every algorithm; choose k; profile; map.
 
-    Each (feature set, algorithm, k) fit with its stability bootstraps, and each 2-D map, is one
-    job (:func:`cluster_job`); ``mapper`` runs them (:func:`ctpheno.cluster.mapping.task_map`
-    puts them on the Dask cluster). The jobs are seeded, so every mapper gives the same tables.
+    Each (feature set, algorithm, k) fit with its stability bootstraps is one job
+    (:func:`cluster_job`); ``mapper`` runs them (:func:`ctpheno.cluster.mapping.task_map` puts
+    them on the Dask cluster). The jobs are seeded, so every mapper gives the same tables.
     """
     frame = cohort.frame
     n = len(frame)
@@ -166,13 +166,15 @@ def cluster_cohort(cohort: Cohort, cfg: UnsupervisedConfig, *, mapper: Mapper = 
         with threadpool_limits(1), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             reduced[fset] = reduce_features(frame[cohort.feature_columns(fset)], cfg)
-    jobs = [ClusterJob(fset, "map", None) for fset in cfg.feature_sets]
-    jobs += [ClusterJob(fset, algo, k) for fset in cfg.feature_sets for algo in cfg.algorithms
-             for k in ([None] if algo == "hdbscan" else ks)]
+    jobs = [ClusterJob(fset, algo, k) for fset in cfg.feature_sets for algo in cfg.algorithms
+            for k in ([None] if algo == "hdbscan" else ks)]
     out = dict(zip(jobs, mapper(cluster_job, jobs, reduced=reduced, cfg=cfg, truth=truth)))
+    # the 2-D maps stay here: UMAP compiles its numba kernels once per process (~15 s), far more
+    # than the map itself, so one process should draw them all
+    maps = serial_map(cluster_job, [ClusterJob(fset, "map", None) for fset in cfg.feature_sets],
+                      reduced=reduced, cfg=cfg, truth=truth)
     sel_rows, assign, profs = [], [], []
-    for fset in cfg.feature_sets:
-        xy, how = out[ClusterJob(fset, "map", None)]
+    for fset, (xy, how) in zip(cfg.feature_sets, maps):
         for algo in cfg.algorithms:
             rows = [out[j] for j in jobs if j.feature_set == fset and j.algorithm == algo]
             best = _choose(rows, algo, cfg.min_stability, cfg.k_selection)

@@ -85,6 +85,21 @@ def _read_arrays(store: Path, spacing_mm: float | None = None
     return image.array, labels.array, zones, image.spacing_mm
 
 
+def training_threads(requested: int = 0) -> int:
+    """Torch threads for SSL training: ``requested``, or (0) every core this process may run on.
+
+    Training runs in the driver while the workers wait, so it takes all the cores given to the
+    process (its CPU affinity: a batch job's allocation, a container's cpuset), not torch's
+    default of physical cores, which leaves hyper-threads (and a 2-vCPU VM's second vCPU) idle.
+    """
+    if requested:
+        return int(requested)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS has no affinity API
+        return max(1, os.cpu_count() or 1)
+
+
 def train_from_workdir(cfg: EmbeddingsConfig, wd: WorkDir, *, ids: list[str] | None = None) -> Path:
     """Train (or resume, or reuse) the SSL encoder on the cohort's volumes; returns ``encoder.pt``."""
     import torch
@@ -97,8 +112,7 @@ def train_from_workdir(cfg: EmbeddingsConfig, wd: WorkDir, *, ids: list[str] | N
         raise FileNotFoundError(f"no volume stores to train on under {wd.root / 'volumes'}; run preprocess first")
     if len(ids) > cfg.max_train_scans:
         ids = [ids[i] for i in np.linspace(0, len(ids) - 1, cfg.max_train_scans).round().astype(int)]
-    if cfg.train_threads:
-        torch.set_num_threads(int(cfg.train_threads))
+    torch.set_num_threads(training_threads(cfg.train_threads))
     scans = []
     for sid in ids:
         try:
