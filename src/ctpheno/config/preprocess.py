@@ -64,7 +64,8 @@ class PreprocessConfig(StrictModel):
     clip_hu: tuple[int, int] = (-1024, 3071)
     """HU range kept; padding values below (e.g. -2000, -3024) become air."""
     spacing_mm: Optional[tuple[PositiveFloat, PositiveFloat, PositiveFloat]] = None
-    """Analysis grid (z, y, x) in mm; ``null`` keeps the native grid."""
+    """Grid (z, y, x) in mm the stored image is resampled to before segmentation and QCT; ``null``
+    keeps the native grid (radiomics and embeddings read ``analysis_grid``)."""
     segmentation: SegmentationConfig = SegmentationConfig()
     """Lung segmentation settings."""
     analysis_grid: AnalysisGridConfig = AnalysisGridConfig()

@@ -2,7 +2,7 @@
 
 Layout of one store (a Zarr group)::
 
-    image   int16  (z, y, x)  HU on the analysis grid (clipped, padding -> air)
+    image   int16  (z, y, x)  HU on the scan's grid (native, or preprocess.spacing_mm; clipped, padding -> air)
     labels  uint8  (z, y, x)  0 background, 1 right lung, 2 left lung, 3 airways
     zones   uint8  (z, y, x)  0 outside, 1/2/3 right upper/middle/lower, 4/5/6 left upper/middle/lower
     attrs   geometry (spacing_mm, origin_mm, direction), scan_id, provenance
