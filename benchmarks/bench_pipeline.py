@@ -1,17 +1,18 @@
 """Per-scan pipeline benchmark: core-seconds and memory per stage, 1- and 2-worker throughput, and a
 plain single-process loop, all measured in one run.
 
-Each scan goes through the pipeline's own per-scan stage functions, as ``ctpheno run`` calls them
-on a worker: ``preprocess_scan`` (read the DICOM series, HU, lung segmentation, zones, the
-isotropic analysis grid, Zarr store, QC montage), ``qct_scan`` (lazy Zarr reads), ``radiomics_scan``
-(PyRadiomics on the analysis grid, its own resampling off) and ``embed_scan_task`` (the patch
-encoder on the analysis grid; random weights, the same network cost as a trained one).
+The scans go through the pipeline's own per-scan stage functions, stage after stage on one Dask
+cluster as ``ctpheno run`` calls them: ``preprocess_scan`` (read the DICOM series, HU, lung
+segmentation, zones, the isotropic analysis grid, Zarr store, QC montage), ``qct_scan`` (the
+labelled box of the store), ``radiomics_scan`` (PyRadiomics on the analysis grid, its own
+resampling off) and ``embed_scan_task`` (the patch encoder on the analysis grid; random weights,
+the same network cost as a trained one).
 
 Full size: 8 synthetic 512x512x~400 DICOM series (``ctpheno.synth.make_phantom(size="full")``);
-``--quick``: 4 demo-size phantoms. Memory is read from ``/proc/self/status`` in the worker:
-``idle`` is its resident memory between scans (libraries loaded), the per-scan *increment* is the
-peak above it while one scan runs (the peak is reset before every stage, ``clear_refs``).
-The plain loop is what a user would write without ctpheno: SimpleITK series read + the same lung
+``--quick``: 4 demo-size phantoms. Memory is read from ``/proc/self/status`` in the worker: its
+resident memory when a task starts (*idle*: libraries loaded, no scan held) and the peak above it
+while the task runs (the per-scan *increment*; the peak is reset before every task). The plain
+loop is what a user would write without ctpheno: SimpleITK series read + the same lung
 segmentation + PyRadiomics with the same parameter file (it resamples inside every call).
 
     python benchmarks/bench_pipeline.py --out benchmarks/out [--quick]
@@ -52,60 +53,52 @@ def pipeline_config(work: Path):
     })
 
 
-def warm_up() -> float:
-    """Import what the stages import (a worker that has run one scan has them): its idle RSS (MiB)."""
-    import radiomics.featureextractor  # noqa: F401
-    import SimpleITK  # noqa: F401
-    import torch  # noqa: F401
+def stage_task(task):
+    """One stage of one scan on a worker (``task.inputs["stage"]``), timed and metered.
 
-    import ctpheno.features.deep_embeddings.stage  # noqa: F401
-    import ctpheno.features.stage  # noqa: F401
-    import ctpheno.preprocess.stage  # noqa: F401
-
-    return status_mib("VmRSS")
-
-
-def ctpheno_scan(task):
-    """One scan through the per-scan stages (see the module docstring), timed and metered per stage."""
+    Memory comes from ``/proc/self/status``: ``idle`` is the worker's resident memory when the
+    task starts, ``peak`` its highest while the task runs (reset first).
+    """
     import json
 
     from ctpheno.cluster import ScanTask
-    from ctpheno.features.deep_embeddings.stage import embed_scan_task
     from ctpheno.features.radiomics import load_params
-    from ctpheno.features.stage import qct_scan, radiomics_inputs, radiomics_scan
     from ctpheno.io.layout import WorkDir
-    from ctpheno.preprocess.stage import preprocess_scan
 
     cfg = pipeline_config(Path(task.inputs["workdir"]))
     wd = WorkDir(cfg.paths.workdir).ensure()
-    sid, store = task.scan_id, str(wd.volume(task.scan_id))
-    params, on_grid = radiomics_inputs(cfg, load_params(RADIOMICS_PARAMS), str(RADIOMICS_PARAMS))
-    steps = {
-        "preprocess": lambda: preprocess_scan(ScanTask(sid, {
-            "paths": [str(p) for p in sorted(Path(task.inputs["path"]).glob("*.dcm"))], "format": "dicom",
-            "config": json.loads(cfg.preprocess.model_dump_json()), "workdir": str(wd.root)})),
-        "qct": lambda: qct_scan(ScanTask(sid, {"store": store,
-                                               "config": json.loads(cfg.features.qct.model_dump_json())})),
-        "radiomics": lambda: radiomics_scan(ScanTask(sid, {
-            "store": store, "params": params, "regions": list(cfg.features.radiomics.regions),
-            "workdir": str(wd.root), "analysis_grid": on_grid})),
-        "embed": lambda: embed_scan_task(ScanTask(sid, {"store": store, "model": "random", "checkpoint": "",
-                                                        "checkpoint_hash": ""}),
-                                         settings_json=cfg.embeddings.model_dump_json(), threads=1),
-    }
+    sid, store, stage = task.scan_id, str(wd.volume(task.scan_id)), task.inputs["stage"]
+    if stage == "preprocess":
+        from ctpheno.preprocess.stage import preprocess_scan
+
+        inner = {"paths": [str(p) for p in sorted(Path(task.inputs["path"]).glob("*.dcm"))], "format": "dicom",
+                 "config": json.loads(cfg.preprocess.model_dump_json()), "workdir": str(wd.root)}
+        run = preprocess_scan
+    elif stage == "qct":
+        from ctpheno.features.stage import qct_scan
+
+        inner, run = {"store": store, "config": json.loads(cfg.features.qct.model_dump_json())}, qct_scan
+    elif stage == "radiomics":
+        from ctpheno.features.stage import radiomics_inputs, radiomics_scan
+
+        params, on_grid = radiomics_inputs(cfg, load_params(RADIOMICS_PARAMS), str(RADIOMICS_PARAMS))
+        inner = {"store": store, "params": params, "regions": list(cfg.features.radiomics.regions),
+                 "workdir": str(wd.root), "analysis_grid": on_grid}
+        run = radiomics_scan
+    else:
+        import functools
+
+        from ctpheno.features.deep_embeddings.stage import embed_scan_task
+
+        inner = {"store": store, "model": "random", "checkpoint": "", "checkpoint_hash": ""}
+        run = functools.partial(embed_scan_task, settings_json=cfg.embeddings.model_dump_json(), threads=1)
     idle = status_mib("VmRSS")
+    reset_peak()
     t: dict[str, float] = {}
-    row: dict[str, float | str | int] = {"scan_id": sid, "pid": os.getpid(), "idle_rss_mib": idle}
-    for name, step in steps.items():
-        reset_peak()
-        with measure(t, name):
-            step()
-        row[f"{name}_peak_mib"] = status_mib("VmHWM")
-    row.update({f"{k}_s": v for k, v in t.items() if not k.endswith("_wall")})
-    row.update({f"{k[:-5]}_wall_s": v for k, v in t.items() if k.endswith("_wall")})
-    row["peak_rss_mib"] = max(float(row[f"{s}_peak_mib"]) for s in STAGES)
-    row["increment_mib"] = float(row["peak_rss_mib"]) - idle
-    return pd.DataFrame([row])
+    with measure(t, "stage"):
+        run(ScanTask(sid, inner))
+    return pd.DataFrame([{"scan_id": sid, "stage": stage, "pid": os.getpid(), "core_s": t["stage"],
+                          "wall_s": t["stage_wall"], "idle_mib": idle, "peak_mib": status_mib("VmHWM")}])
 
 
 def make_scans(folder: Path, n: int, size: str) -> list[Path]:
@@ -131,23 +124,29 @@ def make_scans(folder: Path, n: int, size: str) -> list[Path]:
 
 
 def run_workers(paths: list[Path], n_workers: int, work: Path) -> dict:
-    """All scans on ``n_workers`` one-thread workers; wall time from the first submission."""
+    """Every scan through the per-scan stages on ``n_workers`` one-thread workers, stage after stage as
+    ``ctpheno run`` does; wall time from the first submission to the last result."""
     from ctpheno.cluster import ScanTask, open_client, run_stage
     from ctpheno.config import ClusterConfig
 
     stage_work = work / f"w{n_workers}"
-    tasks = [ScanTask(p.name, {"path": str(p), "workdir": str(stage_work)}) for p in paths]
     cfg = ClusterConfig(kind="local", n_workers=n_workers, threads_per_worker=1, memory_limit="6GiB", retries=0)
+    tables = []
     with open_client(cfg) as client:
-        idle = client.run(warm_up)  # workers up and libraries loaded before the clock starts
+        client.submit(int, 0).result()  # workers up before the clock starts
         t0 = time.perf_counter()
-        res = run_stage(ctpheno_scan, tasks, stage=f"bench{n_workers}", workdir=work, client=client,
-                        output=work / f"bench{n_workers}.parquet", progress=False, force=True)
+        for stage in STAGES:
+            tasks = [ScanTask(p.name, {"stage": stage, "path": str(p), "workdir": str(stage_work)}) for p in paths]
+            out = work / f"bench{n_workers}_{stage}.parquet"
+            res = run_stage(stage_task, tasks, stage=f"bench{n_workers}-{stage}", workdir=work, client=client,
+                            output=out, progress=False, force=True)
+            if res.failed:
+                raise RuntimeError(f"{stage} failed for {res.failed}: see {work / 'failures.parquet'}")
+            tables.append(pd.read_parquet(out))
         wall = time.perf_counter() - t0
-    table = pd.read_parquet(work / f"bench{n_workers}.parquet")
-    return {"workers": n_workers, "wall_s": wall, "scans": len(res.done), "failed": res.failed,
-            "scans_per_hour": 3600 * len(res.done) / wall if res.done else 0.0, "table": table,
-            "idle_after_import_mib": float(np.median(list(idle.values())))}
+    table = pd.concat(tables, ignore_index=True)
+    return {"workers": n_workers, "wall_s": wall, "scans": len(paths), "scans_per_hour": 3600 * len(paths) / wall,
+            "table": table}
 
 
 def read_floor(path: Path) -> float:
@@ -182,10 +181,6 @@ def plain_loop(paths: list[Path]) -> dict:
     return {"core_s": t["total"], "wall_s": t["total_wall"], "scans": len(paths)}
 
 
-def _mean(table: pd.DataFrame, col: str) -> float:
-    return float(table[col].mean())
-
-
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     size, n = ("demo", 4) if args.quick else ("full", 8)
@@ -194,30 +189,36 @@ def main() -> None:
     paths = make_scans(args.out / "data", n, size)
     work = args.out / "work"
     one, two = (run_workers(paths, k, work) for k in (1, 2))
-    per_scan = one["table"]
+    per_stage = one["table"].groupby("stage", sort=False)
     floor = read_floor(paths[0])
+    both = pd.concat([one["table"], two["table"]], ignore_index=True)
+    both["increment_mib"] = both["peak_mib"] - both["idle_mib"]
     stage_rows, core_total = [], 0.0
     for s in STAGES:
-        core = _mean(per_scan, f"{s}_s")
+        g = per_stage.get_group(s)
+        mem = both[both["stage"] == s]
+        core = float(g["core_s"].mean())
         core_total += core
-        stage_rows.append([s, round(core, 2), round(core / floor, 1), round(_mean(per_scan, f"{s}_wall_s"), 2),
-                           round(float(per_scan[f"{s}_peak_mib"].max()))])
-    eff = two["scans_per_hour"] / one["scans_per_hour"] if one["scans_per_hour"] else float("nan")
-    both = pd.concat([one["table"], two["table"]], ignore_index=True)
-    peak = float(both["peak_rss_mib"].max())
-    idle = float(both["idle_rss_mib"].median())
+        stage_rows.append([s, round(core, 2), round(core / floor, 1), round(float(g["wall_s"].mean()), 2),
+                           round(float(mem["idle_mib"].median())), round(float(mem["increment_mib"].median())),
+                           round(float(mem["peak_mib"].max()))])
+    eff = two["scans_per_hour"] / one["scans_per_hour"]
+    peak = float(both["peak_mib"].max())
+    idle = float(both["idle_mib"].median())
     inc_med, inc_max = float(both["increment_mib"].median()), float(both["increment_mib"].max())
-    raw_mib = 2 * np.prod([512, 512]) * float(np.mean([len(list(p.glob("*.dcm"))) for p in paths])) / 2**20
+    raw_mib = 2 * 512 * 512 * float(np.mean([len(list(p.glob("*.dcm"))) for p in paths])) / 2**20
     result["tables"].append({
-        "title": "Core-seconds per scan by stage (1 worker)",
-        "columns": ["stage", "core-s per scan", "x read floor", "wall s", "peak worker RSS in stage (MiB)"],
-        "rows": stage_rows + [["total", round(core_total, 2), round(core_total / floor, 1), "", ""]],
-        "note": (f"target <= {CORE_SECONDS_TARGET:g} core-s per full-size scan; read floor (read + decode the "
-                 f"series, part of preprocess) {floor:.2f} core-s")})
+        "title": "Core-seconds and worker memory per scan, by stage (1 worker)",
+        "columns": ["stage", "core-s per scan", "x read floor", "wall s", "idle RSS (MiB)",
+                    "increment, median (MiB)", "peak RSS (MiB)"],
+        "rows": stage_rows + [["total", round(core_total, 2), round(core_total / floor, 1), "", "", "", round(peak)]],
+        "note": (f"target <= {CORE_SECONDS_TARGET:g} core-s per full-size scan and peak <= {PEAK_MIB_TARGET:.0f} MiB; "
+                 f"read floor (read + decode the series, part of preprocess) {floor:.2f} core-s; idle = the worker's "
+                 f"RSS when a task starts, increment = its peak above that while the task runs (1 and 2 workers)")})
     result["tables"].append({
         "title": "Worker memory",
         "columns": ["measure", "MiB", "x raw volume"],
-        "rows": [["idle (libraries loaded, between scans)", round(idle), round(idle / raw_mib, 1)],
+        "rows": [["idle (median over tasks)", round(idle), round(idle / raw_mib, 1)],
                  ["per-scan increment, median", round(inc_med), round(inc_med / raw_mib, 1)],
                  ["per-scan increment, max", round(inc_max), round(inc_max / raw_mib, 1)],
                  ["peak worker RSS", round(peak), round(peak / raw_mib, 1)]],
@@ -229,7 +230,7 @@ def main() -> None:
         "note": f"scaling (2-worker / 1-worker throughput): {eff:.2f}x (target >= {SCALING_TARGET:g}x)"})
     base = plain_loop(paths[:2])
     base_per_scan = base["core_s"] / base["scans"]
-    same = _mean(per_scan, "preprocess_s") + _mean(per_scan, "radiomics_s")
+    same = float(per_stage.get_group("preprocess")["core_s"].mean() + per_stage.get_group("radiomics")["core_s"].mean())
     result["tables"].append({
         "title": "Plain loop (SimpleITK read + same segmentation + PyRadiomics resampling itself)",
         "columns": ["pipeline", "core-s per scan", "ratio ctpheno / plain loop"],
@@ -241,15 +242,18 @@ def main() -> None:
                                      "xlabel": "workers", "ylabel": "scans / hour", "kind": "line"}
     result["plots"]["time_per_stage"] = {"x": list(STAGES), "y": [r[1] for r in stage_rows],
                                          "xlabel": "stage", "ylabel": "core-seconds per scan", "kind": "bar"}
-    result["plots"]["memory_per_stage"] = {"x": list(STAGES), "y": [r[4] for r in stage_rows],
+    result["plots"]["memory_per_stage"] = {"x": list(STAGES), "y": [r[6] for r in stage_rows],
                                            "xlabel": "stage", "ylabel": "peak worker RSS (MiB)", "kind": "bar"}
     result["summary"] = {"core_s_per_scan": core_total, "peak_worker_mib": peak, "idle_mib": idle,
-                         "increment_mib_median": inc_med, "scaling_2w": eff, "ratio_plain": same / base_per_scan,
+                         "increment_mib_median": inc_med, "increment_mib_max": inc_max, "scaling_2w": eff,
+                         "ratio_plain": same / base_per_scan, "stages": stage_rows,
                          "main_process_peak_mib": peak_rss_mib()}
     print(result["summary"], flush=True)
     if not args.quick:
         result["placeholders"] = {"CORE_SECONDS_PER_SCAN": round(core_total, 1),
-                                  "PEAK_WORKER_MIB": round(peak), "SCALING_2W": round(eff, 2),
+                                  "PEAK_WORKER_MIB": round(peak), "IDLE_WORKER_MIB": round(idle),
+                                  "SCAN_INCREMENT_MIB": round(inc_max), "SCALING_2W": round(eff, 2),
+                                  "RATIO_PLAIN_LOOP": round(same / base_per_scan, 2),
                                   "PROJECTION_TABLE": "\n" + projection_table(core_total, peak) + "\n",
                                   "STATUS": (f"\n> Measured by `make bench` on {time.strftime('%Y-%m-%d')} "
                                              f"({n} full-size scans; see docs/results.md).\n")}

@@ -88,6 +88,7 @@ def preprocess_scan(task: ScanTask) -> pd.DataFrame:
                        attrs={"scan_id": task.scan_id, "content_hash": digest,
                               "segmentation_backend": cfg.segmentation.backend,
                               "clip_hu": list(cfg.clip_hu), "stage": STAGE}, groups=groups)
+    del arrays, groups, zones  # stored; QC needs the image and labels only
     row = qc_metrics(hu, labels, min_lung_volume_ml=cfg.min_lung_volume_ml,
                      max_lung_volume_ml=cfg.max_lung_volume_ml,
                      max_frac_above_minus500=cfg.max_frac_above_minus500,
