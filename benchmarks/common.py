@@ -84,9 +84,34 @@ def measure(into: dict[str, float], key: str) -> Iterator[None]:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (MiB)."""
+    """Peak resident memory of this process so far (MiB).
+
+    ``ru_maxrss``: on Linux a process started by fork + exec (a Dask worker) inherits its
+    parent's peak, so for workers use :func:`status_mib` (``VmHWM``) instead.
+    """
     ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return ru / 1024 if sys.platform != "darwin" else ru / 2**20
+
+
+def status_mib(field: str) -> float:
+    """A memory line of ``/proc/self/status`` in MiB: ``VmRSS`` (now) or ``VmHWM`` (peak since start
+    or since :func:`reset_peak`); NaN where there is no ``/proc`` (macOS)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return float("nan")
+
+
+def reset_peak() -> bool:
+    """Reset this process's peak RSS (``VmHWM``) to its current RSS (Linux >= 4.0, ``clear_refs`` 5)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:  # pragma: no cover - not Linux / not permitted
+        return False
 
 
 def write_result(out: Path, name: str, result: dict[str, Any]) -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .cluster.client import open_client
+from .cluster.usage import cpu_seconds, usage_between
 from .config.pipeline import PipelineConfig, save_resolved
 from .config.public import public_command
 from .errors import NoInputFoundError, WorkdirError
@@ -237,7 +238,9 @@ def run_stages(cfg: PipelineConfig, names: list[str], *, force: bool = False, co
         for name in ordered:
             log.info("stage %s", name)
             current["stage"] = name
+            before = cpu_seconds(cl)
             results[name] = STAGES[name]()(cfg, wd, cl, force=force)
+            log.info("stage %s finished: %s", name, usage_between(before, cpu_seconds(cl)).text())
 
     try:
         if client is not None or set(ordered) <= WITHOUT_CLUSTER:

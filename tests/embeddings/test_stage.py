@@ -23,10 +23,20 @@ def wd(cohort, tmp_path):
     return w
 
 
-def test_stage_trains_extracts_and_resumes(wd, fast_cfg):
+def test_stage_trains_extracts_and_resumes(wd, fast_cfg, monkeypatch):
+    import torch
+
+    from ctpheno.features.deep_embeddings.stage import training_threads
+
+    import os
+
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(7)), raising=False)
     emb = fast_cfg.model_copy(update={"epochs": 1, "train_patches_per_scan": 8, "batch_size": 8})
     cfg = PipelineConfig(embeddings=emb)
     res = run_embeddings(cfg, wd, None)
+    assert threads[0] == training_threads(0) == 7  # training first, on every core given
     assert res.ok and sorted(res.done) == ["s00", "s01", "s02"]
     assert (ssl_dir(wd) / "encoder.pt").is_file() and (ssl_dir(wd) / "MODEL_CARD.md").is_file()
     df = pd.read_parquet(wd.embeddings)
@@ -38,3 +48,13 @@ def test_stage_trains_extracts_and_resumes(wd, fast_cfg):
     assert sorted(again.skipped) == ["s00", "s01", "s02"] and not again.done
     rnd = run_embeddings(PipelineConfig(embeddings=emb.model_copy(update={"model": "random"})), wd, None)
     assert sorted(rnd.done) == ["s00", "s01", "s02"]
+
+
+
+def test_training_threads_are_the_cores_given_to_the_process(monkeypatch):
+    import os
+
+    from ctpheno.features.deep_embeddings.stage import training_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert training_threads(0) == 3 and training_threads(5) == 5

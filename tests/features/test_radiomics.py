@@ -11,6 +11,7 @@ import pytest
 from ctpheno.errors import ConfigError, FeatureExtractionError
 from ctpheno.features.radiomics import (
     extract_features,
+    params_on_grid,
     extract_regions,
     load_params,
     settings_hash,
@@ -21,12 +22,12 @@ from ctpheno.io.volume import Volume
 CLASSES = ("firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape")
 
 
-def _lung1_baseline(folder):
+def _lung1_baseline(folder, column="lung1"):
     values, settings = {}, None
     for cls in CLASSES:
         with open(folder / "baseline" / f"baseline_{cls}.csv", newline="") as fh:
             rows = list(csv.reader(fh))
-        col = rows[0].index("lung1")
+        col = rows[0].index(column)
         for row in rows[1:]:
             if row[0] == "diagnostics_Configuration_Settings":
                 settings = ast.literal_eval(row[col])
@@ -53,6 +54,64 @@ def test_lung1_every_original_feature_equals_pyradiomics_baseline(shared_data):
     for name, ref in baseline.items():
         assert feats[name] == pytest.approx(ref, rel=1e-5, abs=1e-12), name
     assert "Sum Average" in diag["warnings"]  # PyRadiomics' warning was captured, not lost
+
+
+@pytest.fixture(scope="module")
+def lung1_resampling(shared_data):
+    """lung1 with PyRadiomics' ``lung1_resampling`` baseline: 2 mm isotropic, sitkBSpline, pad 5."""
+    import SimpleITK as sitk
+
+    folder = shared_data / "pyradiomics_lung1"
+    baseline, settings = _lung1_baseline(folder, "lung1_resampling")
+    assert settings["resampledPixelSpacing"] == [2, 2, 2] and settings["interpolator"] == "sitkBSpline"
+    params = validate_params(
+        {"imageType": {"Original": {}}, "featureClass": {c: [] for c in CLASSES}, "setting": settings},
+        source="lung1_resampling baseline settings",
+    )
+    image = Volume.from_sitk(sitk.ReadImage(str(folder / "lung1_image.nrrd")))
+    mask = Volume.from_sitk(sitk.ReadImage(str(folder / "lung1_label.nrrd")))
+    return baseline, params, image, mask
+
+
+def test_lung1_exact_option_pyradiomics_resampling_equals_baseline(lung1_resampling):
+    """``resampling: pyradiomics``: the native image goes to PyRadiomics, which resamples it itself."""
+    baseline, params, image, mask = lung1_resampling
+    feats, _ = extract_features(image, mask, params=params, label=1)
+    assert set(feats) == set(baseline) and len(feats) == 107
+    for name, ref in baseline.items():
+        assert feats[name] == pytest.approx(ref, rel=1e-5, abs=1e-12), name
+
+
+def test_lung1_on_the_analysis_grid_equals_pyradiomics_resampling_baseline(lung1_resampling):
+    """``resampling: analysis_grid``: the stored grid with PyRadiomics' resampling off gives PyRadiomics'
+    own resampled features (docs/methods_features.md: equal within 1e-6 relative)."""
+    from ctpheno.preprocess.analysis_grid import make_analysis_grid
+
+    baseline, params, image, mask = lung1_resampling
+    labels = mask.with_array(mask.array.astype(np.uint8))
+    grid = make_analysis_grid(image, labels, labels.with_array(np.zeros(labels.shape, np.uint8)), spacing_mm=2.0)
+    on_grid = params_on_grid(params, spacing_mm=2.0, interpolator="bspline")
+    assert "resampledPixelSpacing" not in on_grid["setting"] and "resampledPixelSpacing" in params["setting"]
+    feats, _ = extract_features(grid.image, grid.labels, params=on_grid, label=1)
+    assert set(feats) == set(baseline)
+    for name, ref in baseline.items():
+        assert feats[name] == pytest.approx(ref, rel=1e-6, abs=1e-12), name
+
+
+@pytest.mark.parametrize(
+    "setting, grid, match",
+    [
+        ({"resampledPixelSpacing": [1, 1, 1]}, dict(spacing_mm=2.0, interpolator="bspline"), "resampledPixelSpacing"),
+        ({"resampledPixelSpacing": [2, 2, 0]}, dict(spacing_mm=2.0, interpolator="bspline"), "resampledPixelSpacing"),
+        ({"resampledPixelSpacing": [2, 2, 2], "interpolator": "sitkLinear"},
+         dict(spacing_mm=2.0, interpolator="bspline"), "sitkLinear"),
+        ({"resampledPixelSpacing": [2, 2, 2]}, dict(spacing_mm=2.0, interpolator="linear"), "sitkBSpline"),
+    ],
+)
+def test_params_that_do_not_match_the_grid_are_rejected(setting, grid, match):
+    params = validate_params({"setting": {"binWidth": 25, **setting}})
+    with pytest.raises(ConfigError, match=match):
+        params_on_grid(params, source="p.yaml", **grid)
 
 
 def test_shipped_params_file_validates_and_hash_is_stable():

@@ -38,6 +38,10 @@ def demo_run(tmp_path_factory):
         # fewer resamples than the demo: this test checks the plumbing, tests/train the statistics
         "--set", "models.unsupervised.n_bootstrap=4", "--set", "models.supervised.n_repeats=1",
         "--set", "models.supervised.n_bootstrap=100",
+        # the smallest encoder for one epoch: tests/embeddings checks that SSL training learns
+        "--set", "embeddings.epochs=1", "--set", "embeddings.width=4",
+        # a PCA map: UMAP's numba compilation is 15 s per process; tests/eval draws the UMAP map
+        "--set", "models.unsupervised.embedding_map=pca",
     ])
     return {"wd": wd, "archive": archive, "result": result}
 

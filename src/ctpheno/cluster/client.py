@@ -69,7 +69,12 @@ def open_client(cfg: ClusterConfig) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     overrides = {"distributed.scheduler.allowed-failures": max(cfg.retries, 0),
-                 "distributed.worker.memory.terminate": 0.95}
+                 "distributed.worker.memory.terminate": 0.95,
+                 # ITK (SimpleITK inside PyRadiomics) starts one thread per core by default; a worker
+                 # gets its own threads only, as Dask already does for OpenMP/BLAS
+                 "distributed.nanny.pre-spawn-environ": {
+                     **dask.config.get("distributed.nanny.pre-spawn-environ", {}),
+                     "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(cfg.threads_per_worker)}}
     with dask.config.set(overrides):
         cluster = None
         if cfg.kind == "local":

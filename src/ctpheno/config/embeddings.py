@@ -93,7 +93,8 @@ class EmbeddingsConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto``: CUDA when available, else CPU."""
     train_threads: NonNegativeInt = 0
-    """Torch threads for training on CPU (0: all cores of this machine)."""
+    """Torch threads for training on CPU (0: every core this process may run on, from its CPU
+    affinity; torch's own default counts physical cores only)."""
 
     # --------------------------------------------------------- pretrained
     astra_depth_first: bool = True

@@ -93,6 +93,13 @@ class RadiomicsConfig(StrictModel):
     """PyRadiomics parameter file (PyRadiomics' own format). A relative path is read beside the YAML
     file that names it, else from the current directory; ``null``: the packaged default, a copy of
     ``config/features/radiomics.yaml``."""
+    resampling: Literal["analysis_grid", "pyradiomics"] = "analysis_grid"
+    """Where the isotropic resampling of ``setting.resampledPixelSpacing`` happens.
+    ``analysis_grid``: PyRadiomics reads the grid preprocess stored once per scan
+    (``preprocess.analysis_grid``, which must have the same spacing and interpolator) with its
+    own resampling switched off; ``pyradiomics``: PyRadiomics resamples the native image itself
+    in every call (exactly PyRadiomics' behaviour; slower, more memory). Without
+    ``resampledPixelSpacing`` both read the native grid."""
     regions: list[Literal["whole", "right", "left", "upper", "middle", "lower"]] = Field(
         default_factory=lambda: ["whole"])
     """Regions to extract."""

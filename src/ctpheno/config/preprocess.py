@@ -82,15 +82,39 @@ class SegmentationConfig(StrictModel):
     """Masks from other tools: where they are and what their labels mean."""
 
 
+class AnalysisGridConfig(StrictModel):
+    """The isotropic analysis grid radiomics and embeddings share (``ctpheno.preprocess.analysis_grid``).
+
+    Preprocess resamples each scan once to this grid, cropped to the lungs, and stores it in the
+    scan's Zarr store beside the native grid (group ``analysis``).
+    """
+
+    enabled: bool = True
+    """Build and store the grid (needed by ``features.radiomics.resampling: analysis_grid`` and
+    used by the patch embeddings when their ``spacing_mm`` is the same)."""
+    spacing_mm: confloat(gt=0.2, le=10.0) = 2.0  # type: ignore[valid-type]
+    """Isotropic voxel size (mm); equal to the radiomics ``resampledPixelSpacing`` and the
+    embeddings' ``spacing_mm``."""
+    margin_mm: confloat(ge=0.0, le=100.0) = 10.0  # type: ignore[valid-type]
+    """Margin around the lungs' bounding box (10 mm = 5 voxels of 2 mm, PyRadiomics' ``padDistance``)."""
+    interpolator: Literal["bspline", "linear"] = "bspline"
+    """Image interpolation: cubic B-spline (PyRadiomics' default ``sitkBSpline``; the grid then
+    equals PyRadiomics' own resampled image) or linear (``sitkLinear``). Labels and zones take
+    the nearest native voxel."""
+
+
 class PreprocessConfig(StrictModel):
     """HU handling, resampling, segmentation, zones, storage and QC (``ctpheno preprocess``)."""
 
     clip_hu: tuple[int, int] = (-1024, 3071)
     """HU range kept; padding values below (e.g. -2000, -3024) become air."""
     spacing_mm: Optional[tuple[PositiveFloat, PositiveFloat, PositiveFloat]] = None
-    """Analysis grid (z, y, x) in mm; ``null`` keeps the native grid."""
+    """Grid (z, y, x) in mm the stored image is resampled to before segmentation and QCT; ``null``
+    keeps the native grid (radiomics and embeddings read ``analysis_grid``)."""
     segmentation: SegmentationConfig = SegmentationConfig()
     """Lung segmentation settings."""
+    analysis_grid: AnalysisGridConfig = AnalysisGridConfig()
+    """Isotropic analysis grid shared by radiomics and the embeddings (stored beside the native grid)."""
     chunks: tuple[PositiveInt, PositiveInt, PositiveInt] = (64, 64, 64)
     """Zarr chunk shape (z, y, x)."""
     qc_png: bool = True

@@ -87,6 +87,49 @@ def validate_params(params: Mapping[str, Any], *, source: str = "<params>") -> d
     return data
 
 
+GRID_INTERPOLATORS = {"bspline": "sitkBSpline", "linear": "sitkLinear"}
+"""Analysis-grid interpolator -> the PyRadiomics ``interpolator`` setting that does the same."""
+
+
+def resampled_spacing(params: Mapping[str, Any]) -> tuple[float, float, float] | None:
+    """``setting.resampledPixelSpacing`` (x, y, z mm) of validated params, or None (no resampling)."""
+    sp = (params.get("setting") or {}).get("resampledPixelSpacing")
+    return None if sp is None else tuple(float(v) for v in sp)  # type: ignore[return-value]
+
+
+def params_on_grid(params: Mapping[str, Any], *, spacing_mm: float, interpolator: str,
+                   source: str = "<params>") -> dict[str, Any]:
+    """Params for images already on the isotropic analysis grid: PyRadiomics' resampling off.
+
+    The grid must be what PyRadiomics would have built: ``resampledPixelSpacing`` equal to
+    ``spacing_mm`` on every axis and the same interpolator (``interpolator`` is the grid's,
+    ``bspline`` or ``linear``; PyRadiomics' default is ``sitkBSpline``). Raises
+    :class:`~ctpheno.errors.ConfigError` naming both settings otherwise.
+    """
+    sp = resampled_spacing(params)
+    if sp is None or not all(abs(v - spacing_mm) < 1e-6 for v in sp):
+        raise ConfigError(
+            f"{source}: setting.resampledPixelSpacing is {None if sp is None else list(sp)} but the "
+            f"analysis grid (preprocess.analysis_grid.spacing_mm) is {spacing_mm:g} mm; make them "
+            f"equal, or set features.radiomics.resampling: pyradiomics")
+    data = copy.deepcopy(dict(params))
+    setting = data.setdefault("setting", {})
+    asked = setting.get("interpolator", "sitkBSpline")
+    if isinstance(asked, int):  # PyRadiomics also takes SimpleITK's enum value
+        import SimpleITK as sitk
+
+        asked = {int(getattr(sitk, n)): n for n in GRID_INTERPOLATORS.values()}.get(asked, asked)
+    if asked != GRID_INTERPOLATORS.get(interpolator):
+        raise ConfigError(
+            f"{source}: setting.interpolator is {asked!r} but the analysis grid was interpolated with "
+            f"{interpolator!r} (preprocess.analysis_grid.interpolator, = "
+            f"{GRID_INTERPOLATORS.get(interpolator)!r}); make them agree, or set "
+            f"features.radiomics.resampling: pyradiomics")
+    setting.pop("resampledPixelSpacing", None)
+    setting.pop("interpolator", None)
+    return data
+
+
 def load_params(path: str | Path) -> dict[str, Any]:
     """Read and validate a PyRadiomics parameter YAML file."""
     from ..config.base import read_yaml

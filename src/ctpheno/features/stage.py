@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,21 @@ from ..errors import ConfigError
 from ..io.layout import WorkDir
 from ..io.schemas import QCT, RADIOMICS
 from ..io.tables import concat_parts, write_json
+from .harmonise import GAUSS_TRUNCATE
+from .kernel_fit import BOOST_EDGE_MM
 
 log = logging.getLogger(__name__)
 
 QCT_BYTES_PER_VOXEL = 8
 """Peak memory of a QCT task per voxel: bool low-attenuation mask, int32 cluster labels (cropped), chunks,
 and the lungs' bounding box (image, labels, zones: 4 bytes per voxel of a box of ~1/4-1/2 of the volume)
-that the harmonising filter reads, slab by slab."""
+read once into memory."""
+QCT_MARGIN_VOXELS = 2
+"""Voxels kept around the labelled (lung and airway) voxels when QCT reads a store: every QCT number,
+the airway wall profile included, is computed on lung or lumen voxels only (the harmonising filter's
+in-plane reach is added, :func:`qct_margin_voxels`)."""
+QCT_SLAB_SLICES = 32
+"""Slices per block of the in-memory QCT crop (a few large blocks: few tasks, one mask at a time)."""
 RADIOMICS_BYTES_PER_VOXEL = 40
 """Peak memory of PyRadiomics per voxel (image copies as float64, mask, cropped matrices)."""
 
@@ -78,14 +87,15 @@ def _acquisition_inputs(wd: WorkDir, ids: list[str]) -> dict[str, dict[str, Any]
 
 
 def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: int, *,
-           per_scan: dict[str, dict[str, Any]] | None = None) -> list[ScanTask]:
-    """One task per scan: its store, content hash and ``extra`` (and ``per_scan[scan_id]``) as inputs."""
+           per_scan: dict[str, dict[str, Any]] | None = None, array: str = "image") -> list[ScanTask]:
+    """One task per scan: its store, content hash and ``extra`` (and ``per_scan[scan_id]``) as inputs;
+    the memory estimate is ``bytes_per_voxel`` times the size of the store's ``array``."""
     from ..io.zarrstore import open_volume_store
 
     tasks = []
     for sid in ids:
         store = wd.volume(sid)
-        n = int(np.prod(open_volume_store(store)["image"].shape))
+        n = int(np.prod(open_volume_store(store)[array].shape))
         tasks.append(
             ScanTask(
                 sid,
@@ -98,17 +108,38 @@ def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: 
     return tasks
 
 
-def qct_scan(task: ScanTask) -> pd.DataFrame:
-    """Per-scan QCT work (top-level, picklable): blockwise histograms over the store's chunks."""
-    import dask
+def qct_margin_voxels(cfg: QCTConfig, spacing_mm: tuple[float, ...]) -> tuple[int, int, int]:
+    """Margin (z, y, x voxels) around the labelled voxels that QCT reads: :data:`QCT_MARGIN_VOXELS`,
+    in-plane widened to the harmonising filter's widest possible reach (``max_sigma_mm`` with the
+    de-boost component), so a lung voxel's filtered value is the same as on the whole volume."""
+    reach_mm = GAUSS_TRUNCATE * math.hypot(cfg.harmonisation.max_sigma_mm, BOOST_EDGE_MM)
+    inplane = tuple(QCT_MARGIN_VOXELS + int(math.ceil(reach_mm / float(s))) for s in spacing_mm[1:])
+    return (QCT_MARGIN_VOXELS,) + inplane  # type: ignore[return-value]
 
-    from ..io.zarrstore import read_dask, store_attrs
+
+def qct_scan(task: ScanTask) -> pd.DataFrame:
+    """Per-scan QCT work (top-level, picklable): the labelled box (lungs and airways) read once from
+    the store, then :func:`qct_metrics_dask` over slabs of that crop.
+
+    Every QCT number is computed on lung or lumen voxels (the airway wall profile too: only lung
+    voxels enter its shells; the harmonising filter reaches at most :func:`qct_margin_voxels` into
+    the chest wall), so the crop gives the whole volume's table. Reading it once matters: the
+    blockwise path on lazy Zarr chunks re-read and re-decompressed the store for every region
+    (about 20 core-s per full-size scan against 4 here, the same table).
+    """
+    import dask
+    import dask.array as da
+
+    from ..io.zarrstore import read_around_labels, read_dask, store_attrs
+    from .airways import with_endpoints
     from .qct import _airway_dask, qct_metrics_dask
 
     store = task.inputs["store"]
     cfg = QCTConfig.model_validate(task.inputs["config"])
     attrs = store_attrs(store)
     spacing = tuple(float(s) for s in attrs["spacing_mm"])
+    arrays, _ = read_around_labels(store, margin_voxels=qct_margin_voxels(cfg, spacing))
+    slab = (QCT_SLAB_SLICES,) + arrays["image"].shape[1:]
     with dask.config.set(scheduler="synchronous"):  # inside a worker: stay on its thread
         airway = None
         if task.inputs.get("airway_store"):
@@ -116,9 +147,7 @@ def qct_scan(task: ScanTask) -> pd.DataFrame:
             a_sp = tuple(float(s) for s in store_attrs(a_store)["spacing_mm"])
             airway = _airway_dask(read_dask(a_store, "image"), read_dask(a_store, "labels"), a_sp)
         df = qct_metrics_dask(
-            read_dask(store, "image"),
-            read_dask(store, "labels"),
-            read_dask(store, "zones"),
+            *(da.from_array(arrays[n], chunks=slab) for n in ("image", "labels", "zones")),
             spacing,
             config=cfg,
             scan_id=task.scan_id,
@@ -127,8 +156,6 @@ def qct_scan(task: ScanTask) -> pd.DataFrame:
             airway=airway,
             airway_scan_id=task.inputs.get("airway_scan_id"),
         )
-    from .airways import with_endpoints
-
     df = with_endpoints(df, task.inputs.get("airways"))  # the airways stage's endpoints, whole-lung row
     return QCT.validate(df, where=f"QCT of {task.scan_id}")
 
@@ -176,11 +203,15 @@ def _diagnostics_part(wd_root: str, scan_id: str) -> Path:
 def radiomics_scan(task: ScanTask) -> pd.DataFrame:
     """Per-scan radiomics work (top-level, picklable); writes its diagnostics part beside the feature part."""
     from ..io.tables import write_table
-    from ..io.zarrstore import read_volume
+    from ..io.zarrstore import ANALYSIS_GROUP, read_group_volumes, read_volume
     from .radiomics import extract_regions
 
     store = task.inputs["store"]
-    image, labels, zones = (read_volume(store, n) for n in ("image", "labels", "zones"))
+    if task.inputs.get("analysis_grid"):  # the isotropic grid preprocess stored: small, resampled once
+        grid = read_group_volumes(store, ANALYSIS_GROUP)
+        image, labels, zones = grid["image"], grid["labels"], grid["zones"]
+    else:
+        image, labels, zones = (read_volume(store, n) for n in ("image", "labels", "zones"))
     feats, diag = extract_regions(
         image,
         labels,
@@ -205,8 +236,29 @@ def resolve_params_path(rcfg: RadiomicsConfig) -> Path:
     return path
 
 
+def radiomics_inputs(cfg: Any, params: dict[str, Any], source: str) -> tuple[dict[str, Any], bool]:
+    """The params PyRadiomics gets and whether it reads the analysis grid (``features.radiomics.resampling``).
+
+    ``analysis_grid`` with a ``resampledPixelSpacing``: the grid preprocess stored, PyRadiomics'
+    resampling switched off (:func:`~ctpheno.features.radiomics.params_on_grid` checks that the
+    grid is the one PyRadiomics would build). Otherwise the native grid and the params as given.
+    """
+    from .radiomics import params_on_grid, resampled_spacing
+
+    rcfg: RadiomicsConfig = cfg.features.radiomics
+    if rcfg.resampling != "analysis_grid" or resampled_spacing(params) is None:
+        return params, False
+    grid = cfg.preprocess.analysis_grid
+    if not grid.enabled:
+        raise ConfigError(
+            "features.radiomics.resampling is analysis_grid but preprocess.analysis_grid.enabled is "
+            "false; enable the grid (and re-run preprocess) or set features.radiomics.resampling: pyradiomics")
+    return params_on_grid(params, spacing_mm=grid.spacing_mm, interpolator=grid.interpolator, source=source), True
+
+
 def run_radiomics(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> StageResult:
     """Stage ``radiomics``: PyRadiomics per scan and region -> ``features/radiomics.parquet``."""
+    from ..io.zarrstore import ANALYSIS_GROUP
     from .radiomics import load_params, pyradiomics_version, settings_hash
 
     rcfg: RadiomicsConfig = cfg.features.radiomics
@@ -214,20 +266,23 @@ def run_radiomics(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) ->
         return StageResult("radiomics")
     path = resolve_params_path(rcfg)
     params = load_params(path)
-    shash = settings_hash({"params": params, "regions": list(rcfg.regions)})
+    run_params, on_grid = radiomics_inputs(cfg, params, str(path))
+    shash = settings_hash({"params": run_params, "regions": list(rcfg.regions), "analysis_grid": on_grid})
     wd.features_dir.mkdir(parents=True, exist_ok=True)
     write_json(
         {
             "params_file": str(path),
             "params": params,
             "regions": list(rcfg.regions),
+            "resampling": "analysis_grid" if on_grid else "pyradiomics",
             "settings_hash": shash,
             "pyradiomics_version": pyradiomics_version(),
         },
         wd.features_dir / "radiomics.settings.json",
     )
-    extra = {"params": params, "regions": list(rcfg.regions), "workdir": str(wd.root)}
-    tasks = _tasks(wd, _scan_ids(wd, "radiomics"), extra, RADIOMICS_BYTES_PER_VOXEL)
+    extra = {"params": run_params, "regions": list(rcfg.regions), "workdir": str(wd.root), "analysis_grid": on_grid}
+    tasks = _tasks(wd, _scan_ids(wd, "radiomics"), extra, RADIOMICS_BYTES_PER_VOXEL,
+                   array=f"{ANALYSIS_GROUP}/image" if on_grid else "image")
     res = run_stage(
         radiomics_scan,
         tasks,

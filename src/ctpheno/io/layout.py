@@ -8,7 +8,7 @@ Users' scripts read these paths; every stage reads and writes through
       ingest/sources.parquet      ingest: scan_id -> file list (the only place raw paths live; mode 0600)
       clinical.parquet            ingest: validated clinical table, pseudonymised ids
       failures.parquet            every stage: per-scan failures (schema FAILURES)
-      volumes/<scan_id>.zarr      preprocess: image / labels / zones arrays + geometry attrs
+      volumes/<scan_id>.zarr      preprocess: image / labels / zones arrays + geometry attrs; analysis/ (isotropic grid)
       qc/<scan_id>.png            preprocess: QC montage
       qc/qc.parquet               preprocess: QC numbers (schema QC)
       features/qct.parquet        features: QCT metrics, long by region (schema QCT)

@@ -19,8 +19,11 @@ PADDING_THRESHOLD_HU = -2000
 """Values at or below this are padding markers (-2000, -3024 outside the reconstruction circle)."""
 
 
-def to_hu_int16(hu: npt.NDArray[Any], *, clip_hu: tuple[int, int] = (-1024, 3071)) -> npt.NDArray[np.int16]:
+def to_hu_int16(hu: npt.NDArray[Any], *, clip_hu: tuple[int, int] = (-1024, 3071),
+                copy: bool = True) -> npt.NDArray[np.int16]:
     """HU as int16: padding (<= -2000) -> ``clip_hu[0]`` (air), then clipped to ``clip_hu``, floats rounded.
+
+    ``copy=False`` clips an int16 input in place and returns it (no second full-size array).
 
     .. math:: v' = \\min(\\max(v, lo), hi), \\quad v \\le -2000 \\Rightarrow v' = lo
     """
@@ -35,7 +38,10 @@ def to_hu_int16(hu: npt.NDArray[Any], *, clip_hu: tuple[int, int] = (-1024, 3071
     if np.issubdtype(arr.dtype, np.floating):
         arr = np.rint(arr)
     pad = arr <= PADDING_THRESHOLD_HU
-    out = np.clip(arr, lo, hi).astype(np.int16)
+    if not copy and arr.dtype == np.int16 and arr.flags.writeable:
+        out = np.clip(arr, lo, hi, out=arr)
+    else:
+        out = np.clip(arr, lo, hi).astype(np.int16)
     out[pad] = lo
     return out
 

@@ -23,7 +23,8 @@ from ..io.layout import WorkDir
 from ..io.schemas import QC
 from ..io.volume import Volume
 from ..ingest.roles import analysed_scans
-from ..io.zarrstore import remove_stale_stores, write_volume_store
+from ..io.zarrstore import ANALYSIS_GROUP, remove_stale_stores, write_volume_store
+from .analysis_grid import make_analysis_grid
 from .external import map_labels, read_mask, to_image_grid
 from .hu import to_hu_int16
 from .qc import qc_metrics, qc_montage
@@ -48,14 +49,16 @@ def content_hash(arrays: dict[str, np.ndarray]) -> str:
 
 
 def process_volume(image: Volume, cfg: PreprocessConfig, *, mask: Volume | None = None,
-                   ) -> tuple[Volume, Volume, Volume]:
-    """HU clip, optional resampling, segmentation and zones of one scan (pure, no I/O).
+                   in_place: bool = False) -> tuple[Volume, Volume, Volume]:
+    """HU clip, optional resampling, segmentation and zones of one scan (no I/O).
 
     ``mask``: a label image from another tool on the scan's physical grid (backend ``external``);
     its labels are mapped by ``cfg.segmentation.external`` instead of segmenting. A lobe map, when
     the mapping names lobes, is in ``labels.meta["lobes"]``.
+    ``in_place``: clip ``image``'s own array instead of a copy (the caller gives the array up,
+    so a full-size scan is held once, not twice).
     """
-    hu = image.with_array(to_hu_int16(image.array, clip_hu=cfg.clip_hu))
+    hu = image.with_array(to_hu_int16(image.array, clip_hu=cfg.clip_hu, copy=not in_place))
     lobes = None
     if mask is not None:
         labels, lobes = map_labels(hu, to_image_grid(hu, mask), cfg.segmentation.external)
@@ -86,6 +89,18 @@ def external_mask_path(template: str, paths: list[str]) -> Path:
     return Path(template.format(folder=folder, name=name))
 
 
+def analysis_grid_group(hu: Volume, labels: Volume, zones: Volume, cfg: PreprocessConfig
+                        ) -> dict[str, tuple[dict[str, np.ndarray], Volume, dict[str, Any]]]:
+    """The store's ``analysis`` sub-group (isotropic grid shared by radiomics and embeddings), or none."""
+    g = cfg.analysis_grid
+    if not g.enabled:
+        return {}
+    grid = make_analysis_grid(hu, labels, zones, spacing_mm=g.spacing_mm, margin_mm=g.margin_mm,
+                              interpolator=g.interpolator)
+    arrays = {"image": grid.image.array, "labels": grid.labels.array, "zones": grid.zones.array}
+    return {ANALYSIS_GROUP: (arrays, grid.image, {"interpolator": g.interpolator, "margin_mm": g.margin_mm})}
+
+
 def preprocess_scan(task: ScanTask) -> pd.DataFrame:
     """Per-scan work of the stage (top-level, so picklable for Dask workers)."""
     from ..io.readers import read_scan
@@ -99,15 +114,19 @@ def preprocess_scan(task: ScanTask) -> pd.DataFrame:
         if not template:
             raise ValueError("segmentation.backend is 'external' but segmentation.external.path_template is not set")
         mask = read_mask(external_mask_path(template, list(task.inputs["paths"])))
-    hu, labels, zones = process_volume(image, cfg, mask=mask)
+    hu, labels, zones = process_volume(image, cfg, mask=mask, in_place=True)
+    del image  # clipped in place: hu holds the same array
     arrays = {"image": hu.array, "labels": labels.array, "zones": zones.array}
     if "lobes" in labels.meta:
         arrays["lobes"] = labels.meta["lobes"]
-    digest = content_hash(arrays)
+    groups = analysis_grid_group(hu, labels, zones, cfg)
+    digest = content_hash({**arrays, **{f"{name}/{k}": v for name, (sub, _, _) in groups.items()
+                                        for k, v in sub.items()}})
     write_volume_store(wd.volume(task.scan_id), arrays, hu, chunks=tuple(cfg.chunks),
                        attrs={"scan_id": task.scan_id, "content_hash": digest,
                               "segmentation_backend": cfg.segmentation.backend,
-                              "clip_hu": list(cfg.clip_hu), "stage": STAGE})
+                              "clip_hu": list(cfg.clip_hu), "stage": STAGE}, groups=groups)
+    del arrays, groups, zones  # stored; QC needs the image and labels only
     row = qc_metrics(hu, labels, min_lung_volume_ml=cfg.min_lung_volume_ml,
                      max_lung_volume_ml=cfg.max_lung_volume_ml,
                      max_frac_above_minus500=cfg.max_frac_above_minus500,

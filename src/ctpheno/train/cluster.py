@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,7 @@ from sklearn.metrics import silhouette_score
 from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import Pipeline
 
+from ..cluster.mapping import Mapper, serial_map
 from ..config.models import UnsupervisedConfig
 from .features import Cohort, preprocessor
 
@@ -146,80 +148,88 @@ class ClusterResult:
         return "clustering: " + "; ".join(parts)
 
 
-def cluster_cohort(cohort: Cohort, cfg: UnsupervisedConfig) -> ClusterResult:
-    """Cluster every configured feature set with every algorithm; choose k; profile; map."""
-    from threadpoolctl import threadpool_limits
+def cluster_cohort(cohort: Cohort, cfg: UnsupervisedConfig, *, mapper: Mapper = serial_map) -> ClusterResult:
+    """Cluster every configured feature set with every algorithm; choose k; profile; map.
 
-    with threadpool_limits(1):  # tiny matrices: BLAS/OpenMP threads only add overhead
-        return _cluster_cohort(cohort, cfg)
-
-
-def _cluster_cohort(cohort: Cohort, cfg: UnsupervisedConfig) -> ClusterResult:
+    Each (feature set, algorithm, k) fit with its stability bootstraps is one job
+    (:func:`cluster_job`); ``mapper`` runs them (:func:`ctpheno.cluster.mapping.task_map` puts
+    them on the Dask cluster). The jobs are seeded, so every mapper gives the same tables.
+    """
     frame = cohort.frame
     n = len(frame)
     ks = [k for k in range(cfg.k_min, cfg.k_max + 1) if k <= max(2, n // 3)]
-    sel_rows, assign, profs = [], [], []
-    truth = frame[cfg.reference_labels] if cfg.reference_labels and cfg.reference_labels in frame else None
+    truth = frame[cfg.reference_labels].to_numpy() if cfg.reference_labels and cfg.reference_labels in frame else None
+    from threadpoolctl import threadpool_limits
+
+    reduced = {}
     for fset in cfg.feature_sets:
-        X = frame[cohort.feature_columns(fset)]
-        with warnings.catch_warnings():
+        with threadpool_limits(1), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            Z = reduce_features(X, cfg)
-            xy, how = _map(Z, cfg)
-            for algo in cfg.algorithms:
-                rows = []
-                for k in [None] if algo == "hdbscan" else ks:
-                    lab = fit_labels(
-                        algo, Z, k, seed=cfg.random_state, min_cluster_size=cfg.hdbscan_min_cluster_size
-                    )
-                    n_cl = len(set(lab) - {-1})
-                    ok = lab != -1
-                    sil = float(silhouette_score(Z[ok], lab[ok])) if 2 <= n_cl < ok.sum() else np.nan
-                    st = stability(
-                        algo,
-                        Z,
-                        k,
-                        n_boot=cfg.n_bootstrap,
-                        fraction=cfg.bootstrap_fraction,
-                        seed=cfg.random_state,
-                        min_cluster_size=cfg.hdbscan_min_cluster_size,
-                    )
-                    row = dict(
-                        feature_set=fset,
-                        algorithm=algo,
-                        k=n_cl,
-                        stability_ari=st,
-                        silhouette=sil,
-                        bic=_bic(Z, k, cfg.random_state) if algo == "gmm" else np.nan,
-                        n_components=Z.shape[1],
-                        chosen=False,
-                        labels=lab,
-                    )
-                    if truth is not None:
-                        row["reference_ari"] = ari(truth.to_numpy(), lab)
-                    rows.append(row)
-                best = _choose(rows, algo, cfg.min_stability, cfg.k_selection)
-                best["chosen"] = best["k"] >= 2  # HDBSCAN finding no cluster (all noise) chooses nothing
-                sel_rows += rows
-                assign.append(
-                    pd.DataFrame(
-                        {
-                            "subject_id": frame.index,
-                            "feature_set": fset,
-                            "algorithm": algo,
-                            "cluster": best["labels"],
-                            "map_x": xy[:, 0],
-                            "map_y": xy[:, 1],
-                            "map_method": how,
-                        }
-                    )
-                )
-                prof = cluster_profiles(frame, best["labels"])
-                prof.insert(0, "algorithm", algo)
-                prof.insert(0, "feature_set", fset)
-                profs.append(prof)
+            reduced[fset] = reduce_features(frame[cohort.feature_columns(fset)], cfg)
+    jobs = [ClusterJob(fset, algo, k) for fset in cfg.feature_sets for algo in cfg.algorithms
+            for k in ([None] if algo == "hdbscan" else ks)]
+    out = dict(zip(jobs, mapper(cluster_job, jobs, reduced=reduced, cfg=cfg, truth=truth)))
+    # the 2-D maps stay here: UMAP compiles its numba kernels once per process (~15 s), far more
+    # than the map itself, so one process should draw them all
+    maps = serial_map(cluster_job, [ClusterJob(fset, "map", None) for fset in cfg.feature_sets],
+                      reduced=reduced, cfg=cfg, truth=truth)
+    sel_rows, assign, profs = [], [], []
+    for fset, (xy, how) in zip(cfg.feature_sets, maps):
+        for algo in cfg.algorithms:
+            rows = [out[j] for j in jobs if j.feature_set == fset and j.algorithm == algo]
+            best = _choose(rows, algo, cfg.min_stability, cfg.k_selection)
+            best["chosen"] = best["k"] >= 2  # HDBSCAN finding no cluster (all noise) chooses nothing
+            sel_rows += rows
+            assign.append(pd.DataFrame({"subject_id": frame.index, "feature_set": fset, "algorithm": algo,
+                                        "cluster": best["labels"], "map_x": xy[:, 0], "map_y": xy[:, 1],
+                                        "map_method": how}))
+            prof = cluster_profiles(frame, best["labels"])
+            prof.insert(0, "algorithm", algo)
+            prof.insert(0, "feature_set", fset)
+            profs.append(prof)
     selection = pd.DataFrame(sel_rows).drop(columns="labels")
     return ClusterResult(selection, pd.concat(assign, ignore_index=True), pd.concat(profs, ignore_index=True))
+
+
+@dataclass(frozen=True)
+class ClusterJob:
+    """One clustering fit (``algorithm``, ``k``; HDBSCAN: k None) or the 2-D map (``algorithm`` "map")."""
+
+    feature_set: str
+    algorithm: str
+    k: int | None
+
+
+def cluster_job(job: ClusterJob, *, reduced: dict[str, npt.NDArray], cfg: UnsupervisedConfig,
+                truth: npt.NDArray | None) -> Any:
+    """Run one :class:`ClusterJob` on the reduced features of its set (top-level, deterministic).
+
+    Returns ``(xy, method)`` for a map job, else the selection row (with the ``labels``).
+    """
+    from threadpoolctl import threadpool_limits
+
+    Z = reduced[job.feature_set]
+    with threadpool_limits(1), warnings.catch_warnings():  # tiny matrices: BLAS threads only add overhead
+        warnings.simplefilter("ignore")
+        if job.algorithm == "map":
+            return _map(Z, cfg)
+        return _score_k(Z, job, cfg, truth)
+
+
+def _score_k(Z: npt.NDArray, job: ClusterJob, cfg: UnsupervisedConfig, truth: npt.NDArray | None) -> dict:
+    algo, k = job.algorithm, job.k
+    lab = fit_labels(algo, Z, k, seed=cfg.random_state, min_cluster_size=cfg.hdbscan_min_cluster_size)
+    n_cl = len(set(lab) - {-1})
+    ok = lab != -1
+    sil = float(silhouette_score(Z[ok], lab[ok])) if 2 <= n_cl < ok.sum() else np.nan
+    st = stability(algo, Z, k, n_boot=cfg.n_bootstrap, fraction=cfg.bootstrap_fraction, seed=cfg.random_state,
+                   min_cluster_size=cfg.hdbscan_min_cluster_size)
+    row = dict(feature_set=job.feature_set, algorithm=algo, k=n_cl, stability_ari=st, silhouette=sil,
+               bic=_bic(Z, k, cfg.random_state) if algo == "gmm" else np.nan, n_components=Z.shape[1],
+               chosen=False, labels=lab)
+    if truth is not None:
+        row["reference_ari"] = ari(truth, lab)
+    return row
 
 
 def _choose(rows: list[dict], algo: str, min_stability: float, rule: str) -> dict:

@@ -22,6 +22,7 @@ from typing import Any
 import joblib
 import pandas as pd
 
+from ..cluster.mapping import task_map
 from ..cluster.runner import config_hash, stable_hash
 from ..config.pipeline import PipelineConfig
 from ..io.layout import WorkDir
@@ -114,7 +115,7 @@ def run_clustering(
                                      what="clustering")
     if reason:
         return _not_fitted(out, "cluster", reason, len(cohort.frame), t0)
-    res = cluster_cohort(cohort, ucfg.model_copy(update={"feature_sets": present}))
+    res = cluster_cohort(cohort, ucfg.model_copy(update={"feature_sets": present}), mapper=task_map(client))
     out.mkdir(parents=True, exist_ok=True)
     clear_skip(out)
     write_table(res.selection, out / "selection.parquet")
@@ -153,7 +154,7 @@ def run_supervised(
     updates: dict[str, Any] = {"feature_sets": present}
     if scfg.reference_set is not None and scfg.reference_set not in present:
         updates["reference_set"] = None
-    res = fit_supervised(cohort, scfg.model_copy(update=updates))
+    res = fit_supervised(cohort, scfg.model_copy(update=updates), mapper=task_map(client))
     out.mkdir(parents=True, exist_ok=True)
     for name in ("metrics", "comparison", "predictions", "importance", "partial_dependence"):
         write_table(getattr(res, name), out / f"{name}.parquet")

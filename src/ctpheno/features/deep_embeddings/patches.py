@@ -101,12 +101,16 @@ def lung_grid(hu: npt.NDArray, labels: npt.NDArray, spacing_mm: tuple[float, flo
     hi = [min(int(i.max()) + 1 + m, n) for i, m, n in zip(idx, margin, hu.shape)]
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     factors = sp / float(target_mm)
-    img = ndi.zoom(window_hu(hu[box], hu_window=hu_window), factors, order=1, mode="nearest", grid_mode=True)
-    lung_r = ndi.zoom(lung[box].astype(np.uint8), factors, order=0, mode="nearest", grid_mode=True).astype(bool)
-    zones_r = None
-    if zones is not None:
-        zones_r = ndi.zoom(np.asarray(zones, dtype=np.uint8)[box], factors, order=0, mode="nearest",
-                           grid_mode=True)
+    if np.allclose(factors, 1.0, rtol=0, atol=1e-9):  # already on the grid (e.g. the stored analysis grid)
+        img, lung_r = window_hu(hu[box], hu_window=hu_window), lung[box]
+        zones_r = None if zones is None else np.asarray(zones, dtype=np.uint8)[box]
+    else:
+        img = ndi.zoom(window_hu(hu[box], hu_window=hu_window), factors, order=1, mode="nearest", grid_mode=True)
+        lung_r = ndi.zoom(lung[box].astype(np.uint8), factors, order=0, mode="nearest", grid_mode=True).astype(bool)
+        zones_r = None
+        if zones is not None:
+            zones_r = ndi.zoom(np.asarray(zones, dtype=np.uint8)[box], factors, order=0, mode="nearest",
+                               grid_mode=True)
     img = np.where(lung_r, img, np.float32(0.0)).astype(np.float32)
     return LungGrid(image=img, lung=lung_r, zones=zones_r, spacing_mm=float(target_mm))
 

@@ -23,7 +23,7 @@ from ...cluster.runner import ScanTask, StageResult, config_hash, run_stage
 from ...config.embeddings import EmbeddingsConfig
 from ...io.layout import WorkDir
 from ...io.schemas import EMBEDDINGS
-from ...io.zarrstore import open_volume_store, read_volume
+from ...io.zarrstore import ANALYSIS_GROUP, open_volume_store, read_volume
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,35 @@ def store_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _read_arrays(store: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[float, float, float]]:
+def _read_arrays(store: Path, spacing_mm: float | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[float, float, float]]:
+    """Image, labels, zones and spacing of a store: its isotropic analysis grid when that grid has
+    ``spacing_mm`` (already resampled and cropped to the lungs), else the native grid."""
+    group = open_volume_store(store)
+    if spacing_mm is not None and ANALYSIS_GROUP in group.group_keys():
+        sub = group[ANALYSIS_GROUP]
+        if all(abs(float(s) - spacing_mm) < 1e-6 for s in sub.attrs["spacing_mm"]):
+            spacing = tuple(float(s) for s in sub.attrs["spacing_mm"])
+            return sub["image"][...], sub["labels"][...], sub["zones"][...], spacing  # type: ignore[return-value]
     image = read_volume(store, "image")
     labels = read_volume(store, "labels")
-    group = open_volume_store(store)
     zones = np.asarray(group["zones"][...]) if "zones" in group else None
     return image.array, labels.array, zones, image.spacing_mm
+
+
+def training_threads(requested: int = 0) -> int:
+    """Torch threads for SSL training: ``requested``, or (0) every core this process may run on.
+
+    Training runs in the driver while the workers wait, so it takes all the cores given to the
+    process (its CPU affinity: a batch job's allocation, a container's cpuset), not torch's
+    default of physical cores, which leaves hyper-threads (and a 2-vCPU VM's second vCPU) idle.
+    """
+    if requested:
+        return int(requested)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS has no affinity API
+        return max(1, os.cpu_count() or 1)
 
 
 def train_from_workdir(cfg: EmbeddingsConfig, wd: WorkDir, *, ids: list[str] | None = None) -> Path:
@@ -91,12 +114,11 @@ def train_from_workdir(cfg: EmbeddingsConfig, wd: WorkDir, *, ids: list[str] | N
         raise FileNotFoundError(f"no volume stores to train on under {wd.root / 'volumes'}; run preprocess first")
     if len(ids) > cfg.max_train_scans:
         ids = [ids[i] for i in np.linspace(0, len(ids) - 1, cfg.max_train_scans).round().astype(int)]
-    if cfg.train_threads:
-        torch.set_num_threads(int(cfg.train_threads))
+    torch.set_num_threads(training_threads(cfg.train_threads))
     scans = []
     for sid in ids:
         try:
-            hu, labels, _, spacing = _read_arrays(wd.volume(sid))
+            hu, labels, _, spacing = _read_arrays(wd.volume(sid), cfg.spacing_mm)
             grid = lung_grid(hu, labels, spacing, target_mm=cfg.spacing_mm,
                              margin_mm=cfg.patch_size * cfg.spacing_mm / 2, hu_window=cfg.hu_window)
         except Exception as err:  # a bad scan is left out of training, never silently
@@ -143,7 +165,7 @@ def embed_scan_task(task: ScanTask, *, settings_json: str, threads: int) -> pd.D
     if enc.kind == "chest":
         regions = {"whole": embed_chest(read_volume(store, "image"), enc.module, device=device)}
     else:
-        hu, labels, zones, spacing = _read_arrays(store)
+        hu, labels, zones, spacing = _read_arrays(store, cfg.spacing_mm)
         regions = embed_lungs(hu, labels, spacing, encoder=enc, cfg=cfg, zones=zones, device=device)
     return embedding_rows(task.scan_id, enc.name, regions)
 
