@@ -50,6 +50,15 @@ def upsample_nearest(coarse: npt.NDArray, factors: Sequence[int], shape: Sequenc
     return coarse[np.ix_(*idx)]
 
 
+def subsample_labels(labels: npt.NDArray, factors: Sequence[int], shape: Sequence[int]) -> npt.NDArray:
+    """Labels on the coarse grid of :func:`block_mean`: the label at each block's centre voxel.
+
+    ``shape`` is the coarse shape (a last, partial block takes its own centre, clipped to the array).
+    """
+    idx = [np.minimum(np.arange(c) * int(f) + int(f) // 2, n - 1) for c, f, n in zip(shape, factors, labels.shape)]
+    return labels[np.ix_(*idx)]
+
+
 def fill_holes_2d(mask: npt.NDArray[np.bool_], *, max_area_px: int | None = None) -> npt.NDArray[np.bool_]:
     """Fill holes of a binary mask in every axial slice (axis 0) at once.
 
