@@ -159,13 +159,20 @@ def _grow_airway(hu_c: npt.NDArray[np.float32], body: npt.NDArray[np.bool_], see
         ids = np.unique(lab[seed & (lab > 0)])
         if ids.size == 0:
             continue
-        region = np.isin(lab, ids)
+        region = _members(lab, ids)
         n = int(region.sum())
         if n > max_voxels or (captured and n - prev > LEAK_STEP_FRACTION * prev):
             break
         best, prev = region, n
         captured = np.count_nonzero(region & lumen) >= SEED_CAPTURED * n_lumen
     return best
+
+
+def _members(lab: npt.NDArray[np.integer], ids: npt.NDArray[np.integer]) -> npt.NDArray[np.bool_]:
+    """``np.isin(lab, ids)`` for a label image, by table look-up (several times faster)."""
+    table = np.zeros(int(lab.max()) + 1, dtype=bool)
+    table[ids] = True
+    return table[lab]
 
 
 def _drop_thick_leaks(airway: npt.NDArray[np.bool_], seed: npt.NDArray[np.bool_],
@@ -191,7 +198,7 @@ def _drop_thick_leaks(airway: npt.NDArray[np.bool_], seed: npt.NDArray[np.bool_]
     opened = (ndi.distance_transform_edt(~core, sampling=spacing) <= r0) & sub
     lab, n = ndi.label(opened, structure=STRUCT_6)
     trachea = np.unique(lab[seed[box] & opened])  # type: ignore[index]
-    leak = (lab > 0) & ~np.isin(lab, trachea)
+    leak = (lab > 0) & ~_members(lab, trachea)
     if not leak.any():
         return airway
     out = airway.copy()
@@ -392,15 +399,22 @@ def _mirror_overlap(comp: npt.NDArray[np.bool_], main: npt.NDArray[np.bool_], ce
     body mask enclosed outside the rib cage (under the back, between the patient and the table or a
     pad, in a corner of a field of view that cuts the body) mirrors onto chest wall, not lung.
     """
-    reach = [int(np.ceil(MIRROR_TOLERANCE_MM / s)) for s in spacing]
-    box = bbox_slices(main, margin=max(reach))
-    near = np.zeros_like(main)
-    near[box] = ndi.distance_transform_edt(~main[box], sampling=spacing) <= MIRROR_TOLERANCE_MM  # type: ignore[index]
     coords = list(np.nonzero(comp))
+    total = max(coords[0].size, 1)
     lat_mm = coords[lat_ax] * spacing[lat_ax] * lat_sign  # the `lateral` coordinate of segment_classic
     coords[lat_ax] = np.rint((2.0 * centre_lat - lat_mm) / (spacing[lat_ax] * lat_sign)).astype(np.intp)
     ok = (coords[lat_ax] >= 0) & (coords[lat_ax] < comp.shape[lat_ax])
-    return float(np.count_nonzero(near[tuple(c[ok] for c in coords)])) / max(coords[0].size, 1)
+    coords = [c[ok] for c in coords]
+    if coords[0].size == 0:
+        return 0.0
+    # distances to the first lung are needed at the mirrored voxels only: their box, grown by the tolerance
+    reach = [int(np.ceil(MIRROR_TOLERANCE_MM / s)) for s in spacing]
+    box = tuple(slice(max(0, int(c.min()) - r), min(n, int(c.max()) + 1 + r))
+                for c, r, n in zip(coords, reach, comp.shape))
+    if not main[box].any():
+        return 0.0
+    near = ndi.distance_transform_edt(~main[box], sampling=spacing) <= MIRROR_TOLERANCE_MM
+    return float(np.count_nonzero(near[tuple(c - b.start for c, b in zip(coords, box))])) / total
 
 
 def _check_chest(lab_c: npt.NDArray[np.uint8], lung_ml: float, sup_sign: int, *, min_chest_lung_ml: float) -> None:
@@ -431,7 +445,10 @@ def _refine(hu: npt.NDArray[np.integer], lab_c: npt.NDArray[np.uint8], f: tuple[
     if f != (1, 1, 1):
         for code in (LABEL_RIGHT, LABEL_LEFT):
             core_c[ndi.binary_erosion(lungs_c == code, structure=STRUCT_6)] = code
-    band_c = expand_labels(lungs_c, distance=1)
+    band_c = np.zeros_like(lungs_c)
+    lbox = bbox_slices(lungs_c > 0, margin=1)
+    if lbox is not None:  # one voxel of growth depends on the neighbours only: the lungs' box is enough
+        band_c[lbox] = expand_labels(lungs_c[lbox], distance=1)
     airway_c = ndi.binary_dilation(lab_c == LABEL_AIRWAY, structure=STRUCT_6) & (band_c == 0)
     box = bbox_slices(band_c > 0, margin=0)
     out = np.zeros(hu.shape, dtype=np.uint8)

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
 
-from .grid import STRUCT_6, bbox_slices, block_factors, block_mean
+from .grid import STRUCT_6, bbox_slices, block_factors, block_mean, dilate_6
 
 LABEL_RIGHT, LABEL_LEFT, LABEL_AIRWAY = 1, 2, 3
 TISSUE_HU_RANGE = (-150.0, 100.0)
@@ -88,7 +88,7 @@ def grow_pleural_rim(hu: npt.NDArray[np.integer], labels: npt.NDArray[np.uint8],
         raise ValueError(f"lung_fraction must be in (0, 0.5]; got {lung_fraction}")
     out = labels.copy()
     margin = int(np.ceil(max_mm / min(spacing_mm[1:]))) + 2
-    box = bbox_slices(np.isin(labels, (LABEL_RIGHT, LABEL_LEFT)), margin=margin)
+    box = bbox_slices((labels == LABEL_RIGHT) | (labels == LABEL_LEFT), margin=margin)
     if box is None or max_mm <= 0:
         return out
     sub = np.ascontiguousarray(out[box])  # flat views below need a contiguous block
@@ -106,7 +106,7 @@ def grow_pleural_rim(hu: npt.NDArray[np.integer], labels: npt.NDArray[np.uint8],
         return ok & ~near_airway.ravel()[lin] if near_airway is not None else ok
 
     # step 1: the face neighbours of the lung (also through-plane: one slice of partial volume)
-    first = np.flatnonzero(ndi.binary_dilation(lung, structure=STRUCT_6) & ~lung)
+    first = np.flatnonzero(dilate_6(lung) & ~lung)
     first = first[admissible(first)]
     owner = _owner_from_neighbours(sub, first, _offsets(sub.shape, inplane=False))
     frontier, codes = first[owner > 0], owner[owner > 0]

@@ -53,6 +53,8 @@ ARC_MAX_RADIUS_MM = 500.0
 """Flatter than this, the arc and the chord coincide within a voxel."""
 ARC_MAX_RMS_MM = 1.5
 """Largest root-mean-square distance of the flank points from the fitted arc."""
+ARC_LINE_RATIO = 0.5
+"""The fitted arc must leave at most this fraction of a straight line's residual (a curved wall)."""
 ARC_ONLY = 4
 """Bit of :func:`costal_pockets`' window labels: near a bite, but only the pleural arc may be filled there."""
 ARC_TOLERANCE_PX = 1.0
@@ -239,6 +241,10 @@ def _fit_arc(flank: npt.NDArray[np.float64], chord: npt.NDArray[np.float64], lun
     r = float(np.sqrt(r2))
     rms = float(np.sqrt(np.mean((np.hypot(y - cy, x - cx) - r) ** 2)))
     if not (ARC_MIN_RADIUS_MM <= r <= ARC_MAX_RADIUS_MM) or rms > ARC_MAX_RMS_MM:
+        return None
+    # the wall must be curved: the circle fits the flanks clearly better than a straight line does
+    line_rms = float(np.sqrt(np.linalg.eigvalsh(np.cov(flank.T))[0]))
+    if rms > ARC_LINE_RATIO * line_rms:
         return None
     # the centre lies on the lung's side of the chord: the wall bulges outward across the bite
     normal = np.array([-axis[1], axis[0]])

@@ -148,30 +148,33 @@ def costal_point(lung: npt.NDArray[np.bool_], spacing_mm: tuple[float, float, fl
     zs = np.flatnonzero(lung.any(axis=(1, 2)))
     area = lung[zs].sum(axis=(1, 2))
     base_first = np.argmax(area) < zs.size / 2  # larger cross-sections toward the base
-    frac = _HEIGHT[where]
-    k = int(zs[0] + (frac if base_first else 1.0 - frac) * (zs[-1] - zs[0]))
-    sl = lung[k]
-    ys, xs = np.nonzero(sl)
-    yx = np.stack([ys, xs], axis=1).astype(float)
     lat = np.zeros(2)
     lat[left_axis[0] - 1] = left_axis[1] * lateral_sign
     ant = np.zeros(2)
     ant[anterior_axis[0] - 1] = anterior_axis[1]
-    centre = yx.mean(axis=0)
     if where in ("lateral", "apex", "base"):
         d = lat if where == "lateral" else (lat - 0.5 * ant) / np.hypot(1.0, 0.5)
-        band = np.abs((yx - centre) @ np.array([-d[1], d[0]])) <= 3.0 / min(spacing_mm[1:])  # within 3 mm of the ray
     else:
         d = ant if where == "anterior" else -ant
-        # at the lung's lateral centre: half-way between its medial and costal edges
-        band = np.abs((yx - centre) @ lat) <= 3.0 / min(spacing_mm[1:])
-    if where == "base":  # on the costal wall above the recess, not on the diaphragm: lung lies below
-        below = k - int(round(BASE_COSTAL_MM / spacing_mm[0])) * (1 if base_first else -1)
-        if 0 <= below < lung.shape[0]:
-            band &= lung[below][ys, xs]
-    cand = yx[band] if band.any() else yx
-    p = cand[int(np.argmax(cand @ d))]
-    return (k, int(p[0]), int(p[1])), np.array([0.0, d[0], d[1]])
+    below = int(round(BASE_COSTAL_MM / spacing_mm[0])) * (1 if base_first else -1)
+    first = None
+    # the base point climbs (5 % of the height at a time) until it lies on the costal wall, not on the dome
+    for frac in [_HEIGHT[where]] if where != "base" else [_HEIGHT[where] + 0.05 * i for i in range(6)]:
+        k = int(zs[0] + (frac if base_first else 1.0 - frac) * (zs[-1] - zs[0]))
+        ys, xs = np.nonzero(lung[k])
+        yx = np.stack([ys, xs], axis=1).astype(float)
+        centre = yx.mean(axis=0)
+        # within 3 mm of the ray from the cross-section's centre (lateral, apex, base), or at the lung's
+        # lateral centre, half-way between its medial and costal edges (anterior, posterior)
+        across = np.array([-d[1], d[0]]) if where in ("lateral", "apex", "base") else lat
+        band = np.abs((yx - centre) @ across) <= 3.0 / min(spacing_mm[1:])
+        cand = yx[band] if band.any() else yx
+        p = cand[int(np.argmax(cand @ d))]
+        point = (k, int(p[0]), int(p[1]))
+        first = first or point
+        if where != "base" or (0 <= k - below < lung.shape[0] and lung[k - below, point[1], point[2]]):
+            return point, np.array([0.0, d[0], d[1]])
+    return first, np.array([0.0, d[0], d[1]])  # type: ignore[return-value]
 
 
 def inject_mass(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float, float],
