@@ -24,3 +24,16 @@ def workdir(tmp_path: Path) -> Path:
     d = tmp_path / "work"
     d.mkdir()
     return d
+
+
+@pytest.fixture(scope="session")
+def lidc_0314(shared_data: Path):
+    """The real thin-slice scan LIDC-IDRI-0314 as a ``Volume``, decoded once per test session.
+
+    Decoding its 275 JPEG 2000 slices costs tens of seconds; every test that needs the scan shares this
+    one read-only copy (do not modify its array: derive a new ``Volume``)."""
+    from ctpheno.io.readers import read_scan
+
+    image = read_scan(shared_data / "lidc_idri_0314" / "dicom")
+    image.array.setflags(write=False)
+    return image

@@ -37,17 +37,63 @@ def block_mean(hu: npt.NDArray[np.integer], factors: Sequence[int]) -> npt.NDArr
     if (fz, fy, fx) == (1, 1, 1):
         return hu.astype(np.float32)
     out = np.empty((cz, cy, cx), dtype=np.float32)
+    if not (np.issubdtype(hu.dtype, np.integer) or hu.dtype == np.bool_):
+        for k in range(cz):
+            slab = hu[k * fz:(k + 1) * fz].astype(np.float32)
+            slab = np.pad(slab, ((0, fz - slab.shape[0]), (0, cy * fy - ny), (0, cx * fx - nx)), mode="edge")
+            out[k] = slab.reshape(fz, cy, fy, cx, fx).mean(axis=(0, 2, 4))
+        return out
+    # integers: exact integer block sums (the slab summed through-plane first, then in-plane), one rounding
+    # at the division -- the same float32 values as the mean of the float32 slab, at a fraction of the cost
+    n = np.float32(fz * fy * fx)
     for k in range(cz):
-        slab = hu[k * fz:(k + 1) * fz].astype(np.float32)
-        slab = np.pad(slab, ((0, fz - slab.shape[0]), (0, cy * fy - ny), (0, cx * fx - nx)), mode="edge")
-        out[k] = slab.reshape(fz, cy, fy, cx, fx).mean(axis=(0, 2, 4))
+        slab = hu[k * fz:(k + 1) * fz]
+        s2 = slab.sum(axis=0, dtype=np.int32)
+        if slab.shape[0] < fz:  # a last, partial slab: its last slice replicated (edge padding)
+            s2 += (fz - slab.shape[0]) * slab[-1].astype(np.int32)
+        if cy * fy != ny or cx * fx != nx:
+            s2 = np.pad(s2, ((0, cy * fy - ny), (0, cx * fx - nx)), mode="edge")
+        out[k] = s2.reshape(cy, fy, cx, fx).sum(axis=(1, 3), dtype=np.int32).astype(np.float32) / n
     return out
 
 
 def upsample_nearest(coarse: npt.NDArray, factors: Sequence[int], shape: Sequence[int]) -> npt.NDArray:
     """Bring a coarse array back to ``shape``: voxel ``i`` takes coarse voxel ``i // f`` (the inverse of :func:`block_mean`)."""
-    idx = [np.minimum(np.arange(n) // int(f), c - 1) for n, f, c in zip(shape, factors, coarse.shape)]
-    return coarse[np.ix_(*idx)]
+    f = [int(k) for k in factors]
+    c = coarse.shape
+    if any(n > k * m for n, k, m in zip(shape, f, c)):  # beyond the last block: the last coarse voxel
+        idx = [np.minimum(np.arange(n) // k, m - 1) for n, k, m in zip(shape, f, c)]
+        return coarse[np.ix_(*idx)]
+    # rows repeated along x once (small), then written to every (z, y) offset of their block: strided in z
+    # and y, contiguous along x
+    rows = np.repeat(coarse, f[2], axis=2)[:, :, : shape[2]]
+    out = np.empty(tuple(shape), dtype=coarse.dtype)
+    for dz in range(f[0]):
+        nz = len(range(dz, shape[0], f[0]))
+        for dy in range(f[1]):
+            out[dz::f[0], dy::f[1]] = rows[:nz, : len(range(dy, shape[1], f[1]))]
+    return out
+
+
+def dilate_6(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Dilation by the face neighbours (``ndi.binary_dilation(mask, STRUCT_6)``) with array shifts, ~5x faster."""
+    out = mask.copy()
+    for ax in range(mask.ndim):
+        lo = [slice(None)] * mask.ndim
+        hi = [slice(None)] * mask.ndim
+        lo[ax], hi[ax] = slice(0, -1), slice(1, None)
+        out[tuple(hi)] |= mask[tuple(lo)]
+        out[tuple(lo)] |= mask[tuple(hi)]
+    return out
+
+
+def subsample_labels(labels: npt.NDArray, factors: Sequence[int], shape: Sequence[int]) -> npt.NDArray:
+    """Labels on the coarse grid of :func:`block_mean`: the label at each block's centre voxel.
+
+    ``shape`` is the coarse shape (a last, partial block takes its own centre, clipped to the array).
+    """
+    idx = [np.minimum(np.arange(c) * int(f) + int(f) // 2, n - 1) for c, f, n in zip(shape, factors, labels.shape)]
+    return labels[np.ix_(*idx)]
 
 
 def fill_holes_2d(mask: npt.NDArray[np.bool_], *, max_area_px: int | None = None) -> npt.NDArray[np.bool_]:

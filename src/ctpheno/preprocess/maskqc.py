@@ -8,7 +8,7 @@ mask), so they cost a fraction of a second on a full-size scan.
     0.25-0.5; a mask that lost a lung (opacified, collapsed, or missed) or leaked out of the
     thorax falls outside (flags ``lung_body_low`` / ``lung_body_high``).
 ``envelope_gap_ml``
-    Volume a rolling ball (radius ``ENVELOPE_BALL_MM``) adds on the *costal* side of the mask (:func:`ctpheno.preprocess.pleura.costal_pockets`): a mass or consolidation
+    Volume a rolling ball (radius ``ENVELOPE_BALL_MM``) adds on the *costal* side of the mask (:func:`ctpheno.preprocess.pockets.costal_pockets`): a mass or consolidation
     cut out of the lung at the chest wall leaves a concavity there (flag ``costal_gap``). The
     mediastinal side, where the hila and the heart make the lung concave, is not counted.
 ``airway_lungs_connected``
@@ -29,7 +29,7 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from .grid import STRUCT_6, block_factors, block_mean, body_interior, largest_component
-from .pleura import costal_pockets
+from .pockets import costal_pockets
 
 LABEL_RIGHT, LABEL_LEFT, LABEL_AIRWAY = 1, 2, 3
 QC_GRID_MM = 4.0

@@ -36,7 +36,9 @@ QC_FLAG_SEVERITY: dict[str, Severity] = {
     "lung_body_high": "exclude",  # the mask left the thorax
     "costal_gap": "warn",  # lesion at the chest wall cut out of the mask (or an effusion)
     "airway_disconnected": "info",  # trachea not found: masks usually still right
-    "pleural_air": "warn",  # pneumothorax suspected: air inside the mask
+    # air-level sheet on the chest wall inside the mask: a pneumothorax, or confluent paraseptal emphysema,
+    # which the number cannot tell apart (phantoms: 16-100 mL at 10-15 % paraseptal) -- shown, not ranked
+    "pleural_air": "info",
     # QCT stage (features/qct.parquet ``qct_flags``)
     "air_unmeasured": "warn",  # no tracheal air: *_adj columns without air calibration / harmonisation
     "air_offset": "exclude",  # tracheal air beyond features.qct.calibration.max_offset_hu from -1000 HU

@@ -154,6 +154,6 @@ def segment_lungs(image: Volume, *, config: SegmentationConfig | None = None) ->
     labels = backend(image, cfg)
     if labels.shape != image.shape:
         raise ValueError(f"backend {cfg.backend!r} returned shape {labels.shape}, expected {image.shape}")
-    if not np.isin(labels, (LABEL_RIGHT, LABEL_LEFT)).any():
+    if not ((labels == LABEL_RIGHT) | (labels == LABEL_LEFT)).any():
         raise EmptyLungMaskError(f"backend {cfg.backend!r} found no lung voxel; check the QC image and the input HU")
     return image.with_array(labels.astype(np.uint8), segmentation_backend=cfg.backend)

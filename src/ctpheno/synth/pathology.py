@@ -30,6 +30,11 @@ Pathology switches (all default off):
 ``pleural_air_mm``
     Thickness of a layer of pleural air (pneumothorax) between the right lung and its lateral
     chest wall; the lung is bounded by a 1 mm visceral pleura. Truth: the air is not lung.
+``effusion_mm``
+    Largest thickness of a free pleural effusion (fluid, ``HU_FLUID``) of the right lung: a dependent
+    crescent along the posterior half of the costal pleura, ``effusion_mm`` thick at the lung base and
+    thinning to nothing at 60 % of the lung's height. The lung is compressed (it ends at the fluid).
+    Truth: the fluid is not lung.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ from ..io.volume import IDENTITY_DIRECTION, Volume
 
 HU_AIR, HU_FAT, HU_MUSCLE, HU_BLOOD, HU_LIVER, HU_LUNG = -1000.0, -100.0, 40.0, 40.0, 58.0, -850.0
 HU_CONSOLIDATION = 35.0
+HU_FLUID = 10.0
+"""Serous pleural fluid (transudate 0-20 HU)."""
 HU_TABLE = 200.0
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 TRUTH_MIN_FRACTION = 0.1
@@ -65,7 +72,8 @@ class PathologyPhantom:
     fraction : ndarray (z, y, x) float32
         Lung fraction of every voxel (0..1) before blur and noise.
     marks : dict of name -> bool ndarray
-        Voxels of the pathology (``mass``, ``pleural_air``, ``opacified``, ``herniation``) where present.
+        Voxels of the pathology (``mass``, ``pleural_air``, ``opacified``, ``herniation``, ``effusion``)
+        where present.
     """
 
     image: Volume
@@ -128,6 +136,12 @@ def _tissue(X: npt.NDArray[np.float32], Y: npt.NDArray[np.float32], z: float, p:
         mass = (X - mx) ** 2 + Y ** 2 + (z - 0.45 * p["lung_height_mm"]) ** 2 < p["mass_mm"] ** 2
         hu[mass & (right | muscle)] = HU_MUSCLE
         marks["mass"] = mass & right
+    if p["effusion_mm"] > 0:
+        th = p["effusion_mm"] * max(0.0, 1.0 - z / (0.6 * p["lung_height_mm"]))
+        fluid = right & (Y > 0) & (np.sqrt((X / ac) ** 2 + (Y / bc) ** 2) > 1.0 - th / bc)
+        hu[fluid] = HU_FLUID
+        right = right & ~fluid
+        marks["effusion"] = fluid
     if p["pleural_air_mm"] > 0:
         th = p["pleural_air_mm"]
         inner = ((X / (ac - th)) ** 2 + (Y / bc) ** 2 < 1.0) | (X > -0.4 * ac)
@@ -168,7 +182,7 @@ def _tissue(X: npt.NDArray[np.float32], Y: npt.NDArray[np.float32], z: float, p:
 
 
 def make_pathology_phantom(*, mass_mm: float = 0.0, opacified: Optional[Literal["left", "right"]] = None,
-                           herniation_mm: float = 0.0, pleural_air_mm: float = 0.0,
+                           herniation_mm: float = 0.0, pleural_air_mm: float = 0.0, effusion_mm: float = 0.0,
                            spacing_mm: tuple[float, float, float] = (3.0, 2.5, 2.5),
                            shape: tuple[int, int, int] = (64, 116, 128), psf_fwhm_mm: float = 2.5,
                            noise_hu: float = 20.0, supersample: tuple[int, int] = (2, 3),
@@ -179,20 +193,20 @@ def make_pathology_phantom(*, mass_mm: float = 0.0, opacified: Optional[Literal[
     """
     if opacified not in (None, "left", "right"):
         raise ValueError(f"opacified must be None, 'left' or 'right'; got {opacified!r}")
-    if min(mass_mm, herniation_mm, pleural_air_mm) < 0:
-        raise ValueError("mass_mm, herniation_mm and pleural_air_mm must be >= 0")
+    if min(mass_mm, herniation_mm, pleural_air_mm, effusion_mm) < 0:
+        raise ValueError("mass_mm, herniation_mm, pleural_air_mm and effusion_mm must be >= 0")
     nz, ny, nx = shape
     dz, dy, dx = spacing_mm
     kz, kxy = supersample
     p: dict[str, Any] = {"body_half_width_mm": 150.0, "body_half_depth_mm": 110.0, "cavity_half_width_mm": 118.0,
                          "cavity_half_depth_mm": 82.0, "lung_height_mm": nz * dz - 75.0, "mass_mm": float(mass_mm),
                          "opacified": opacified, "herniation_mm": float(herniation_mm),
-                         "pleural_air_mm": float(pleural_air_mm)}
+                         "pleural_air_mm": float(pleural_air_mm), "effusion_mm": float(effusion_mm)}
     # fine in-plane coordinates (sub-voxel centres), centred on the body
     fx = ((np.arange(nx * kxy) + 0.5) / kxy - 0.5 - (nx - 1) / 2.0) * dx
     fy = ((np.arange(ny * kxy) + 0.5) / kxy - 0.5 - (ny - 1) / 2.0) * dy + 6.0
     X, Y = np.meshgrid(fx.astype(np.float32), fy.astype(np.float32), indexing="xy")
-    names = ["right", "left", "airway", "mass", "pleural_air", "opacified", "herniation"]
+    names = ["right", "left", "airway", "mass", "pleural_air", "opacified", "herniation", "effusion"]
     acc = np.zeros((1 + len(names), nz, ny, nx), np.float32)  # HU, then the fraction of each region
     const = _plane_constants(X, Y, p)
     z0 = -45.0  # the first slice lies below the lung bases
