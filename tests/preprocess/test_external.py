@@ -122,3 +122,22 @@ def test_cli_segment_and_qct_with_a_reoriented_binary_mask(small_phantom, tmp_pa
                               "--modelpath", str(tmp_path / "missing.pth")])
     assert res.exit_code != 0
     assert "lungmask" in res.output
+
+
+def test_damaged_mask_file_is_refused_without_its_path(tmp_path):
+    """A truncated .nii.gz mask is refused as input volumes are (not zero-filled), named by its label."""
+    from ctpheno.io.volheaders import VolumeFileError
+    from ctpheno.preprocess.external import read_mask
+
+    folder = tmp_path / "DOE^JOHN_1931"
+    folder.mkdir()
+    good = folder / "mask.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((20, 32, 32), np.uint8)), str(good))
+    assert read_mask(good).array.sum() == 20 * 32 * 32
+    data = good.read_bytes()
+    bad = folder / "cut.nii.gz"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VolumeFileError) as err:
+        read_mask(bad, label="external mask of s-1")
+    assert "external mask of s-1" in str(err.value)
+    assert "DOE" not in str(err.value) and "cut.nii" not in str(err.value)

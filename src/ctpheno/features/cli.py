@@ -52,7 +52,8 @@ def qct_single(input_path: str, mask_path: Optional[str] = None, *, mask_labels:
         from ..config.preprocess import ExternalMaskConfig
         from ..preprocess.external import map_labels, read_mask, to_image_grid
 
-        mask = to_image_grid(image, read_mask(mask_path), what=f"mask {Path(mask_path).name}")
+        mask = to_image_grid(image, read_mask(mask_path, label=f"--mask {Path(mask_path).name}"),
+                             what=f"mask {Path(mask_path).name}")
         values = set(np.unique(mask.array).tolist()) - {0}
         cfg = ExternalMaskConfig(preset=mask_labels) if mask_labels else (
             ExternalMaskConfig(label_map={1: "lung"}) if values == {1} else ExternalMaskConfig())

@@ -23,6 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ..config.preprocess import ExternalMaskConfig
+from ..ingest.phi import scrub
+from ..io.volcheck import validate_volume_file
+from ..io.volheaders import VolumeFileError
 from ..io.volume import Volume
 from .classic import LABEL_AIRWAY, LABEL_LEFT, LABEL_RIGHT, ONE_LUNG_MAX_MINOR, _split_joined
 from .grid import block_factors, block_mean, body_interior, largest_component, upsample_nearest
@@ -34,13 +37,28 @@ GRID_TOL_VOXELS = 0.05
 SPLIT_GRID_MM = 2.5
 
 
-def read_mask(path: str | Path) -> Volume:
-    """Read a label image (NIfTI, NRRD, MHA, ...) with its geometry."""
+def read_mask(path: str | Path, *, label: str = "external mask") -> Volume:
+    """Read a label image (NIfTI, NRRD, MHA, ...) with its geometry, after the checks every input
+    volume gets (:func:`ctpheno.io.volcheck.validate_volume_file`: truncated data, impossible
+    spacing, a detached header pointing outside its folder). Errors name ``label``, never the path
+    (paths often carry patient names).
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    VolumeFileError
+        The file fails a check; its ``code`` is the ingest reason code.
+    """
     import SimpleITK as sitk
 
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"mask file {p} does not exist")
+    if not p.is_file():
+        raise FileNotFoundError(f"{label}: file does not exist (segmentation.external.path_template)")
+    _, problems = validate_volume_file(str(p), check_finite=True)
+    if problems:
+        code, detail = problems[0]
+        raise VolumeFileError(code, f"{label}: {scrub(detail, str(p), token='…')} ({code})")
     return Volume.from_sitk(sitk.ReadImage(str(p)))
 
 

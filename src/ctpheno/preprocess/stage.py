@@ -113,7 +113,8 @@ def preprocess_scan(task: ScanTask) -> pd.DataFrame:
         template = cfg.segmentation.external.path_template
         if not template:
             raise ValueError("segmentation.backend is 'external' but segmentation.external.path_template is not set")
-        mask = read_mask(external_mask_path(template, list(task.inputs["paths"])))
+        mask = read_mask(external_mask_path(template, list(task.inputs["paths"])),
+                         label=f"external mask of {task.source or task.scan_id}")
     hu, labels, zones = process_volume(image, cfg, mask=mask, in_place=True)
     del image  # clipped in place: hu holds the same array
     arrays = {"image": hu.array, "labels": labels.array, "zones": zones.array}
