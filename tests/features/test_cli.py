@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ctpheno.cli import app
-from ctpheno.synth import make_phantom, truth_metrics
+from ctpheno.synth import make_phantom, rim_truth_bounds, truth_metrics
 
 runner = CliRunner()
 
@@ -22,7 +22,8 @@ def nifti_scan(tmp_path_factory):
     d = tmp_path_factory.mktemp("scan")
     sitk.WriteImage(ph.image.to_sitk(), str(d / "ct.nii.gz"))
     sitk.WriteImage(ph.lungs.to_sitk(), str(d / "lungs.nii.gz"))
-    return d, truth_metrics(ph.image.array, ph.lungs.array, ph.image.spacing_mm)
+    truth = truth_metrics(ph.image.array, ph.lungs.array, ph.image.spacing_mm)
+    return d, {**truth, "bounds": rim_truth_bounds(ph.image.array, ph.lungs.array, ph.image.spacing_mm)}
 
 
 def test_qct_json_with_truth_mask_equals_truth(nifti_scan):
@@ -43,8 +44,9 @@ def test_qct_segments_when_no_mask_is_given(nifti_scan):
     res = runner.invoke(app, ["qct", str(d / "ct.nii.gz"), "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert abs(out["laa950_pct"] - truth["laa950_pct"]) <= 0.5
-    assert abs(out["perc15_hu"] - truth["perc15_hu"]) <= 5
+    (laa_lo, laa_hi), (p15_lo, p15_hi) = truth["bounds"]["laa950_pct"], truth["bounds"]["perc15_hu"]
+    assert laa_lo - 0.25 <= out["laa950_pct"] <= laa_hi + 0.25  # truth mask .. truth plus its rim layer
+    assert p15_lo - 2 <= out["perc15_hu"] <= p15_hi + 2
 
 
 def test_qct_mask_on_another_grid_fails_with_a_message(nifti_scan, tmp_path):

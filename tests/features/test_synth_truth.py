@@ -7,7 +7,7 @@ import pytest
 
 from ctpheno.features.qct import qct_metrics
 from ctpheno.preprocess import lung_zones, segment_lungs
-from ctpheno.synth import make_phantom, truth_metrics
+from ctpheno.synth import make_phantom, rim_truth_bounds, truth_metrics
 
 CASES = [(11, "centrilobular"), (12, "panlobular"), (13, "paraseptal"), (14, "panlobular")]
 
@@ -31,10 +31,15 @@ def test_truth_mask_gives_the_generator_truth_exactly(phantom):
 
 
 def test_pipeline_mask_is_within_acceptance_of_truth(phantom):
+    """The segmentation's density and volume lie between the truth mask and the truth mask plus its
+    partial-volume layer (the pleural-rim convention, :func:`rim_truth_bounds`), within noise:
+    missing lung drops the volume below the low end, a leak past the rim lifts Perc15 above the high one."""
     img = phantom.image
-    truth = truth_metrics(img.array, phantom.lungs.array, img.spacing_mm)
+    bounds = rim_truth_bounds(img.array, phantom.lungs.array, img.spacing_mm)
     labels = segment_lungs(img)
     df = qct_metrics(img.array, labels.array, lung_zones(labels).array, img.spacing_mm).set_index("region")
-    assert abs(df.loc["whole", "laa950_pct"] - truth["laa950_pct"]) <= 0.5
-    assert abs(df.loc["whole", "perc15_hu"] - truth["perc15_hu"]) <= 5.0
+    tol = {"laa950_pct": 0.25, "perc15_hu": 2.0, "lung_volume_ml": 0.0}
+    for metric, (low, high) in bounds.items():
+        value = float(df.loc["whole", metric])
+        assert low - tol[metric] <= value <= high + tol[metric], (metric, value, low, high)
     assert np.isfinite(df.loc["whole", "lac_d_950"])

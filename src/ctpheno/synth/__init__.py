@@ -4,7 +4,7 @@ Public API: :func:`make_phantom` / :class:`Phantom` (one scan and its truth) and
 :func:`write_cohort` (a whole cohort with clinical table, truth table and label maps).
 """
 
-from .cohort import plan_cohort, truth_metrics, write_cohort
+from .cohort import plan_cohort, rim_truth_bounds, truth_metrics, write_cohort
 from .phantom import Phantom, make_phantom
 
-__all__ = ["Phantom", "make_phantom", "plan_cohort", "truth_metrics", "write_cohort"]
+__all__ = ["Phantom", "make_phantom", "plan_cohort", "rim_truth_bounds", "truth_metrics", "write_cohort"]

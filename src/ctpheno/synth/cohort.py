@@ -129,6 +129,27 @@ def truth_metrics(hu: np.ndarray, lungs: np.ndarray, spacing_mm: tuple[float, fl
             "perc15_hu": float(np.percentile(vals, 15))}
 
 
+def rim_truth_bounds(hu: np.ndarray, lungs: np.ndarray, spacing_mm: tuple[float, float, float],
+                     ) -> dict[str, tuple[float, float]]:
+    """Lowest and highest LAA-950, Perc15 and lung volume that the pleural-rim convention allows.
+
+    The generator's lung label ends at the half-maximum of the blurred lung edge; a segmentation
+    that follows expert contours (:mod:`ctpheno.preprocess.pleura`) also takes partial-volume
+    voxels just outside it. The two ends of that convention are the truth mask itself and the truth
+    mask plus its whole outer boundary layer (the 6-connected voxels next to the lungs that are not
+    airway lumen). A correct mask's metrics lie between them; a mask that misses lung or leaks past
+    the first layer does not. Returns ``{metric: (low, high)}`` for :func:`truth_metrics`' keys.
+    """
+    from scipy import ndimage as ndi
+
+    lung = (lungs == LABEL_RIGHT) | (lungs == LABEL_LEFT)
+    layer = ndi.binary_dilation(lung, ndi.generate_binary_structure(3, 1)) & ~lung & (lungs == 0)
+    grown = lungs.copy()
+    grown[layer] = LABEL_RIGHT  # side does not matter for the whole-lung metrics
+    a, b = truth_metrics(hu, lungs, spacing_mm), truth_metrics(hu, grown, spacing_mm)
+    return {k: (min(a[k], b[k]), max(a[k], b[k])) for k in ("laa950_pct", "perc15_hu", "lung_volume_ml")}
+
+
 def render_subject(task: ScanTask) -> pd.DataFrame:
     """Per-subject work (top-level, picklable): make the phantom and write image + truth files."""
     import SimpleITK as sitk
