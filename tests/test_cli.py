@@ -70,14 +70,14 @@ def test_single_scan_tools_work_from_an_empty_directory(phantom_file, empty_dir)
 
     r = runner.invoke(app, ["qct", str(image), "--mask", str(lungs), "--json"])
     assert r.exit_code == 0, r.output
-    q = json.loads(r.output)
+    q = json.loads(r.stdout)  # the data; log lines go to stderr
     assert q["lung_volume_ml"] == pytest.approx(volume_ml, rel=1e-6)
     assert q["laa950_pct"] == pytest.approx(truth["laa950_pct"], abs=2.0)
 
     # default parameters = the packaged copy of config/features/radiomics.yaml
     r = runner.invoke(app, ["radiomics", str(image), str(lungs), "--label", "1", "--json"])
     assert r.exit_code == 0, r.output
-    feats = json.loads(r.output)
+    feats = json.loads(r.stdout)
     img = Volume.from_sitk(sitk.ReadImage(str(image)))
     msk = Volume.from_sitk(sitk.ReadImage(str(lungs)))
     repo_params = load_params(REPO / "config" / "features" / "radiomics.yaml")

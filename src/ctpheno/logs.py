@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,12 +23,15 @@ def setup_logging(level: int = logging.INFO, log_file: str | Path | None = None)
         if getattr(h, "_ctpheno", False):
             root.removeHandler(h)
     try:
+        from rich.console import Console
         from rich.logging import RichHandler
 
-        console: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+        # stderr: stdout carries data (``--json``), which a log line must not break
+        console: logging.Handler = RichHandler(console=Console(stderr=True), show_path=False,
+                                               rich_tracebacks=False, markup=False)
         console.setFormatter(logging.Formatter("%(message)s"))
     except ImportError:  # pragma: no cover
-        console = logging.StreamHandler()
+        console = logging.StreamHandler(sys.stderr)
         console.setFormatter(logging.Formatter(_FMT))
     console.setLevel(level)
     console.addFilter(_quiet_dask)

@@ -143,8 +143,13 @@ def test_second_reconstruction_is_the_same_acquisition_through_a_sharp_kernel(co
     lungs = sitk.GetArrayFromImage(sitk.ReadImage(str(cohort / "truth" / f"{row.subject_id}_lungs.nii.gz")))
     lung = np.isin(lungs, (1, 2))
     assert abs(np.median(smooth[lung]) - np.median(sharp[lung])) < 15  # same lungs
-    # the sharp kernel's noise is stronger: pixel-to-pixel differences inside the lungs
-    assert np.std(np.diff(sharp, axis=2)[lung[:, :, 1:]]) > 1.3 * np.std(np.diff(smooth, axis=2)[lung[:, :, 1:]])
+    # the sharp kernel's noise is stronger: SD of the uniform air in the tracheal lumen away from its
+    # wall (inside the lungs, parenchymal texture and vessels outweigh the noise on the 2.5-3 mm demo grid)
+    from scipy import ndimage as ndi
+
+    air = ndi.binary_erosion(lungs == 3, np.ones((1, 3, 3), bool))
+    assert air.sum() > 100
+    assert np.std(sharp[air]) > 1.3 * np.std(smooth[air])
 
 
 def test_plain_threshold_is_a_trap(cohort: Path, truth: pd.DataFrame) -> None:

@@ -53,6 +53,9 @@ def test_clustering_on_workers_equals_serial(small, client):
                              k_max=4, n_bootstrap=3, embedding_map="pca", reference_labels="subtype")
     serial = cluster_cohort(small, cfg, mapper=serial_map)
     dask = cluster_cohort(small, cfg, mapper=task_map(client))
-    assert serial.selection["chosen"].sum() == 2 * 3
+    sel = serial.selection
+    # one choice per (feature set, algorithm), except an HDBSCAN that finds no cluster (all noise)
+    per_pair = sel.groupby(["feature_set", "algorithm"])["chosen"].sum()
+    assert (per_pair <= 1).all() and per_pair.drop(index="hdbscan", level="algorithm").eq(1).all()
     for name in ("selection", "assignments", "profiles"):
         _same(getattr(serial, name), getattr(dask, name))

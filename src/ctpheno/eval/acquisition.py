@@ -94,8 +94,9 @@ def build_acquisition(ctx: Any) -> dict[str, Any]:
     qct, man = ctx.qct, ctx.manifest
     v: dict[str, Any] = {"figure": None, "density": None, "n_flagged": 0, "flags": None,
                          "excluded": None, "n_excluded": None, "applied": True}
-    if qct is not None and "laa950_adj_pct" in qct:
-        table = density_by_acquisition(qct, man)
+    has_density = qct is not None and "laa950_adj_pct" in qct
+    table = density_by_acquisition(qct, man) if has_density else pd.DataFrame()
+    if len(table):  # an empty QCT table (every scan failed) has nothing to draw
         v["figure"] = ctx.image("density_by_acquisition", density_figure(table), "density by acquisition")
         v["density"] = ctx.table("density_by_acquisition", table, max_rows=60)
     flags = qc_flag_table(wd)
