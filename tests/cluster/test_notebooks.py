@@ -20,6 +20,7 @@ def tiny_workdir(tmp_path_factory) -> Path:
     """QCT table of two small synthetic phantoms (truth lung masks), written as a run would."""
     import pandas as pd
 
+    from ctpheno.features.airways import with_endpoints
     from ctpheno.features.qct import qct_metrics
     from ctpheno.preprocess import lung_zones
     from ctpheno.synth import make_phantom
@@ -29,8 +30,8 @@ def tiny_workdir(tmp_path_factory) -> Path:
     for seed in (1, 2):
         ph = make_phantom(seed=seed, size="demo", emphysema_fraction=0.1 * seed)
         zones = lung_zones(ph.lungs)
-        frames.append(qct_metrics(ph.image.array, ph.lungs.array, zones.array, ph.image.spacing_mm,
-                                  scan_id=f"scan{seed}"))
+        df = qct_metrics(ph.image.array, ph.lungs.array, zones.array, ph.image.spacing_mm, scan_id=f"scan{seed}")
+        frames.append(with_endpoints(df, None))  # the QCT stage's airway columns (NaN: no airways stage)
     write_table(pd.concat(frames, ignore_index=True), wd.qct, QCT)
     return wd.root
 

@@ -76,10 +76,13 @@ def test_two_series_exit_0_reusing_the_first_scan(runs):
     assert man["usable"].sum() == 2 and man["subject_id"].nunique() == 2
     qct = pd.read_parquet(wd.qct).query("region == 'whole'")
     assert len(qct) == 2 and qct["lung_volume_ml"].between(500, 9000).all()
+    # the second series is a 48-slice slab: the QC gate leaves it out of the models (cut lungs)
+    gated = pd.read_parquet(wd.excluded_scans)
+    assert len(gated) == 1 and gated["applied"].all() and "apex_cut" in gated["reasons"].item()
     html = wd.report.read_text()
-    assert "Why no model was fitted" in html and "too few subjects for clustering: 2 (at least 6 needed)" in html
+    assert "Why no model was fitted" in html and "too few subjects for clustering: 1 (at least 6 needed)" in html
     skipped = json.loads((wd.models_dir / "clusters" / "skipped.json").read_text())
-    assert skipped["n_subjects"] == 2 and not list((wd.models_dir / "clusters").glob("*.parquet"))
+    assert skipped["n_subjects"] == 1 and not list((wd.models_dir / "clusters").glob("*.parquet"))
 
 
 def test_no_path_or_identifier_of_the_real_series_past_ingest(runs):

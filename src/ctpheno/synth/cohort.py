@@ -42,6 +42,7 @@ CLINICAL_COLUMNS = ["subject_id", "age_years", "sex", "height_cm", "pack_years",
                     "gold_stage", "prism", "fev1_decline_ml_per_year", "fev1_l", "fvc_l"]
 TRUTH_COLUMNS = ["subject_id", "subtype", "emphysema_fraction", "airway_wall_mm", "lung_volume_ml",
                  "right_lung_volume_ml", "left_lung_volume_ml", "laa950_pct", "perc15_hu",
+                 "laa950_pct_rim", "perc15_hu_rim", "lung_volume_ml_rim",
                  "emphysema_fraction_realised", "kernel", "phantom_seed", "image_path", "rescale_intercept",
                  "slice_thickness_mm", "noise_hu", "manufacturer", "mas", "air_offset_hu",
                  "second_image_path", "second_kernel"]
@@ -129,6 +130,23 @@ def truth_metrics(hu: np.ndarray, lungs: np.ndarray, spacing_mm: tuple[float, fl
             "perc15_hu": float(np.percentile(vals, 15))}
 
 
+RIM_METRICS = ("laa950_pct", "perc15_hu", "lung_volume_ml")
+"""The :func:`truth_metrics` that the pleural-rim convention moves (``*_rim`` columns of ``truth.parquet``)."""
+
+
+def rim_layer_metrics(hu: np.ndarray, lungs: np.ndarray, spacing_mm: tuple[float, float, float]) -> dict[str, float]:
+    """:func:`truth_metrics` on the truth mask plus its whole outer boundary layer: the 6-connected
+    voxels next to the lungs that are not airway lumen (the far end of the pleural-rim convention)."""
+    from scipy import ndimage as ndi
+
+    lung = (lungs == LABEL_RIGHT) | (lungs == LABEL_LEFT)
+    layer = ndi.binary_dilation(lung, ndi.generate_binary_structure(3, 1)) & ~lung & (lungs == 0)
+    grown = lungs.copy()
+    grown[layer] = LABEL_RIGHT  # side does not matter for the whole-lung metrics
+    m = truth_metrics(hu, grown, spacing_mm)
+    return {k: m[k] for k in RIM_METRICS}
+
+
 def rim_truth_bounds(hu: np.ndarray, lungs: np.ndarray, spacing_mm: tuple[float, float, float],
                      ) -> dict[str, tuple[float, float]]:
     """Lowest and highest LAA-950, Perc15 and lung volume that the pleural-rim convention allows.
@@ -136,18 +154,12 @@ def rim_truth_bounds(hu: np.ndarray, lungs: np.ndarray, spacing_mm: tuple[float,
     The generator's lung label ends at the half-maximum of the blurred lung edge; a segmentation
     that follows expert contours (:mod:`ctpheno.preprocess.pleura`) also takes partial-volume
     voxels just outside it. The two ends of that convention are the truth mask itself and the truth
-    mask plus its whole outer boundary layer (the 6-connected voxels next to the lungs that are not
-    airway lumen). A correct mask's metrics lie between them; a mask that misses lung or leaks past
-    the first layer does not. Returns ``{metric: (low, high)}`` for :func:`truth_metrics`' keys.
+    mask plus its outer boundary layer (:func:`rim_layer_metrics`). A correct mask's metrics lie
+    between them; a mask that misses lung or leaks past the first layer does not. Returns
+    ``{metric: (low, high)}`` for :data:`RIM_METRICS`.
     """
-    from scipy import ndimage as ndi
-
-    lung = (lungs == LABEL_RIGHT) | (lungs == LABEL_LEFT)
-    layer = ndi.binary_dilation(lung, ndi.generate_binary_structure(3, 1)) & ~lung & (lungs == 0)
-    grown = lungs.copy()
-    grown[layer] = LABEL_RIGHT  # side does not matter for the whole-lung metrics
-    a, b = truth_metrics(hu, lungs, spacing_mm), truth_metrics(hu, grown, spacing_mm)
-    return {k: (min(a[k], b[k]), max(a[k], b[k])) for k in ("laa950_pct", "perc15_hu", "lung_volume_ml")}
+    a, b = truth_metrics(hu, lungs, spacing_mm), rim_layer_metrics(hu, lungs, spacing_mm)
+    return {k: (min(a[k], b[k]), max(a[k], b[k])) for k in RIM_METRICS}
 
 
 def render_subject(task: ScanTask) -> pd.DataFrame:
@@ -194,6 +206,8 @@ def render_subject(task: ScanTask) -> pd.DataFrame:
     _write_nifti(ph.labels.to_sitk(), out / "truth" / f"{sid}.nii.gz", sitk)
     _write_nifti(ph.lungs.to_sitk(), out / "truth" / f"{sid}_lungs.nii.gz", sitk)
     m = truth_metrics(ph.image.array, ph.lungs.array, ph.image.spacing_mm)
+    rim = rim_layer_metrics(ph.image.array, ph.lungs.array, ph.image.spacing_mm)
+    m.update({f"{k}_rim": v for k, v in rim.items()})
     row = {"subject_id": sid, "subtype": inp["subtype"], "emphysema_fraction": float(inp["emphysema_fraction"]),
            "airway_wall_mm": float(inp["airway_wall_mm"]), **m,
            "emphysema_fraction_realised": float(prm["emphysema_fraction_realised"]), "kernel": inp["kernel"],
