@@ -209,3 +209,14 @@ class Volume:
             direction=tuple(direction.ravel()),
             meta=dict(meta),
         )
+
+
+def axial_view(image: Volume) -> tuple[tuple[int, int, int], tuple[int, int], tuple[int, int]]:
+    """Axis permutation putting the cranio-caudal axis first, and the left/superior axes after it."""
+    sup_ax, sup_sign = image.index_axis_superior()
+    left_ax, left_sign = image.index_axis_patient_left()
+    if sup_ax == left_ax:
+        raise ValueError(f"direction {image.direction} is degenerate: the superior and left axes coincide")
+    rest = [a for a in (0, 1, 2) if a != sup_ax]
+    perm = (sup_ax, *rest)
+    return perm, (perm.index(left_ax), left_sign), (0, sup_sign)  # type: ignore[return-value]

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..config.preprocess import ExternalMaskConfig
-from ..io.volume import Volume
+from ..io.volume import Volume, axial_view
 from .classic import LABEL_AIRWAY, LABEL_LEFT, LABEL_RIGHT, ONE_LUNG_MAX_MINOR, _split_joined
 from .grid import block_factors, block_mean, body_interior, largest_component, upsample_nearest
 
@@ -136,7 +136,6 @@ def split_lungs(image: Volume, lung: npt.NDArray[np.bool_]) -> npt.NDArray[np.ui
     from scipy import ndimage as ndi
 
     from .grid import STRUCT_6
-    from .segment import axial_view
 
     perm, (lat_ax, lat_sign), _ = axial_view(image)
     hu = np.transpose(np.asarray(image.array), perm)

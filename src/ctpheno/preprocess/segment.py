@@ -16,22 +16,12 @@ import numpy.typing as npt
 
 from ..config.preprocess import SegmentationConfig
 from ..errors import EmptyLungMaskError, MissingExtraError
-from ..io.volume import Volume
+from ..io.volume import Volume, axial_view
 from .classic import LABEL_AIRWAY, LABEL_LEFT, LABEL_RIGHT, segment_classic
+from .external import to_image_grid
 from .hu import to_hu_int16
 
 Backend = Callable[[Volume, SegmentationConfig], npt.NDArray[np.uint8]]
-
-
-def axial_view(image: Volume) -> tuple[tuple[int, int, int], tuple[int, int], tuple[int, int]]:
-    """Axis permutation putting the cranio-caudal axis first, and the left/superior axes after it."""
-    sup_ax, sup_sign = image.index_axis_superior()
-    left_ax, left_sign = image.index_axis_patient_left()
-    if sup_ax == left_ax:
-        raise ValueError(f"direction {image.direction} is degenerate: the superior and left axes coincide")
-    rest = [a for a in (0, 1, 2) if a != sup_ax]
-    perm = (sup_ax, *rest)
-    return perm, (perm.index(left_ax), left_sign), (0, sup_sign)  # type: ignore[return-value]
 
 
 def _classic(image: Volume, cfg: SegmentationConfig) -> npt.NDArray[np.uint8]:
@@ -90,7 +80,6 @@ def _totalsegmentator(image: Volume, cfg: SegmentationConfig) -> npt.NDArray[np.
         out = Path(tmp) / "seg.nii.gz"
         nib.save(seg, str(out))
         seg_vol = Volume.from_sitk(sitk.ReadImage(str(out)))
-    from .external import to_image_grid
 
     arr = to_image_grid(image, seg_vol, what="TotalSegmentator's output").array
     # map class ids to names through TotalSegmentator's own table (ids differ between versions)
