@@ -14,10 +14,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ..io.volume import Volume
+from ..io.volume import Volume, axial_view
 from .classic import LABEL_AIRWAY, LABEL_LEFT, LABEL_RIGHT
 from .maskqc import mask_qc_numbers
-from .segment import axial_view
 
 LABEL_COLOURS = {LABEL_RIGHT: "#1f77ff", LABEL_LEFT: "#ff8c00", LABEL_AIRWAY: "#2ca02c"}
 
