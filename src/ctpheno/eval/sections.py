@@ -14,9 +14,9 @@ import pandas as pd
 from ..preprocess.gate import qc_flag_table
 from . import figures
 from .acquisition import build_acquisition, flagged_first
+from .context import Missing, ReportContext, Section
 from .headline import (best_models, chosen_clusterings, cluster_spread, headline_comparison, subject_measures,
                        with_holm)
-from .report import Missing, ReportContext, Section
 
 PRIMARY_TARGET = "fev1_pct_pred"
 """Target whose best-vs-runner-up comparison the headline states (the first target when absent)."""
