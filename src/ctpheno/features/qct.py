@@ -46,6 +46,7 @@ from ..config.features import QCTConfig
 from ..errors import EmptyLungMaskError
 from ..io.zarrstore import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
 from .airway import AIRWAY_COLUMNS, AIRWAY_REACH_MM, LABEL_AIRWAY, airway_metrics
+from .regions import zone_region_masks
 from .histogram import (
     HU_OFFSET,
     REGION_GROUPS,
@@ -136,14 +137,6 @@ def _ratio(up: float, low: float) -> float:
     if low == 0:
         return math.inf if up > 0 else math.nan
     return up / low
-
-
-def _zone_region_masks(labels: np.ndarray, zones: np.ndarray) -> dict[str, np.ndarray]:
-    lung = (labels == LABEL_RIGHT_LUNG) | (labels == LABEL_LEFT_LUNG)
-    out = {"whole": lung, "right": labels == LABEL_RIGHT_LUNG, "left": labels == LABEL_LEFT_LUNG}
-    for level in ("upper", "middle", "lower"):
-        out[level] = lung & ((zones == ZONE_CODES[("right", level)]) | (zones == ZONE_CODES[("left", level)]))
-    return out
 
 
 def _laa950(hist: np.ndarray) -> float:
@@ -324,7 +317,7 @@ def qct_metrics(
                                      superior_last=superior_last)
     adj = adjusted_group_histograms(hu, labels, zones, groups, desc, sp, prof)
     low = hu <= -950
-    region_masks = _zone_region_masks(labels, zones)
+    region_masks = zone_region_masks(labels, zones)
     return _from_groups(
         groups, adj, prof, desc, sp, config, scan_id,
         low_of=lambda region: low & region_masks[region],

@@ -34,6 +34,7 @@ import pandas as pd
 
 from ..errors import ConfigError, FeatureExtractionError
 from ..io.volume import Volume
+from .regions import zone_region_masks
 
 RADIOMICS_LOGGER = "radiomics"
 
@@ -231,9 +232,7 @@ def _log_text(records: Sequence[logging.LogRecord]) -> str:
 
 def region_masks(labels: np.ndarray, zones: np.ndarray, regions: Sequence[str]) -> dict[str, np.ndarray]:
     """uint8 masks (1 inside) of the named regions, as in :mod:`ctpheno.features.qct`."""
-    from .qct import _zone_region_masks
-
-    all_masks = _zone_region_masks(np.asarray(labels), np.asarray(zones))
+    all_masks = zone_region_masks(np.asarray(labels), np.asarray(zones))
     unknown = [r for r in regions if r not in all_masks]
     if unknown:
         raise ValueError(f"unknown radiomics regions {unknown}; choose from {list(all_masks)}")
