@@ -291,12 +291,6 @@ def cluster_profiles(frame: pd.DataFrame, labels: npt.NDArray) -> pd.DataFrame:
     return out.reset_index()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m ctpheno.train.cluster --config config/models/unsupervised.yaml [--workdir DIR]``."""
-    from .stage import module_main
-
-    module_main("cluster", argv, __doc__)
-
-
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # ``python -m ctpheno.train.cluster``; the entry point is in ctpheno.train.cli
+    from .cli import cluster_main
+    raise SystemExit(cluster_main())

@@ -214,32 +214,3 @@ def predict_with_model(model_path: str | Path, wd: WorkDir) -> pd.DataFrame:
     if bundle["task"] == "ordinal":
         out["prediction_stage"] = p.round().clip(0, 4).astype(int)
     return out
-
-
-def module_main(stage: str, argv: list[str] | None, description: str | None) -> None:
-    """``python -m ctpheno.train.<cluster|supervised> --config FILE [--workdir DIR] [--force]``.
-
-    ``stage`` is ``cluster`` or ``supervised``; FILE may be the pipeline YAML or the stage's own
-    file (``config/models/unsupervised.yaml`` / ``supervised.yaml``).
-    """
-    import argparse
-
-    from ..clierrors import module_exit
-    from ..config.pipeline import load_pipeline_config
-
-    module, stage_file, run = {
-        "cluster": ("cluster", "unsupervised", run_clustering),
-        "supervised": ("supervised", "supervised", run_supervised),
-    }[stage]
-    ap = argparse.ArgumentParser(prog=f"python -m ctpheno.train.{module}", description=description)
-    ap.add_argument("--config", required=True, type=Path, help=f"config/models/{stage_file}.yaml")
-    ap.add_argument("--workdir", type=Path, default=None, help="work directory (default: paths.workdir)")
-    ap.add_argument("--force", action="store_true", help="recompute even if up to date")
-    a = ap.parse_args(argv)
-
-    def go() -> int:
-        cfg = load_pipeline_config(a.config, stage_file_for=stage_file)
-        print(run(cfg, WorkDir(a.workdir or cfg.paths.workdir), None, force=a.force).summary())
-        return 0
-
-    raise SystemExit(module_exit(go))
