@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UnreadableSeriesError
-from ..ingest.geometry import slice_normal
+from ..io.geometry import slice_normal
 from ..io.readers import read_header
 from ..io.volume import Volume
 

@@ -10,7 +10,7 @@ positions (never assumed 1 mm), and the same refusals. A series is refused
   direction matrix could not represent);
 * rows/columns or PixelSpacing differ between slices, or PixelSpacing is implausible;
 * two slices share a position, one is missing, or the gaps vary beyond
-  :data:`~ctpheno.ingest.geometry.SPACING_TOLERANCE` (:func:`~ctpheno.ingest.geometry.stack_spacing`);
+  :data:`~ctpheno.io.geometry.SPACING_TOLERANCE` (:func:`~ctpheno.io.geometry.stack_spacing`);
 * a RescaleSlope is 0 or not a number (the HU cannot be recovered), or floating-point pixel
   data hold NaN or infinity;
 * a multi-frame file does not say where its frames are (no per-frame functional groups).
@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UnreadableSeriesError
-from ..ingest.geometry import iop_orthonormal, slice_normal, spacing_plausible, stack_spacing
+from .geometry import iop_orthonormal, slice_normal, spacing_plausible, stack_spacing
 from .volume import Volume
 
 HU_PADDING = -1024

@@ -15,7 +15,7 @@
 * ``non_finite_voxels``: NaN or ±inf among floating-point voxels (counted while streaming);
 * ``missing_geometry``, ``implausible_spacing``, ``non_orthonormal_direction``,
   ``zero_scale_slope``, ``not_3d``: header claims that would be read as something else
-  (see :mod:`ctpheno.ingest.geometry`). A NIfTI ``scl_slope`` of 0 (or NaN) with a zero
+  (see :mod:`ctpheno.io.geometry`). A NIfTI ``scl_slope`` of 0 (or NaN) with a zero
   intercept means "unscaled" (NIfTI-1 standard); with a non-zero intercept ITK would apply it
   with a slope of 1, so the file is refused.
 """
@@ -31,7 +31,7 @@ from typing import IO
 
 import numpy as np
 
-from ..ingest.geometry import SPACING_RANGE_MM, axes_orthogonal, spacing_plausible
+from .geometry import SPACING_RANGE_MM, axes_orthogonal, spacing_plausible
 from .volheaders import VolumeFileError, VolumeHeader, read_volume_header
 
 CHUNK_BYTES = 1 << 22
