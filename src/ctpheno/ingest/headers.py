@@ -14,8 +14,8 @@ from typing import Any
 
 from ..io.dicomseries import floats_of, join_multi
 from ..io.readers import volume_format
+from ..io.remote import NotRegularFileError, open_binary, os_reason
 from .phi import scrub
-from .remote import NotRegularFileError, open_binary, os_reason
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
@@ -227,8 +227,8 @@ def read_volume_record(path: str, fmt: str) -> dict[str, Any]:
     """
     import SimpleITK as sitk
 
+    from ..io.remote import local_copies
     from ..io.volcheck import validate_volume_file
-    from .remote import local_copies
 
     record: dict[str, Any] = {"path": path, "kind": "volume", "fmt": fmt, "error": None, "problems": []}
     try:

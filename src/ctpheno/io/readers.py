@@ -102,7 +102,7 @@ def read_header(path: str | os.PathLike[str]) -> Any:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    from ..ingest.remote import open_binary
+    from .remote import open_binary
 
     try:
         with open_binary(str(path)) as fh:
@@ -140,9 +140,8 @@ def read_scan(
     UnreadableSeriesError
         A file cannot be read or decoded, or the slices do not form one series.
     """
-    from ..ingest.remote import is_url, list_files, local_copies
-
-    from ..ingest.remote import stored_path
+    from .fs import is_url
+    from .remote import list_files, local_copies, stored_path
 
     if isinstance(paths, (str, os.PathLike)):
         items = [stored_path(str(paths))]

@@ -67,7 +67,7 @@ def header_problems(h: VolumeHeader, *, spacing_range_mm: tuple[float, float] = 
 
 def data_file_problems(h: VolumeHeader, header_path: str, tree: str) -> list[Problem]:
     """Data files outside ``tree`` or not regular files; nothing is opened."""
-    from ..ingest.remote import classify_entry, is_inside
+    from .remote import classify_entry, is_inside
 
     for f in h.data_files:
         if os.path.realpath(f) == os.path.realpath(header_path):
@@ -169,7 +169,7 @@ def count_data(h: VolumeHeader, *, check_finite: bool) -> tuple[int, int]:
     Reading stops one unit past the declared size. Raises :class:`VolumeFileError` for a
     compressed stream that is cut short (``truncated_file``) or corrupt (``unreadable_file``).
     """
-    from ..ingest.remote import open_regular
+    from .remote import open_regular
 
     per_file = -(-h.n_bytes // len(h.data_files))
     ascii_ = h.encoding == "ascii"
