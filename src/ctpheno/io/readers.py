@@ -201,7 +201,7 @@ def read_volume_file(path: str | os.PathLike[str], *, label: str | None = None, 
         image = sitk.ReadImage(path)
     except RuntimeError as err:
         last = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown error"
-        from ..ingest.phi import scrub
+        from .redact import scrub
 
         raise UnreadableSeriesError(f"{name}: SimpleITK cannot read it ({scrub(last, path, token='…')})") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
