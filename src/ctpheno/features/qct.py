@@ -22,7 +22,7 @@ endpoint of alpha-1 antitrypsin trials; Parr et al. 2006). ``hu_sd``,
 
 Lung mask = labels ``{1, 2}`` (right, left lung; airways ``3`` excluded).
 Regions: ``whole`` (1+2), ``right`` (1), ``left`` (2), ``upper``/``middle``/``lower``
-= lung voxels with zone codes 1+4 / 2+5 / 3+6 (:data:`ctpheno.io.zarrstore.ZONE_CODES`,
+= lung voxels with zone codes 1+4 / 2+5 / 3+6 (:data:`ctpheno.vocab.ZONE_CODES`,
 equal-volume cranio-caudal thirds of each lung as preprocess defines them).
 ``laa950_upper_lower_ratio`` = LAA-950 of the upper region over that of the lower
 region of the same row's lung(s) (whole: both lungs; right/left: that lung's zones;
@@ -44,7 +44,7 @@ import pandas as pd
 
 from ..config.features import QCTConfig
 from ..errors import EmptyLungMaskError
-from ..io.zarrstore import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
+from ..vocab import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
 from .airway import AIRWAY_COLUMNS, AIRWAY_REACH_MM, LABEL_AIRWAY, airway_metrics
 from .regions import zone_region_masks
 from .histogram import (

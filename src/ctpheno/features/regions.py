@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from ..io.zarrstore import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
+from ..vocab import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
 
 REGIONS = ("whole", "right", "left", "upper", "middle", "lower")
 """Region names, in the order :func:`zone_region_masks` returns them."""
@@ -17,7 +17,7 @@ def zone_region_masks(labels: npt.NDArray[np.integer],
 
     ``whole`` is both lungs (labels 1 and 2, airways excluded), ``right``/``left`` one lung each;
     ``upper``/``middle``/``lower`` are the lung voxels of that height third on either side
-    (:data:`ctpheno.io.zarrstore.ZONE_CODES`).
+    (:data:`ctpheno.vocab.ZONE_CODES`).
     """
     lung = (labels == LABEL_RIGHT_LUNG) | (labels == LABEL_LEFT_LUNG)
     out = {"whole": lung, "right": labels == LABEL_RIGHT_LUNG, "left": labels == LABEL_LEFT_LUNG}

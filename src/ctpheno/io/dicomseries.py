@@ -31,13 +31,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UnreadableSeriesError
+from ..vocab import HU_PADDING, PADDING_THRESHOLD_HU
 from .geometry import iop_orthonormal, slice_normal, spacing_plausible, stack_spacing
 from .volume import Volume
-
-HU_PADDING = -1024
-"""HU written where the scanner marked padding (outside the field of view)."""
-PADDING_THRESHOLD_HU = -2000
-"""HU at or below this are padding markers (-2000, -3024, ...), never tissue."""
 
 
 def base_name(path: str) -> str:

@@ -55,7 +55,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UnreadableSeriesError
-from .dicomseries import HU_PADDING, PADDING_THRESHOLD_HU, dicom_slice_hu, join_multi, read_dicom_series
+from ..vocab import HU_PADDING, PADDING_THRESHOLD_HU
+from .dicomseries import dicom_slice_hu, join_multi, read_dicom_series
 from .volume import Volume
 
 __all__ = ["HU_PADDING", "PADDING_THRESHOLD_HU", "FORMATS", "VOLUME_SUFFIXES", "dicom_slice_hu", "join_multi",

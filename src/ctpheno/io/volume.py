@@ -24,21 +24,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-HU_AIR = -1000
-HU_WATER = 0
-IDENTITY_DIRECTION: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+from ..vocab import Spacing
 
-Spacing = tuple[float, float, float]
+IDENTITY_DIRECTION: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 GEOMETRY_AXES = "zyx"
 """Axis order of every geometry vector in stored attributes (see :meth:`Volume.geometry_attrs`)."""
-
-
-def check_spacing(spacing_mm: Any) -> Spacing:
-    """``spacing_mm`` as three positive floats (z, y, x), or a ValueError naming what was given."""
-    sp = tuple(float(s) for s in spacing_mm)
-    if len(sp) != 3 or not all(s > 0 for s in sp):
-        raise ValueError(f"spacing_mm must be three positive numbers (z, y, x) in mm; got {spacing_mm}")
-    return sp  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, eq=False)

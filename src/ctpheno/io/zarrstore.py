@@ -39,13 +39,6 @@ import numpy as np
 from . import fs
 from .volume import Volume
 
-LABEL_RIGHT_LUNG = 1
-LABEL_LEFT_LUNG = 2
-LABEL_AIRWAYS = 3
-ZONE_CODES = {
-    ("right", "upper"): 1, ("right", "middle"): 2, ("right", "lower"): 3,
-    ("left", "upper"): 4, ("left", "middle"): 5, ("left", "lower"): 6,
-}
 ARRAY_NAMES = ("image", "labels", "zones")
 ANALYSIS_GROUP = "analysis"
 """Sub-group holding the isotropic analysis grid (same array names as the root)."""

@@ -56,7 +56,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import EmptyLungMaskError
-from ..io.volume import HU_AIR, Volume
+from ..io.volume import Volume
+from ..vocab import HU_AIR
 
 Interpolator = Literal["bspline", "linear"]
 LUNG_LABELS = (1, 2)
@@ -76,7 +77,7 @@ class AnalysisGrid:
     labels: Volume
     """uint8 lung labels (1 right, 2 left, 3 airways)."""
     zones: Volume
-    """uint8 zone codes (:data:`ctpheno.io.zarrstore.ZONE_CODES`)."""
+    """uint8 zone codes (:data:`ctpheno.vocab.ZONE_CODES`)."""
 
 
 def grid_index_range(lo: int, hi: int, n: int, spacing_mm: float, target_mm: float,

@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from ...config.airways import AirwaysConfig
-from ...io.volume import Spacing, check_spacing
+from ...vocab import Spacing, check_spacing
 from .endpoints import FLAG_COLUMN, branch_measures, missing_endpoints, scan_endpoints
 from .graph import AirwayTree, build_tree
 from .psf import psf_sigma_mm

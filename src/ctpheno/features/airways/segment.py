@@ -42,7 +42,7 @@ from scipy import ndimage as ndi
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ...io.volume import Spacing, check_spacing
+from ...vocab import Spacing, check_spacing
 
 LABEL_AIRWAY = 3
 DEFAULT_THRESHOLDS_HU = (-975.0, -950.0, -925.0, -900.0, -875.0, -850.0, -825.0)
