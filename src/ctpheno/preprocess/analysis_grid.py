@@ -57,10 +57,9 @@ import numpy.typing as npt
 
 from ..errors import EmptyLungMaskError
 from ..io.volume import Volume
-from ..vocab import HU_AIR
+from ..vocab import HU_AIR, LUNG_LABELS
 
 Interpolator = Literal["bspline", "linear"]
-LUNG_LABELS = (1, 2)
 BSPLINE_MARGIN_VOXELS = 16
 """Native samples kept beyond the farthest B-spline tap (prefilter pole :math:`|z_1|^{16} < 10^{-9}`)."""
 SLAB_VOXELS = 2**22

@@ -24,10 +24,10 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from ...errors import EmptyLungMaskError
+from ...vocab import LUNG_LABELS
 
 #: zone codes of :data:`ctpheno.vocab.ZONE_CODES` grouped into cranio-caudal regions
 REGION_ZONES: dict[str, tuple[int, ...]] = {"upper": (1, 4), "middle": (2, 5), "lower": (3, 6)}
-LUNG_LABELS = (1, 2)
 
 
 @dataclass(frozen=True)
