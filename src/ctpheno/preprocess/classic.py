@@ -42,13 +42,13 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from ..errors import EmptyLungMaskError, NotChestCTError
+from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
 from .grid import (STRUCT_6, STRUCT_INPLANE, bbox_slices, binary_closing_padded, block_factors, block_mean, body_interior,
                    fill_holes_2d, fill_holes_3d, largest_component, midpoint_threshold, subsample_labels,
                    upsample_nearest)
 from .pleura import grow_pleural_rim
 from .pockets import costal_pockets, fill_costal_pockets
 
-LABEL_BG, LABEL_RIGHT, LABEL_LEFT, LABEL_AIRWAY = 0, 1, 2, 3
 TRACHEA_AREA_MM2 = (80.0, 900.0)
 """Cross-section range of a trachea (adult diameters ~10-30 mm)."""
 MIDLINE_SEED_MM = 20.0
@@ -369,14 +369,14 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
             m |= ring & ndi.binary_dilation(m, structure=STRUCT_6)
     # 6. closing and per-slice hole filling -----------------------------------------------------
     lab_c = np.zeros(hu_c.shape, dtype=np.uint8)
-    for code, m in ((LABEL_RIGHT, right), (LABEL_LEFT, left)):
+    for code, m in ((LABEL_RIGHT_LUNG, right), (LABEL_LEFT_LUNG, left)):
         if m.any():
             closed = binary_closing_padded(m, iterations=closing_iterations)
             filled = fill_holes_3d(fill_holes_2d(closed, max_area_px=int(MAX_HOLE_MM2 / (sp_c[1] * sp_c[2]))))
             lab_c[filled & (lab_c == 0)] = code
     lung_ml = float(np.count_nonzero(lab_c)) * vox_ml
     _check_chest(lab_c, lung_ml, superior_axis[1], min_chest_lung_ml=min_chest_lung_ml)
-    lab_c[airway & (lab_c == 0)] = LABEL_AIRWAY
+    lab_c[airway & (lab_c == 0)] = LABEL_AIRWAYS
     # 7. on the image grid: the half-maximum boundary, the partial-volume rim, then costal pockets
     # (juxtapleural lesions) found on the final boundary
     labels = _refine(hu, lab_c, f, thr, spacing)
@@ -440,16 +440,16 @@ def _refine(hu: npt.NDArray[np.integer], lab_c: npt.NDArray[np.uint8], f: tuple[
     """
     from skimage.segmentation import expand_labels
 
-    lungs_c = np.where(lab_c == LABEL_AIRWAY, 0, lab_c)
+    lungs_c = np.where(lab_c == LABEL_AIRWAYS, 0, lab_c)
     core_c = np.zeros_like(lungs_c)
     if f != (1, 1, 1):
-        for code in (LABEL_RIGHT, LABEL_LEFT):
+        for code in (LABEL_RIGHT_LUNG, LABEL_LEFT_LUNG):
             core_c[ndi.binary_erosion(lungs_c == code, structure=STRUCT_6)] = code
     band_c = np.zeros_like(lungs_c)
     lbox = bbox_slices(lungs_c > 0, margin=1)
     if lbox is not None:  # one voxel of growth depends on the neighbours only: the lungs' box is enough
         band_c[lbox] = expand_labels(lungs_c[lbox], distance=1)
-    airway_c = ndi.binary_dilation(lab_c == LABEL_AIRWAY, structure=STRUCT_6) & (band_c == 0)
+    airway_c = ndi.binary_dilation(lab_c == LABEL_AIRWAYS, structure=STRUCT_6) & (band_c == 0)
     box = bbox_slices(band_c > 0, margin=0)
     out = np.zeros(hu.shape, dtype=np.uint8)
     if box is None:
@@ -472,7 +472,7 @@ def _refine(hu: npt.NDArray[np.integer], lab_c: npt.NDArray[np.uint8], f: tuple[
     np.copyto(sub, band, where=low & (sub == 0))
     del band
     max_px = int(MAX_HOLE_MM2 / (spacing[1] * spacing[2]))
-    for code in (LABEL_RIGHT, LABEL_LEFT):
+    for code in (LABEL_RIGHT_LUNG, LABEL_LEFT_LUNG):
         lbox = bbox_slices(sub == code, margin=1)
         if lbox is None:
             continue
@@ -480,6 +480,6 @@ def _refine(hu: npt.NDArray[np.integer], lab_c: npt.NDArray[np.uint8], f: tuple[
         holes = fill_holes_2d(part == code, max_area_px=max_px) & (part == 0)
         part[holes] = code
         del holes
-    sub[airway & (sub_hu < thr) & (sub == 0)] = LABEL_AIRWAY
+    sub[airway & (sub_hu < thr) & (sub == 0)] = LABEL_AIRWAYS
     out[fbox] = sub
     return out

@@ -24,7 +24,8 @@ import numpy.typing as npt
 
 from ..config.preprocess import ExternalMaskConfig
 from ..io.volume import Volume, axial_view
-from .classic import LABEL_AIRWAY, LABEL_LEFT, LABEL_RIGHT, ONE_LUNG_MAX_MINOR, _split_joined
+from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
+from .classic import ONE_LUNG_MAX_MINOR, _split_joined
 from .grid import block_factors, block_mean, body_interior, largest_component, upsample_nearest
 
 LOBE_NAMES = ("right_upper", "right_middle", "right_lower", "left_upper", "left_lower")
@@ -107,11 +108,11 @@ def map_labels(image: Volume, mask: Volume, config: ExternalMaskConfig | None = 
             continue
         sel = src == value
         if role == "right":
-            out[sel] = LABEL_RIGHT
+            out[sel] = LABEL_RIGHT_LUNG
         elif role == "left":
-            out[sel] = LABEL_LEFT
+            out[sel] = LABEL_LEFT_LUNG
         elif role == "airway":
-            out[sel] = LABEL_AIRWAY
+            out[sel] = LABEL_AIRWAYS
         else:
             lung_any |= sel
     if lung_any.any():
@@ -161,10 +162,10 @@ def split_lungs(image: Volume, lung: npt.NDArray[np.bool_]) -> npt.NDArray[np.ui
         if minor >= 0.2 and size > 50:
             split = _split_joined(c, hu_c, side, sp_c, min_core_ratio=0.12 if minor < ONE_LUNG_MAX_MINOR else 0.0)
         if split is not None:
-            lab_c[split[0]] = LABEL_RIGHT
-            lab_c[split[1]] = LABEL_LEFT
+            lab_c[split[0]] = LABEL_RIGHT_LUNG
+            lab_c[split[1]] = LABEL_LEFT_LUNG
         else:
-            lab_c[c] = LABEL_RIGHT if float(side[c].mean()) < 0 else LABEL_LEFT
+            lab_c[c] = LABEL_RIGHT_LUNG if float(side[c].mean()) < 0 else LABEL_LEFT_LUNG
     # image grid: the coarse label of each voxel's block, else the nearest coarse lung label
     if (lab_c == 0).any() and lab_c.any():
         _, idx = ndi.distance_transform_edt(lab_c == 0, return_indices=True)
