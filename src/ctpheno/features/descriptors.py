@@ -24,9 +24,9 @@ import numpy.typing as npt
 
 from ..config.features import QCTConfig
 from ..ingest.kernels import class_from_noise_texture
-from ..vocab import LABEL_AIRWAYS
+from ..vocab import HU_AIR, LABEL_AIRWAYS
 from .blood import measure_blood
-from .calibration import HU_AIR_REFERENCE, calibration_map, measure_air, trachea_lumen
+from .calibration import calibration_map, measure_air, trachea_lumen
 from .harmonise import filter_halo_px, filter_in_plane, harmonising_sigma_mm, scan_noise_texture
 from .kernel_fit import deboost_weight, fit_kernel, target_noise_hu
 from .histogram import HU_OFFSET, N_BINS, group_histograms
@@ -229,7 +229,7 @@ def measure_descriptors(
     if not math.isfinite(air.air_hu):
         flags.append("air_unmeasured")
     else:
-        if abs(air.air_hu - HU_AIR_REFERENCE) > config.calibration.max_offset_hu:
+        if abs(air.air_hu - HU_AIR) > config.calibration.max_offset_hu:
             flags.append("air_offset")
         if config.calibration.enabled:
             scale, offset = calibration_map(air.air_hu, blood, method=config.calibration.method,
