@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from ..errors import UnreadableSeriesError
 from ..vocab import HU_PADDING, PADDING_THRESHOLD_HU
-from .geometry import iop_orthonormal, slice_normal, spacing_plausible, stack_spacing
+from .geometry import iop_orthonormal, slice_normal, slice_order, spacing_plausible, stack_spacing
 from .volume import Volume
 
 
@@ -252,9 +252,7 @@ def stack_slices(slices: Sequence[Slice], meta: dict[str, Any], *, single_slice_
             raise UnreadableSeriesError(f"{s.name}: RescaleSlope {s.slope:g} / intercept {s.intercept:g} "
                                         "cannot give HU")
     pos = np.asarray([s.ipp for s in slices])
-    dist = pos @ normal
-    order = np.argsort(dist, kind="stable")
-    d = dist[order]
+    order, d = slice_order(pos, normal)
     if len(d) > 1:
         step, problems = stack_spacing(d)
         if "duplicate_slices" in problems:
