@@ -3,7 +3,8 @@
 Both kinds become a list of slices (position, orientation, pixel spacing, rescale, pixels) and
 go through one :func:`stack_slices`, so an enhanced CT file gets exactly the geometry a series of
 files gets: frames placed by their PlanePositionSequence, the slice spacing measured from those
-positions (never assumed 1 mm), and the same refusals. A series is refused
+positions (never assumed 1 mm: the median gap along the slice normal, the manifest's
+``spacing_z_mm``), and the same refusals. A series is refused
 (:class:`~ctpheno.errors.UnreadableSeriesError`) when
 
 * ImageOrientationPatient differs between slices or is not orthonormal (a shear the volume's
@@ -263,7 +264,7 @@ def stack_slices(slices: Sequence[Slice], meta: dict[str, Any], *, single_slice_
             raise UnreadableSeriesError(
                 f"{s0.name}: irregular slice positions ({', '.join(sorted(problems))}; median gap "
                 f"{step if step is not None else float('nan'):.3g} mm); the series cannot be read as one volume")
-        spacing_z = float((d[-1] - d[0]) / (len(d) - 1))
+        spacing_z = float(step)  # the median gap, as the manifest's spacing_z_mm (ingest validation)
     else:
         spacing_z = float(single_slice_mm or 1.0)
     rows, cols = s0.rows, s0.columns
