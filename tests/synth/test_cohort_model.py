@@ -110,11 +110,24 @@ def test_cohort_json_oracle_r2(cohort: Path) -> None:
     assert meta["spirometry_model"] == json.loads(json.dumps(MODEL))
 
 
+NOISE_LAA_PP = 2.0
+"""Most LAA-950 (percentage points) the noise can add: normal lung sits at about -850 HU, and at the
+sharpest demo kernel's noise (~45 HU) 100 HU below it is 2.2 SD, 1.4 % of the normal voxels."""
+PARTIAL_VOLUME_KEEP = {"paraseptal": 0.4}
+"""Least fraction of the emphysema voxels that stays at or below -950 HU after the blur of the
+point-spread: 0.65 for holes a few voxels wide; paraseptal emphysema lies in subpleural strips one
+to two voxels deep, which the blur lifts across the threshold by more than half."""
+
+
 def test_measured_laa_tracks_emphysema(cohort: Path, truth: pd.DataFrame) -> None:
-    """LAA-950 measured on the noisy image follows the latent emphysema fraction."""
+    """LAA-950 measured on the noisy image follows the latent emphysema fraction f: the emphysema
+    voxels (HU <= -992 before blur and noise) at most all count, plus what noise pushes below
+    -950 (:data:`NOISE_LAA_PP`); at least the part partial volume leaves below it
+    (:data:`PARTIAL_VOLUME_KEEP`). For f = 0.2: 12.5-22 % (11-34 % before)."""
     smooth = truth[truth.kernel == "smooth"]
     for row in truth.itertuples():
-        # partial volume at hole edges lowers LAA, noise (sharp kernels) raises it
-        assert 0.6 * 100 * row.emphysema_fraction - 1.0 < row.laa950_pct < 1.3 * 100 * row.emphysema_fraction + 8.0
+        emph_pct = 100 * row.emphysema_fraction
+        keep = PARTIAL_VOLUME_KEEP.get(row.subtype, 0.65)
+        assert keep * emph_pct - 0.5 < row.laa950_pct < emph_pct + NOISE_LAA_PP, row
     if len(smooth) >= 3:
         assert np.corrcoef(smooth.laa950_pct, smooth.emphysema_fraction)[0, 1] > 0.8
