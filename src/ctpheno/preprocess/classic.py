@@ -70,6 +70,22 @@ MIRROR_TOLERANCE_MM = 10.0
 MIN_MIRROR_OVERLAP = 0.3
 """A second-lung candidate must overlap the first lung's mirror image by at least this fraction (real scans and
 phantoms: 0.97-1.0; air enclosed between the patient's back and a table pad: 0.0)."""
+ADAPTIVE_THRESHOLD_RANGE_HU = (-650.0, -350.0)
+"""Otsu's threshold of the body (``adaptive_threshold``) is clipped to this range: between aerated lung
+(about -850 HU) and soft tissue, whatever an unusual body histogram (much fat, dense lungs) suggests."""
+SECOND_LUNG_CANDIDATES = 5
+"""Air components after the largest that are examined, largest first, as the other lung."""
+BOTH_SIDES_MINOR = 0.2
+"""When this fraction or more of the largest air region lies on its minor side of the body midline, the
+region spans both sides (two joined lungs, or one lung across the midline) and is split, not paired."""
+HANGING_MINOR = 0.03
+"""When the largest region is paired with a second lung but more than this fraction of it lies on the
+other side, part of the other lung hangs on it: the pair is split again as one joined region."""
+REFINE_THRESHOLD_SPAN_HU = (-100.0, 150.0)
+"""The boundary band's intermeans threshold stays within this span around the coarse threshold (HU):
+a band holding mostly vessels or mostly emphysema cannot move the lung boundary far."""
+REFINE_SAMPLE_STRIDE = 7
+"""Every this-many-th band voxel enters the intermeans threshold (a mean; a subsample is enough)."""
 MAX_HOLE_MM2 = 400.0
 """Largest in-slice hole filled inside a lung (vessels, nodules up to ~2 cm); larger islands are the
 diaphragm dome or the heart seen through a lung base, which expert contours exclude. Enclosed 3-D
@@ -302,7 +318,7 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
     body = body_interior(largest_component(hu_c >= thr))
     if adaptive_threshold:
         t = otsu_threshold(hu_c[body])
-        thr = float(np.clip(t, -650.0, -350.0)) if np.isfinite(t) else thr
+        thr = float(np.clip(t, *ADAPTIVE_THRESHOLD_RANGE_HU)) if np.isfinite(t) else thr
     # 2. air inside the body -----------------------------------------------------------------
     air = (hu_c < thr) & body
     if not air.any():
@@ -339,21 +355,21 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
     right = left = None
     main_side = float(side[main].mean())
     main_minor = min(np.count_nonzero(main & (side < 0)), np.count_nonzero(main & (side > 0))) / sizes[order[0]]
-    for cand_id in order[1:6]:
+    for cand_id in order[1:1 + SECOND_LUNG_CANDIDATES]:
         if sizes[cand_id] < min_second_lung_fraction * sizes[order[0]]:
             break
         comp = lab == cand_id
         cz = np.flatnonzero(comp.any(axis=(1, 2)))
         reaches_up = cz.max() >= z_mid if superior_axis[1] > 0 else cz.min() <= z_mid
-        if (reaches_up and np.sign(float(side[comp].mean())) != np.sign(main_side) and main_minor < 0.2
+        if (reaches_up and np.sign(float(side[comp].mean())) != np.sign(main_side) and main_minor < BOTH_SIDES_MINOR
                 and _mirror_overlap(comp, main, centre_lat, lat_ax, lat_sign, sp_c) >= MIN_MIRROR_OVERLAP):
             right, left = (main, comp) if main_side < 0 else (comp, main)
-            if main_minor > 0.03:  # part of the other lung hangs on the main component: split both
+            if main_minor > HANGING_MINOR:  # part of the other lung hangs on the main component: split both
                 right, left = _split_joined(main | comp, hu_c, side, sp_c, use_erosion=False)  # type: ignore[misc]
             break
     if right is None:
         split = None
-        if main_minor >= 0.2:  # one region over both sides: joined lungs, or one lung across the midline
+        if main_minor >= BOTH_SIDES_MINOR:  # one region over both sides: joined lungs, or one lung across the midline
             split = _split_joined(main, hu_c, side, sp_c, min_core_ratio=min_second_lung_fraction
                                   if main_minor < ONE_LUNG_MAX_MINOR else 0.0)
         if split is not None:
@@ -461,7 +477,9 @@ def _refine(hu: npt.NDArray[np.integer], lab_c: npt.NDArray[np.uint8], f: tuple[
     core = upsample_nearest(core_c[box], f, shape)
     airway = upsample_nearest(airway_c[box], f, shape)
     ring = (band > 0) & (core == 0)
-    t_band = midpoint_threshold(sub_hu[ring][::7], start=thr, lo=thr - 100.0, hi=thr + 150.0) if ring.any() else thr
+    lo, hi = (thr + d for d in REFINE_THRESHOLD_SPAN_HU)
+    t_band = (midpoint_threshold(sub_hu[ring][::REFINE_SAMPLE_STRIDE], start=thr, lo=lo, hi=hi)
+              if ring.any() else thr)
     del ring
     if f == (1, 1, 1):  # no coarse core: the coarse labels are final except for the boundary threshold
         core = np.where((lungs_c[box] > 0) & ~ndi.binary_erosion(lungs_c[box] > 0, structure=STRUCT_6),
