@@ -312,28 +312,11 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
     sp_c = tuple(s * k for s, k in zip(spacing, f))
     vox_ml = float(np.prod(sp_c)) / 1000.0
     hu_c = block_mean(hu, f)
-
-    # 1. body -------------------------------------------------------------------------------
-    thr = float(threshold_hu)
-    body = body_interior(largest_component(hu_c >= thr))
-    if adaptive_threshold:
-        t = otsu_threshold(hu_c[body])
-        thr = float(np.clip(t, *ADAPTIVE_THRESHOLD_RANGE_HU)) if np.isfinite(t) else thr
-    # 2. air inside the body -----------------------------------------------------------------
-    air = (hu_c < thr) & body
-    if not air.any():
-        raise EmptyLungMaskError(f"no air below {thr:.0f} HU inside the body; not a chest CT or the HU are "
-                                 f"not calibrated (check RescaleSlope/Intercept)")
-    lat_ax, lat_sign = left_axis
-    coords = np.arange(hu_c.shape[lat_ax], dtype=np.float64) * sp_c[lat_ax] * lat_sign
-    shape = [1, 1, 1]
-    shape[lat_ax] = -1
-    lateral = np.broadcast_to(coords.reshape(shape), hu_c.shape)  # mm toward the patient's left
+    body, air, thr = _body_and_air(hu_c, threshold_hu=threshold_hu, adaptive=adaptive_threshold)
+    lateral = _lateral_mm(hu_c.shape, left_axis, sp_c)
     lat_body = lateral[body]
     centre_lat = float(np.median(lat_body))
     body_width = float(lat_body.max() - lat_body.min())
-    side = lateral - centre_lat
-
     # 3. trachea and main bronchi --------------------------------------------------------------
     seed = _find_trachea(air, lateral, superior_axis[1], sp_c, centre_lat, body_width)
     airway = np.zeros_like(air)
@@ -342,54 +325,17 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
                               max_voxels=airway_max_ml / vox_ml)
         airway = _drop_thick_leaks(airway, seed, sp_c)
     cut = ndi.binary_dilation(airway, structure=STRUCT_6) if airway.any() else airway
-    # 4. lung components ---------------------------------------------------------------------
-    lab, n = ndi.label(air & ~cut, structure=STRUCT_6)
-    if n == 0:
-        raise NotChestCTError("no air region besides the airways inside the body; the field of view holds no lungs")
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    order = np.argsort(sizes)[::-1]
-    main = lab == order[0]
-    zs = np.flatnonzero(main.any(axis=(1, 2)))
-    z_mid = float(zs.mean())
-    right = left = None
-    main_side = float(side[main].mean())
-    main_minor = min(np.count_nonzero(main & (side < 0)), np.count_nonzero(main & (side > 0))) / sizes[order[0]]
-    for cand_id in order[1:1 + SECOND_LUNG_CANDIDATES]:
-        if sizes[cand_id] < min_second_lung_fraction * sizes[order[0]]:
-            break
-        comp = lab == cand_id
-        cz = np.flatnonzero(comp.any(axis=(1, 2)))
-        reaches_up = cz.max() >= z_mid if superior_axis[1] > 0 else cz.min() <= z_mid
-        if (reaches_up and np.sign(float(side[comp].mean())) != np.sign(main_side) and main_minor < BOTH_SIDES_MINOR
-                and _mirror_overlap(comp, main, centre_lat, lat_ax, lat_sign, sp_c) >= MIN_MIRROR_OVERLAP):
-            right, left = (main, comp) if main_side < 0 else (comp, main)
-            if main_minor > HANGING_MINOR:  # part of the other lung hangs on the main component: split both
-                right, left = _split_joined(main | comp, hu_c, side, sp_c, use_erosion=False)  # type: ignore[misc]
-            break
-    if right is None:
-        split = None
-        if main_minor >= BOTH_SIDES_MINOR:  # one region over both sides: joined lungs, or one lung across the midline
-            split = _split_joined(main, hu_c, side, sp_c, min_core_ratio=min_second_lung_fraction
-                                  if main_minor < ONE_LUNG_MAX_MINOR else 0.0)
-        if split is not None:
-            right, left = split
-        elif main_side < 0:
-            right, left = main, np.zeros_like(main)
-        else:
-            right, left = np.zeros_like(main), main
+    # 4.-5. the lungs among the other air components, split into right and left -----------------
+    right, left = _right_and_left(air & ~cut, hu_c, lateral - centre_lat, sp_c, superior_axis[1],
+                                  centre_lat=centre_lat, lat=left_axis,
+                                  min_second_lung_fraction=min_second_lung_fraction)
     # restore the margin cut around the airways where it touches a lung
     ring = cut & ~airway & air
     if ring.any():
         for m in (right, left):
             m |= ring & ndi.binary_dilation(m, structure=STRUCT_6)
     # 6. closing and per-slice hole filling -----------------------------------------------------
-    lab_c = np.zeros(hu_c.shape, dtype=np.uint8)
-    for code, m in ((LABEL_RIGHT_LUNG, right), (LABEL_LEFT_LUNG, left)):
-        if m.any():
-            closed = binary_closing_padded(m, iterations=closing_iterations)
-            filled = fill_holes_3d(fill_holes_2d(closed, max_area_px=int(MAX_HOLE_MM2 / (sp_c[1] * sp_c[2]))))
-            lab_c[filled & (lab_c == 0)] = code
+    lab_c = _closed_and_filled(right, left, sp_c, closing_iterations=closing_iterations)
     lung_ml = float(np.count_nonzero(lab_c)) * vox_ml
     _check_chest(lab_c, lung_ml, superior_axis[1], min_chest_lung_ml=min_chest_lung_ml)
     lab_c[airway & (lab_c == 0)] = LABEL_AIRWAYS
@@ -404,6 +350,91 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
         if pockets.any():
             fill_costal_pockets(labels, pockets, f, spacing)
     return labels
+
+
+def _body_and_air(hu_c: npt.NDArray[np.floating], *, threshold_hu: float, adaptive: bool
+                  ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], float]:
+    """Steps 1-2: ``(body, air inside it, threshold)`` on the coarse grid.
+
+    The body is the largest component above the threshold with its holes filled; with ``adaptive``
+    the threshold becomes Otsu's of the body's HU within :data:`ADAPTIVE_THRESHOLD_RANGE_HU`.
+    """
+    thr = float(threshold_hu)
+    body = body_interior(largest_component(hu_c >= thr))
+    if adaptive:
+        t = otsu_threshold(hu_c[body])
+        thr = float(np.clip(t, *ADAPTIVE_THRESHOLD_RANGE_HU)) if np.isfinite(t) else thr
+    air = (hu_c < thr) & body
+    if not air.any():
+        raise EmptyLungMaskError(f"no air below {thr:.0f} HU inside the body; not a chest CT or the HU are "
+                                 f"not calibrated (check RescaleSlope/Intercept)")
+    return body, air, thr
+
+
+def _lateral_mm(shape: tuple[int, ...], left_axis: tuple[int, int],
+                spacing: tuple[float, ...]) -> npt.NDArray[np.float64]:
+    """Position of every voxel toward the patient's left (mm, from the array's first index), as a
+    broadcast view of ``shape``."""
+    lat_ax, lat_sign = left_axis
+    coords = np.arange(shape[lat_ax], dtype=np.float64) * spacing[lat_ax] * lat_sign
+    axes = [1, 1, 1]
+    axes[lat_ax] = -1
+    return np.broadcast_to(coords.reshape(axes), shape)
+
+
+def _right_and_left(air: npt.NDArray[np.bool_], hu_c: npt.NDArray[np.floating], side: npt.NDArray[np.float64],
+                    sp_c: tuple[float, ...], sup_sign: int, *, centre_lat: float, lat: tuple[int, int],
+                    min_second_lung_fraction: float) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Steps 4-5: the right and left lung among the air components (airways removed), coarse grid.
+
+    The largest component is a lung. A second one is the other lung when it is at least
+    ``min_second_lung_fraction`` of the first, lies on the other side of the midline (``side``:
+    mm toward the patient's left from it), reaches the upper half of the first and overlaps its
+    mirror image (:data:`MIN_MIRROR_OVERLAP`). Without one, a region over both sides
+    (:data:`BOTH_SIDES_MINOR`) is split (:func:`_split_joined`), else it is one lung on its side.
+    """
+    lab, n = ndi.label(air, structure=STRUCT_6)
+    if n == 0:
+        raise NotChestCTError("no air region besides the airways inside the body; the field of view holds no lungs")
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    order = np.argsort(sizes)[::-1]
+    main = lab == order[0]
+    zs = np.flatnonzero(main.any(axis=(1, 2)))
+    z_mid = float(zs.mean())
+    main_side = float(side[main].mean())
+    main_minor = min(np.count_nonzero(main & (side < 0)), np.count_nonzero(main & (side > 0))) / sizes[order[0]]
+    for cand_id in order[1:1 + SECOND_LUNG_CANDIDATES]:
+        if sizes[cand_id] < min_second_lung_fraction * sizes[order[0]]:
+            break
+        comp = lab == cand_id
+        cz = np.flatnonzero(comp.any(axis=(1, 2)))
+        reaches_up = cz.max() >= z_mid if sup_sign > 0 else cz.min() <= z_mid
+        if (reaches_up and np.sign(float(side[comp].mean())) != np.sign(main_side) and main_minor < BOTH_SIDES_MINOR
+                and _mirror_overlap(comp, main, centre_lat, lat[0], lat[1], sp_c) >= MIN_MIRROR_OVERLAP):
+            if main_minor > HANGING_MINOR:  # part of the other lung hangs on the main component: split both
+                return _split_joined(main | comp, hu_c, side, sp_c, use_erosion=False)  # type: ignore[return-value]
+            return (main, comp) if main_side < 0 else (comp, main)
+    split = None
+    if main_minor >= BOTH_SIDES_MINOR:  # one region over both sides: joined lungs, or one lung across the midline
+        split = _split_joined(main, hu_c, side, sp_c, min_core_ratio=min_second_lung_fraction
+                              if main_minor < ONE_LUNG_MAX_MINOR else 0.0)
+    if split is not None:
+        return split
+    return (main, np.zeros_like(main)) if main_side < 0 else (np.zeros_like(main), main)
+
+
+def _closed_and_filled(right: npt.NDArray[np.bool_], left: npt.NDArray[np.bool_], sp_c: tuple[float, ...], *,
+                       closing_iterations: int) -> npt.NDArray[np.uint8]:
+    """Step 6: each lung closed and its holes up to :data:`MAX_HOLE_MM2` filled per slice (and enclosed
+    3-D cavities), as coarse labels 1 (right) and 2 (left); right wins where the two meet."""
+    lab_c = np.zeros(right.shape, dtype=np.uint8)
+    for code, m in ((LABEL_RIGHT_LUNG, right), (LABEL_LEFT_LUNG, left)):
+        if m.any():
+            closed = binary_closing_padded(m, iterations=closing_iterations)
+            filled = fill_holes_3d(fill_holes_2d(closed, max_area_px=int(MAX_HOLE_MM2 / (sp_c[1] * sp_c[2]))))
+            lab_c[filled & (lab_c == 0)] = code
+    return lab_c
 
 
 def _mirror_overlap(comp: npt.NDArray[np.bool_], main: npt.NDArray[np.bool_], centre_lat: float, lat_ax: int,
