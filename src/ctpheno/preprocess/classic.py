@@ -43,14 +43,13 @@ from scipy import ndimage as ndi
 
 from ..errors import EmptyLungMaskError, NotChestCTError
 from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
-from .grid import (STRUCT_6, STRUCT_INPLANE, bbox_slices, binary_closing_padded, block_factors, block_mean, body_interior,
+from .grid import (STRUCT_6, bbox_slices, binary_closing_padded, block_factors, block_mean, body_interior,
                    fill_holes_2d, fill_holes_3d, largest_component, midpoint_threshold, subsample_labels,
                    upsample_nearest)
 from .pleura import grow_pleural_rim
 from .pockets import costal_pockets, fill_costal_pockets
+from .trachea import drop_thick_leaks, find_trachea, grow_airway
 
-TRACHEA_AREA_MM2 = (80.0, 900.0)
-"""Cross-section range of a trachea (adult diameters ~10-30 mm)."""
 MIDLINE_SEED_MM = 20.0
 """Air voxels of a joined lung region farther than this from the body midline seed their own side."""
 NECK_HU_PER_MM = 20.0
@@ -59,12 +58,6 @@ ONE_LUNG_MAX_MINOR = 0.4
 """A single air region with less than this fraction of its volume across the body midline may be one
 lung crossing it (a collapsed, opacified or resected other lung); it is split only when erosion finds
 two lung-sized cores on opposite sides."""
-LEAK_STEP_FRACTION = 0.5
-"""Airway growth stops before a 20 HU threshold step that adds more than this fraction of the region (a leak)."""
-LEAK_BALL_FRACTION = 0.8
-"""Airway parts below the trachea wider than a ball of this fraction of the trachea's radius are leaks."""
-SEED_CAPTURED = 0.8
-"""The airway region holds the trachea seed's lumen when it has this fraction of its cores (leak control starts)."""
 MIRROR_TOLERANCE_MM = 10.0
 """Asymmetry allowed when mirroring a second-lung candidate onto the first lung (:func:`_mirror_overlap`)."""
 MIN_MIRROR_OVERLAP = 0.3
@@ -106,120 +99,6 @@ def otsu_threshold(values: npt.NDArray[Any], *, lo: float = -1024.0, hi: float =
     mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
     between = w0 * w1 * (mu0 - mu1) ** 2
     return float(centres[int(np.argmax(between))])
-
-
-def _find_trachea(air: npt.NDArray[np.bool_], lateral: npt.NDArray[np.float64], sup_sign: int,
-                  spacing: tuple[float, float, float], centre_lat: float, body_width: float,
-                  ) -> npt.NDArray[np.bool_] | None:
-    """Seed mask of the trachea: the longest run of consecutive upper slices (top 40 %) holding a
-    round mid-line air region of trachea size whose centre moves < 10 mm between slices.
-
-    A run rather than one slice, so a seed in the larynx (which thresholding at coarse resolution
-    cannot follow through the glottis) is backed up by the trachea below it.
-    """
-    nz = air.shape[0]
-    order = list(range(nz - 1, -1, -1) if sup_sign > 0 else range(nz))[: max(1, int(np.ceil(0.4 * nz)))]
-    pix_mm2 = spacing[1] * spacing[2]
-    rows = np.arange(air.shape[1], dtype=np.float64)[:, None] * spacing[1]
-    found: list[tuple[int, npt.NDArray[np.bool_], tuple[float, float]]] = []
-    for k in order:
-        lab, n = ndi.label(air[k])
-        if n == 0:
-            continue
-        sizes = np.bincount(lab.ravel())[1:] * pix_mm2
-        best, best_d = None, np.inf
-        for i in np.flatnonzero((sizes >= TRACHEA_AREA_MM2[0]) & (sizes <= TRACHEA_AREA_MM2[1])):
-            comp = lab == i + 1
-            lat = lateral[k][comp]
-            d = abs(float(lat.mean()) - centre_lat)
-            extent = float(lat.max() - lat.min()) + spacing[2]  # lateral is in mm already
-            if d < 0.12 * body_width and extent < 40.0 and d < best_d:
-                best, best_d = comp, d
-        if best is not None:
-            centre = (float(np.broadcast_to(rows, best.shape)[best].mean()), float(lateral[k][best].mean()))
-            found.append((k, best, centre))
-    if not found:
-        return None
-    runs: list[list[tuple[int, npt.NDArray[np.bool_], tuple[float, float]]]] = [[found[0]]]
-    for item in found[1:]:
-        prev = runs[-1][-1]
-        if abs(item[0] - prev[0]) == 1 and np.hypot(item[2][0] - prev[2][0], item[2][1] - prev[2][1]) < 10.0:
-            runs[-1].append(item)
-        else:
-            runs.append([item])
-    run = max(runs, key=len)
-    seed = np.zeros_like(air)
-    for k, comp, _ in run:
-        seed[k] = comp
-    return seed
-
-
-def _grow_airway(hu_c: npt.NDArray[np.float32], body: npt.NDArray[np.bool_], seed: npt.NDArray[np.bool_], *,
-                 max_threshold: float, max_voxels: float) -> npt.NDArray[np.bool_]:
-    """Seeded region growing with rising thresholds and leak control (see module docstring).
-
-    A leak is an explosion of the region (Mori et al. 1996): once the region holds the lumen of the
-    trachea seed (``SEED_CAPTURED`` of its cross-sections' cores, the partial-volume edge eroded), a
-    20 HU step may add at most ``LEAK_STEP_FRACTION`` of it. Airways grow by a few per cent per step (LIDC-IDRI-0314: 4-30 %);
-    emphysema or a bulla touching a bronchus joins in one step (+98 % on an injected-emphysema
-    variant of that scan).
-    """
-    best = np.zeros_like(seed)
-    prev, captured = 0, False
-    lumen = ndi.binary_erosion(seed, structure=STRUCT_INPLANE)
-    if not lumen.any():
-        lumen = seed
-    n_lumen = int(np.count_nonzero(lumen))
-    for thr in np.arange(-980.0, max_threshold + 1e-6, 20.0):
-        lab, _ = ndi.label((hu_c < thr) & body, structure=STRUCT_6)
-        ids = np.unique(lab[seed & (lab > 0)])
-        if ids.size == 0:
-            continue
-        region = _members(lab, ids)
-        n = int(region.sum())
-        if n > max_voxels or (captured and n - prev > LEAK_STEP_FRACTION * prev):
-            break
-        best, prev = region, n
-        captured = np.count_nonzero(region & lumen) >= SEED_CAPTURED * n_lumen
-    return best
-
-
-def _members(lab: npt.NDArray[np.integer], ids: npt.NDArray[np.integer]) -> npt.NDArray[np.bool_]:
-    """``np.isin(lab, ids)`` for a label image, by table look-up (several times faster)."""
-    table = np.zeros(int(lab.max()) + 1, dtype=bool)
-    table[ids] = True
-    return table[lab]
-
-
-def _drop_thick_leaks(airway: npt.NDArray[np.bool_], seed: npt.NDArray[np.bool_],
-                      spacing: tuple[float, float, float]) -> npt.NDArray[np.bool_]:
-    """Remove from the airway region the parts wider than the bronchi that are not the trachea.
-
-    Below the trachea no airway is as wide as the trachea (main bronchi: 0.6-0.8 of its diameter), but a
-    bulla or emphysema touching a bronchus is at the lumen's HU and joins the region. A morphological
-    opening with a ball of ``LEAK_BALL_FRACTION`` of the trachea's radius (from the seed's cross-sections)
-    keeps the trachea and such blobs and removes every bronchus; the opened parts not connected to the
-    trachea seed are leaks, and go back to the air the lungs are made of.
-    """
-    if not airway.any() or not seed.any():
-        return airway
-    areas = np.count_nonzero(seed, axis=(1, 2))
-    radius_mm = float(np.sqrt(np.median(areas[areas > 0]) * spacing[1] * spacing[2] / np.pi))
-    r0 = LEAK_BALL_FRACTION * radius_mm
-    box = bbox_slices(airway, margin=int(np.ceil(r0 / min(spacing))) + 1)
-    sub = airway[box]  # type: ignore[index]
-    core = ndi.distance_transform_edt(sub, sampling=spacing) > r0
-    if not core.any():
-        return airway
-    opened = (ndi.distance_transform_edt(~core, sampling=spacing) <= r0) & sub
-    lab, n = ndi.label(opened, structure=STRUCT_6)
-    trachea = np.unique(lab[seed[box] & opened])  # type: ignore[index]
-    leak = (lab > 0) & ~_members(lab, trachea)
-    if not leak.any():
-        return airway
-    out = airway.copy()
-    out[box] &= ~leak  # type: ignore[index]
-    return out
 
 
 def _split_joined(lung: npt.NDArray[np.bool_], hu_c: npt.NDArray[np.float32], side: npt.NDArray[np.float64],
@@ -318,12 +197,12 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
     centre_lat = float(np.median(lat_body))
     body_width = float(lat_body.max() - lat_body.min())
     # 3. trachea and main bronchi --------------------------------------------------------------
-    seed = _find_trachea(air, lateral, superior_axis[1], sp_c, centre_lat, body_width)
+    seed = find_trachea(air, lateral, superior_axis[1], sp_c, centre_lat, body_width)
     airway = np.zeros_like(air)
     if seed is not None:
-        airway = _grow_airway(hu_c, body, seed, max_threshold=airway_threshold_hu,
-                              max_voxels=airway_max_ml / vox_ml)
-        airway = _drop_thick_leaks(airway, seed, sp_c)
+        airway = grow_airway(hu_c, body, seed, max_threshold=airway_threshold_hu,
+                             max_voxels=airway_max_ml / vox_ml)
+        airway = drop_thick_leaks(airway, seed, sp_c)
     cut = ndi.binary_dilation(airway, structure=STRUCT_6) if airway.any() else airway
     # 4.-5. the lungs among the other air components, split into right and left -----------------
     right, left = _right_and_left(air & ~cut, hu_c, lateral - centre_lat, sp_c, superior_axis[1],
