@@ -11,7 +11,8 @@ Labels and zones
 ----------------
 Lung labels (``labels`` array of every volume store): 0 background, :data:`LABEL_RIGHT_LUNG`
 = 1 and :data:`LABEL_LEFT_LUNG` = 2 (the patient's sides), :data:`LABEL_AIRWAYS` = 3 (trachea
-and bronchi). Zone codes (``zones`` array): :data:`ZONE_CODES`, each lung cut in height thirds.
+and bronchi). Zone codes (``zones`` array): :data:`ZONE_CODES`, each lung cut in height thirds;
+the regions features are reported on: :data:`REGIONS`.
 
 Geometry
 --------
@@ -21,7 +22,7 @@ Arrays are ``(z, y, x)``; :data:`Spacing` is the voxel size in mm in the same or
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 HU_AIR = -1000
 """HU of air (definition of the Hounsfield scale)."""
@@ -43,6 +44,10 @@ ZONE_CODES = {
     ("left", "upper"): 4, ("left", "middle"): 5, ("left", "lower"): 6,
 }
 """(side, height third) -> zone code; 0 outside the lungs."""
+Region = Literal["whole", "right", "left", "upper", "middle", "lower"]
+"""A lung region features are reported on: both lungs, one side, or one height third of both."""
+REGIONS: tuple[Region, ...] = ("whole", "right", "left", "upper", "middle", "lower")
+"""The regions, in report order."""
 
 Spacing = tuple[float, float, float]
 """Voxel size in mm, (z, y, x)."""

@@ -25,15 +25,13 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import EmptyLungMaskError
-from ..vocab import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, LUNG_LABELS, ZONE_CODES
+from ..vocab import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, LUNG_LABELS, REGIONS, ZONE_CODES
 
 HU_OFFSET = 32768
 """Bin ``i`` of a histogram counts voxels with HU ``i - HU_OFFSET``."""
 N_BINS = 65536
 N_ZONES = 7
 """Zone codes 0 (none) and 1..6 (see :data:`ctpheno.vocab.ZONE_CODES`)."""
-REGIONS = ("whole", "right", "left", "upper", "middle", "lower")
-"""Region names, in report order."""
 
 
 def _region_groups() -> dict[str, list[tuple[int, int]]]:

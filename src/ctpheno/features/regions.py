@@ -7,13 +7,11 @@ import numpy.typing as npt
 
 from ..vocab import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
 
-REGIONS = ("whole", "right", "left", "upper", "middle", "lower")
-"""Region names, in the order :func:`zone_region_masks` returns them."""
 
 
 def zone_region_masks(labels: npt.NDArray[np.integer],
                       zones: npt.NDArray[np.integer]) -> dict[str, npt.NDArray[np.bool_]]:
-    """Boolean mask of every region in :data:`REGIONS` from the lung labels and the zone codes.
+    """Boolean mask of every region of :data:`ctpheno.vocab.REGIONS` from the lung labels and zone codes.
 
     ``whole`` is both lungs (labels 1 and 2, airways excluded), ``right``/``left`` one lung each;
     ``upper``/``middle``/``lower`` are the lung voxels of that height third on either side
