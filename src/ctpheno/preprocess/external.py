@@ -25,8 +25,8 @@ import numpy.typing as npt
 from ..config.preprocess import ExternalMaskConfig
 from ..io.volume import Volume, axial_view
 from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
-from .classic import ONE_LUNG_MAX_MINOR, _split_joined
 from .grid import block_factors, block_mean, body_interior, largest_component, upsample_nearest
+from .sides import ONE_LUNG_MAX_MINOR, split_joined
 
 LOBE_NAMES = ("right_upper", "right_middle", "right_lower", "left_upper", "left_lower")
 """Lobe codes of the lobe map: index + 1."""
@@ -132,7 +132,7 @@ def split_lungs(image: Volume, lung: npt.NDArray[np.bool_]) -> npt.NDArray[np.ui
     Each 3-D component (on a ~2.5 mm grid) that lies on one side of the body midline is one lung;
     a component over both sides is split by the classic method's erosion + watershed when it holds
     two lungs, and kept whole as one lung crossing the midline otherwise
-    (:data:`~ctpheno.preprocess.classic.ONE_LUNG_MAX_MINOR`).
+    (:data:`~ctpheno.preprocess.sides.ONE_LUNG_MAX_MINOR`).
     """
     from scipy import ndimage as ndi
 
@@ -160,7 +160,7 @@ def split_lungs(image: Volume, lung: npt.NDArray[np.bool_]) -> npt.NDArray[np.ui
         minor = min(np.count_nonzero(c & (side < 0)), np.count_nonzero(c & (side > 0))) / size
         split = None
         if minor >= 0.2 and size > 50:
-            split = _split_joined(c, hu_c, side, sp_c, min_core_ratio=0.12 if minor < ONE_LUNG_MAX_MINOR else 0.0)
+            split = split_joined(c, hu_c, side, sp_c, min_core_ratio=0.12 if minor < ONE_LUNG_MAX_MINOR else 0.0)
         if split is not None:
             lab_c[split[0]] = LABEL_RIGHT_LUNG
             lab_c[split[1]] = LABEL_LEFT_LUNG
