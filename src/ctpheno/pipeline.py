@@ -172,7 +172,7 @@ def check_workdir(path: str | Path) -> WorkDir:
 def check_inputs(inputs: list[str], *, clinical: str | None = None) -> None:
     """Fail before any work starts when there is nothing to ingest (no input, or none of the local ones
     exists) or the clinical table named does not exist (a typo would otherwise cost a whole run)."""
-    from .ingest.remote import is_url
+    from .io.fs import is_url
 
     if clinical and not is_url(clinical) and not Path(clinical.removeprefix("file://")).is_file():
         raise NoInputFoundError(f"clinical table {clinical} does not exist; check --clinical / paths.clinical")

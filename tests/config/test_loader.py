@@ -41,24 +41,19 @@ def test_unknown_key_lists_allowed_keys(tmp_path):
     assert re.search(r"cluster\.n_workerz: unknown key 'n_workerz' \(allowed keys here: .*n_workers", msg)
 
 
-def test_wrong_type_names_key_and_value(tmp_path):
-    f = _write(tmp_path / "p.yaml", "cluster:\n  threads_per_worker: many\n")
-    with pytest.raises(ConfigError, match=r"cluster\.threads_per_worker: Input should be a valid integer.*"
-                                          r"got 'many'"):
-        load_pipeline_config(f)
-
-
-def test_out_of_range_names_bound(tmp_path):
-    f = _write(tmp_path / "p.yaml", "preprocess:\n  segmentation:\n    threshold_hu: -100\n")
-    with pytest.raises(ConfigError, match=r"p\.yaml:\n.*preprocess\.segmentation\.threshold_hu: "
-                                          r"Input should be less than or equal to -200; got -100"):
-        load_pipeline_config(f)
-
-
-def test_bad_choice_lists_allowed_values(tmp_path):
-    f = _write(tmp_path / "p.yaml", "cluster:\n  kind: yarn\n")
-    with pytest.raises(ConfigError, match=r"cluster\.kind: Input should be 'local', 'address', 'slurm'.*"
-                                          r"'synchronous'; got 'yarn'"):
+@pytest.mark.parametrize(("yaml_text", "message"), [
+    pytest.param("cluster:\n  threads_per_worker: many\n",
+                 r"cluster\.threads_per_worker: Input should be a valid integer.*got 'many'", id="wrong-type"),
+    pytest.param("preprocess:\n  segmentation:\n    threshold_hu: -100\n",
+                 r"p\.yaml:\n.*preprocess\.segmentation\.threshold_hu: "
+                 r"Input should be less than or equal to -200; got -100", id="out-of-range"),
+    pytest.param("cluster:\n  kind: yarn\n",
+                 r"cluster\.kind: Input should be 'local', 'address', 'slurm'.*'synchronous'; got 'yarn'",
+                 id="bad-choice"),
+])
+def test_bad_value_names_key_value_and_what_is_allowed(tmp_path, yaml_text, message):
+    f = _write(tmp_path / "p.yaml", yaml_text)
+    with pytest.raises(ConfigError, match=message):
         load_pipeline_config(f)
 
 

@@ -141,3 +141,22 @@ def test_report_lists_series_rejected_at_ingest(trained, tmp_path):
     html = build_report(wd).read_text()
     assert "s-rejected0000" in html and "truncated_file;missing_slices" in html
     assert (wd.report_dir / "tables" / "rejected_series.csv").is_file()
+
+
+def test_run_section_shows_the_configuration_it_was_given(tmp_path):
+    """config_yaml / versions passed to the report win; the newest run's files fill in only what is missing."""
+    import json
+
+    from ctpheno.eval.context import ReportContext
+    from ctpheno.eval.sections import build_run
+    from ctpheno.io.layout import WorkDir
+
+    wd = WorkDir(tmp_path / "work").ensure()
+    run = wd.runs_dir / "20260101T000000Z-abcd"
+    run.mkdir(parents=True)
+    (run / "config.resolved.yaml").write_text("from_run: 1\n")
+    (run / "versions.json").write_text(json.dumps({"numpy": "run"}))
+    given = build_run(ReportContext(wd, config_yaml="given: 1\n", versions={"numpy": "given"}))
+    assert given["config"] == "given: 1\n" and json.loads(given["versions"]) == {"numpy": "given"}
+    filled = build_run(ReportContext(wd))
+    assert filled["config"] == "from_run: 1\n" and json.loads(filled["versions"]) == {"numpy": "run"}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from ctpheno.io.zarrstore import ZONE_CODES
+from ctpheno.vocab import ZONE_CODES
 from ctpheno.synth.acquisition import noise_sd_hu, reconstruct
 
 SPACING = (1.0, 0.7, 0.7)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from ctpheno.io.zarrstore import ZONE_CODES
+from ctpheno.vocab import ZONE_CODES
 
 
 @dataclass(frozen=True)

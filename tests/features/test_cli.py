@@ -102,7 +102,7 @@ def test_radiomics_cli_on_ibsi_digital_phantom(shared_data, tmp_path):
 def test_module_entry_point_takes_a_pyradiomics_file(tmp_path):
     import numpy as np
 
-    from ctpheno.features.radiomics import main
+    from ctpheno.features.cli import radiomics_main as main
     from ctpheno.io.layout import WorkDir
     from ctpheno.io.volume import Volume
     from ctpheno.io.zarrstore import write_volume_store

@@ -19,7 +19,8 @@ from ctpheno.features.qct import (
     qct_metrics,
     qct_metrics_dask,
 )
-from ctpheno.io.zarrstore import ZONE_CODES, read_dask, write_volume_store
+from ctpheno.io.zarrstore import read_dask, write_volume_store
+from ctpheno.vocab import ZONE_CODES
 from ctpheno.io.volume import Volume
 
 

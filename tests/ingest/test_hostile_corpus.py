@@ -24,7 +24,7 @@ from ctpheno.cli import app
 from ctpheno.ingest.phi import file_text, find_phi
 from ctpheno.ingest.pseudonym import Pseudonymizer
 from ctpheno.ingest.reasons import REASONS, failure_code
-from ctpheno.ingest.remote import stored_path
+from ctpheno.io.remote import stored_path
 from ctpheno.io import WorkDir
 from ctpheno.io.readers import read_scan
 

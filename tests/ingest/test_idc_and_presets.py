@@ -23,11 +23,23 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
+NLST_CT_PATIENTS = (25_000, 27_000)
+"""NLST's CT arm randomised 26,722 participants (NLST Research Team, NEJM 2011;365:395-409); IDC
+holds the CT of about 26,250 of them (26,254 in idc-index-data 25), whatever the release."""
+
+
 def test_nlst_counts_in_bundled_index(no_network):
+    import pyarrow.parquet as pq
+
+    from ctpheno.ingest.idc import index_path
+
     series = query_collection("nlst")
-    # numbers of the bundled idc-index-data release (the issue quotes them for NLST)
-    assert series["PatientID"].nunique() == 26254
-    assert len(series) == 203111
+    # the same rows counted independently, from the whole index with pandas (any idc-index-data release)
+    index = pq.read_table(index_path(), columns=["collection_id", "Modality", "PatientID"]).to_pandas()
+    nlst_ct = index[(index["collection_id"] == "nlst") & (index["Modality"] == "CT")]
+    assert len(series) == len(nlst_ct) and series["PatientID"].nunique() == nlst_ct["PatientID"].nunique()
+    assert NLST_CT_PATIENTS[0] <= series["PatientID"].nunique() <= NLST_CT_PATIENTS[1]
+    assert len(series) >= 4 * series["PatientID"].nunique()  # up to 3 screening rounds, several reconstructions
     assert set(series["Modality"]) == {"CT"}
     assert series["series_aws_url"].str.startswith("s3://").all()
 

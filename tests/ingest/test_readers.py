@@ -194,3 +194,23 @@ def test_compressed_series_decode_and_truncation_is_detected(tmp_path, syntax):
     assert read_dicom_record(str(files[1]))["problem"] is None
     files[1].write_bytes(files[1].read_bytes()[:-40])
     assert read_dicom_record(str(files[1]))["problem"] == "truncated_file"
+
+
+def test_slice_spacing_is_the_median_gap_as_in_the_manifest(tmp_path):
+    """One gap 8 % longer (inside the 10 % tolerance): the reader's spacing is the median gap
+    (2.5 mm), the value ingest validation writes to the manifest, not the mean (2.505 mm)."""
+    from ctpheno.config.ingest import IngestConfig
+    from ctpheno.ingest.headers import read_dicom_record
+    from ctpheno.ingest.validate import summarize_dicom_series
+
+    spec = SeriesSpec("median-gap", rows=16, cols=16)
+    files = write_series(tmp_path / "s", spec, hu=truth_hu(spec.n, 16, 16, seed=5))
+    top = max(files, key=lambda f: float(pydicom.dcmread(f).ImagePositionPatient[2]))
+    ds = pydicom.dcmread(top)
+    ds.ImagePositionPatient = [*ds.ImagePositionPatient[:2], float(ds.ImagePositionPatient[2]) + 0.2]
+    ds.save_as(top)
+    summary = summarize_dicom_series([read_dicom_record(str(f)) for f in files], cfg=IngestConfig())
+    assert not summary["reasons"], summary["reasons"]
+    vol = read_scan(tmp_path / "s")
+    assert summary["spacing_z_mm"] == pytest.approx(2.5)
+    assert vol.spacing_mm[0] == pytest.approx(summary["spacing_z_mm"], abs=1e-9)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ctpheno.preprocess.classic import _drop_thick_leaks, _grow_airway
+from ctpheno.preprocess.trachea import drop_thick_leaks, grow_airway
 
 SP = (2.5, 2.5, 2.5)
 
@@ -29,15 +29,15 @@ def _tree(blob_hu: float = -965.0):
 
 def test_a_bulla_on_a_bronchus_is_not_grown_into():
     hu, seed, trachea, bronchi, blob = _tree()
-    region = _grow_airway(hu, np.ones(hu.shape, bool), seed, max_threshold=-850.0, max_voxels=250e3 / 2.5 ** 3)
+    region = grow_airway(hu, np.ones(hu.shape, bool), seed, max_threshold=-850.0, max_voxels=250e3 / 2.5 ** 3)
     assert np.mean(region[trachea]) > 0.99 and np.mean(region[bronchi]) > 0.95
     assert np.mean(region[blob]) < 0.05
 
 
 def test_thick_parts_below_the_trachea_are_dropped_from_the_airway():
     hu, seed, trachea, bronchi, blob = _tree(blob_hu=-1000.0)  # a bulla at the lumen's own HU: grown in
-    region = _grow_airway(hu, np.ones(hu.shape, bool), seed, max_threshold=-850.0, max_voxels=250e3 / 2.5 ** 3)
+    region = grow_airway(hu, np.ones(hu.shape, bool), seed, max_threshold=-850.0, max_voxels=250e3 / 2.5 ** 3)
     assert np.mean(region[blob]) > 0.95
-    kept = _drop_thick_leaks(region, seed, SP)
+    kept = drop_thick_leaks(region, seed, SP)
     assert np.mean(kept[blob]) < 0.1
     assert np.mean(kept[trachea]) > 0.99 and np.mean(kept[bronchi]) > 0.95

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ctpheno.io.volume import Volume
-from ctpheno.io.zarrstore import ZONE_CODES
+from ctpheno.vocab import ZONE_CODES
 from ctpheno.preprocess import (lung_zones, resample, smooth_hu, smooth_hu_dask, to_hu_int16, to_hu_int16_dask,
                                 window_normalise, window_normalise_dask, zscore_in_lung, zscore_in_lung_dask)
 from ctpheno.preprocess.hu import gaussian_halo

@@ -16,8 +16,12 @@ def test_qc_metrics_and_flags(small_phantom):
     truth = img.with_array(small_phantom.truth)
     qc = qc_metrics(img, truth, min_lung_volume_ml=100, max_lung_volume_ml=5000)
     vml = img.voxel_volume_ml
-    assert qc["right_volume_ml"] == pytest.approx(np.count_nonzero(small_phantom.truth == 1) * vml)
-    assert qc["left_right_ratio"] == pytest.approx(qc["left_volume_ml"] / qc["right_volume_ml"])
+    right_ml = np.count_nonzero(small_phantom.truth == 1) * vml  # from the label array, not from qc
+    left_ml = np.count_nonzero(small_phantom.truth == 2) * vml
+    assert qc["right_volume_ml"] == pytest.approx(right_ml)
+    assert qc["left_volume_ml"] == pytest.approx(left_ml)
+    assert qc["left_right_ratio"] == pytest.approx(left_ml / right_ml)
+    assert left_ml != pytest.approx(right_ml, rel=0.02)  # the phantom's lungs differ: a swap would show
     assert qc["both_lungs_found"] and qc["covers_apex"] and qc["covers_base"]
     assert qc["flags"] == ""
     # one lung missing, too small for an adult: flagged, not hidden

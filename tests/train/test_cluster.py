@@ -17,7 +17,7 @@ def test_recovers_latent_subtype_for_best_set(clustered):
     assert ch["reference_ari"].max() >= 0.8, ch.to_string()
     # shuffled reference labels are not recovered by the same clusters
     rng = np.random.default_rng(0)
-    from ctpheno.train.cluster import ari
+    from ctpheno.train.metrics import ari
 
     best = ch.sort_values("reference_ari").iloc[-1]
     a = clustered.assignments

@@ -9,8 +9,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from ctpheno.train.cluster import ari
 from ctpheno.train.metrics import (
+    ari,
     auc,
     balanced_accuracy,
     bootstrap_indices,

@@ -35,8 +35,8 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 
 from ..errors import ScanTooLargeError
-from ..ingest.phi import scrub
 from ..io.layout import WorkDir
+from ..io.redact import scrub
 from ..io.schemas import FAILURES, TableSchema
 from ..io.tables import concat_parts, read_json, write_json, write_table
 

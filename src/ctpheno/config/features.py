@@ -7,6 +7,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, PositiveFloat, confloat, conint
 
+from ..vocab import REGIONS, Region
 from .airways import AirwaysConfig
 from .base import StrictModel
 
@@ -65,8 +66,7 @@ class QCTConfig(StrictModel):
 
     enabled: bool = True
     """Compute QCT metrics."""
-    regions: list[Literal["whole", "right", "left", "upper", "middle", "lower"]] = Field(
-        default_factory=lambda: ["whole", "right", "left", "upper", "middle", "lower"])
+    regions: list[Region] = Field(default_factory=lambda: list(REGIONS))
     """Regions to report."""
     lac_fit_range_ml: tuple[PositiveFloat, PositiveFloat] = (0.01, 10.0)
     """Cluster-size range (mL) over which the LAC power law exponent D is fitted."""
@@ -100,8 +100,7 @@ class RadiomicsConfig(StrictModel):
     own resampling switched off; ``pyradiomics``: PyRadiomics resamples the native image itself
     in every call (exactly PyRadiomics' behaviour; slower, more memory). Without
     ``resampledPixelSpacing`` both read the native grid."""
-    regions: list[Literal["whole", "right", "left", "upper", "middle", "lower"]] = Field(
-        default_factory=lambda: ["whole"])
+    regions: list[Region] = Field(default_factory=lambda: ["whole"])
     """Regions to extract."""
 
 

@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, PositiveFloat, PositiveInt, confloat, model_validator
 
-from ..ingest.geometry import SPACING_RANGE_MM, SPACING_TOLERANCE
+from ..io.geometry import SPACING_RANGE_MM, SPACING_TOLERANCE
 from .base import StrictModel
 
 

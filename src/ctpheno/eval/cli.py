@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         set: list[str] | None = typer.Option(None, "--set", help="section.key=value (repeatable)."),
     ) -> None:
         """Write the self-contained HTML report (<workdir>/report/index.html) and print its path."""
-        from ..cli import fail, load_cli_config, run_and_report
+        from ..clicommon import fail, load_cli_config, run_and_report
         from ..io.layout import WorkDir
         from .report import has_results
 

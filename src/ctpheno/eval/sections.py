@@ -14,9 +14,9 @@ import pandas as pd
 from ..preprocess.gate import qc_flag_table
 from . import figures
 from .acquisition import build_acquisition, flagged_first
+from .context import Missing, ReportContext, Section
 from .headline import (best_models, chosen_clusterings, cluster_spread, headline_comparison, subject_measures,
                        with_holm)
-from .report import Missing, ReportContext, Section
 
 PRIMARY_TARGET = "fev1_pct_pred"
 """Target whose best-vs-runner-up comparison the headline states (the first target when absent)."""
@@ -244,13 +244,17 @@ def build_synthetic(ctx: ReportContext) -> dict[str, Any] | None:
 
 
 def build_run(ctx: ReportContext) -> dict[str, Any]:
+    """The configuration and package versions the report was given; what is not given comes from
+    the newest run of the work directory (``runs/<id>/config.resolved.yaml``, ``versions.json``),
+    else the installed versions."""
     cfg_text, ver = ctx.config_yaml, ctx.versions
     runs = (sorted(ctx.wd.runs_dir.glob("*/config.resolved.yaml"), key=lambda p: p.stat().st_mtime)
             if ctx.wd.runs_dir.is_dir() else [])
     if runs:
-        cfg_text = runs[-1].read_text()
+        if cfg_text is None:
+            cfg_text = runs[-1].read_text()
         vf = runs[-1].parent / "versions.json"
-        if vf.is_file():
+        if ver is None and vf.is_file():
             ver = json.loads(vf.read_text())
     if ver is None:
         from ..config.pipeline import package_versions

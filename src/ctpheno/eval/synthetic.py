@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..config.common import PathsConfig
 from ..io.layout import WorkDir
-from ..train.cluster import ari
+from ..train.metrics import ari
 
 
 def synthetic_acceptance(wd: WorkDir, cohort_dir: str | Path, paths: PathsConfig) -> pd.DataFrame | None:

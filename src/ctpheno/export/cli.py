@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export labels (NIfTI + label tables, Slicer .seg.nrrd), DICOM SEG, DICOM SR (QCT, TID 1500)
         and OME-Zarr per scan, on the original scan grid, under OUT/<scan_id>/."""
-        from ..cli import load_cli_config, run_and_report
+        from ..clicommon import load_cli_config, run_and_report
 
         chosen = parse_formats(formats)
         cfg = load_cli_config(config, sets, workdir=workdir)

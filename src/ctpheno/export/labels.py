@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..io.zarrstore import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
+from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
 
 SCT = "SCT"
 CATEGORY_ANATOMICAL_STRUCTURE = ("91723000", SCT, "Anatomical Structure")

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UnreadableSeriesError
-from ..ingest.geometry import slice_normal
+from ..io.geometry import slice_normal
 from ..io.readers import read_header
 from ..io.volume import Volume
 
@@ -107,7 +107,7 @@ def _dicom_source(paths: Sequence[str]) -> SourceScan:
 def _volume_file_grid(path: str) -> Grid:
     import SimpleITK as sitk
 
-    from ..ingest.remote import local_copies
+    from ..io.remote import local_copies
 
     with local_copies([path]) as local:
         reader = sitk.ImageFileReader()

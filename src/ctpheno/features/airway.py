@@ -64,8 +64,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
 
-LABEL_AIRWAY = 3
-LUNG_LABELS = (1, 2)
+from ..vocab import LABEL_AIRWAYS, LUNG_LABELS, Spacing, check_spacing
+
 AIRWAY_COLUMNS = (
     "pooled_airway_wall_thickness_mm",
     "pooled_airway_wa_pct",
@@ -83,14 +83,6 @@ AIRWAY_REACH_MM = EXTEND_DISTANCE_MM + PROFILE_DISTANCE_MM
 """How far from the label-3 lumen :func:`airway_metrics` looks with its defaults: callers may
 crop the image to this margin."""
 
-Spacing = tuple[float, float, float]
-
-
-def _spacing(spacing_mm) -> Spacing:
-    sp = tuple(float(s) for s in spacing_mm)
-    if len(sp) != 3 or not all(s > 0 for s in sp):
-        raise ValueError(f"spacing_mm must be three positive numbers (z, y, x) in mm; got {spacing_mm}")
-    return sp  # type: ignore[return-value]
 
 
 def signed_distance_mm(lumen: npt.NDArray[np.bool_], spacing_mm: Spacing) -> npt.NDArray[np.float32]:
@@ -99,7 +91,7 @@ def signed_distance_mm(lumen: npt.NDArray[np.bool_], spacing_mm: Spacing) -> npt
     Euclidean distance transforms of both sides, each reduced by half the mean voxel
     size so that the surface between a lumen voxel and its outside neighbour is at 0.
     """
-    sp = _spacing(spacing_mm)
+    sp = check_spacing(spacing_mm)
     half = 0.5 * float(np.mean(sp))
     outside = ndi.distance_transform_edt(~lumen, sampling=sp)
     inside = ndi.distance_transform_edt(lumen, sampling=sp)
@@ -133,7 +125,7 @@ def radial_profile(
         raise ValueError(f"image and lumen mask differ in shape: {hu.shape} vs {lumen.shape}")
     if lumen.dtype != np.bool_:
         raise TypeError(f"lumen must be a bool array; got {lumen.dtype}. Use labels == 3")
-    sp = _spacing(spacing_mm)
+    sp = check_spacing(spacing_mm)
     step = float(step_mm) if step_mm is not None else min(sp) / 4.0
     d = signed_distance_mm(lumen, sp) if distance_mm is None else np.asarray(distance_mm)
     if d.shape != lumen.shape:
@@ -195,7 +187,7 @@ def mean_lumen_radius_mm(lumen: npt.NDArray[np.bool_], spacing_mm: Spacing) -> f
     """
     from skimage.measure import marching_cubes, mesh_surface_area
 
-    sp = _spacing(spacing_mm)
+    sp = check_spacing(spacing_mm)
     if not lumen.any():
         return math.nan
     padded = np.pad(lumen, 1, mode="edge")
@@ -248,7 +240,7 @@ def extend_lumen(
         ``lumen`` plus the lung voxels reached (bool, same shape), and the threshold used
         (NaN when nothing was added).
     """
-    sp = _spacing(spacing_mm)
+    sp = check_spacing(spacing_mm)
     if not (hu.shape == lumen.shape == lung.shape):
         raise ValueError(f"image, lumen and lung masks differ in shape: {hu.shape}, {lumen.shape}, {lung.shape}")
     if not lumen.any():
@@ -276,7 +268,7 @@ def airway_metrics(
     labels: np.ndarray,
     spacing_mm: Spacing,
     *,
-    lumen_label: int = LABEL_AIRWAY,
+    lumen_label: int = LABEL_AIRWAYS,
     max_distance_mm: float = PROFILE_DISTANCE_MM,
     wall_shell_mm: float = 3.0,
     peribronchial_mm: float = 5.0,
@@ -316,7 +308,7 @@ def airway_metrics(
         NaN everywhere when the label map has no airway lumen (an optional structure:
         a scan cropped below the carina has none).
     """
-    sp = _spacing(spacing_mm)
+    sp = check_spacing(spacing_mm)
     if hu.shape != labels.shape:
         raise ValueError(f"image and labels differ in shape: {hu.shape} vs {labels.shape}")
     lumen_full = labels == lumen_label

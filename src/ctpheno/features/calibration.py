@@ -45,8 +45,8 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 from scipy.stats import norm
 
-HU_AIR_REFERENCE = -1000.0
-"""CT number of air by definition."""
+from ..vocab import HU_AIR
+
 TRACHEA_EROSION_MM = 4.0
 """Default distance from the tracheal wall below which lumen voxels are not used."""
 MIN_AIR_VOXELS = 60
@@ -254,6 +254,6 @@ def calibration_map(
     if method not in ("offset", "air_blood"):
         raise ValueError(f"calibration method must be 'offset' or 'air_blood'; got {method!r}")
     if method == "air_blood" and math.isfinite(blood_hu) and air_hu < blood_hu <= max_blood_hu:
-        scale = (blood_reference_hu - HU_AIR_REFERENCE) / (blood_hu - air_hu)
-        return scale, HU_AIR_REFERENCE - scale * air_hu
-    return 1.0, HU_AIR_REFERENCE - air_hu
+        scale = (blood_reference_hu - HU_AIR) / (blood_hu - air_hu)
+        return scale, HU_AIR - scale * air_hu
+    return 1.0, HU_AIR - air_hu

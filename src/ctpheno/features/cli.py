@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Recompute up-to-date scans."),
     ) -> None:
         """Run the airways, qct and radiomics stages on the preprocessed scans of the work directory."""
-        from ..cli import load_cli_config, run_and_report
+        from ..clicommon import load_cli_config, run_and_report
 
         cfg = load_cli_config(config, set, workdir=workdir)
         run_and_report(cfg, ["airways", "qct", "radiomics"], force=force, command="ctpheno features")
@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
                                      help="Measure the airway tree (Pi10, WA %% seg ...; thin slices only)."),
     ) -> None:
         """QCT metrics (LAA-950, Perc15, MLD, LAC, Pi10 ...) of one scan, whole lung and per region."""
-        from ..cli import fail
+        from ..clicommon import fail
         from ..errors import CTPhenoError
 
         try:
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
         with ctpheno's validation and error capture."""
         import SimpleITK as sitk
 
-        from ..cli import fail
+        from ..clicommon import fail
         from ..config.resources import radiomics_params_path
         from ..errors import CTPhenoError
         from ..io.volume import Volume
@@ -212,7 +212,7 @@ def register(app: typer.Typer) -> None:
 def _radiomics_batch(batch: Path, out: Optional[Path], params_path: Path, config: Optional[Path],
                      sets: Optional[List[str]]) -> None:
     """``ctpheno radiomics --batch``: PyRadiomics' batch mode, one Dask task per case."""
-    from ..cli import fail, load_cli_config
+    from ..clicommon import fail, load_cli_config
     from ..cluster.client import open_client
     from ..errors import CTPhenoError
     from ..logs import setup_logging
@@ -238,3 +238,36 @@ def _radiomics_batch(batch: Path, out: Optional[Path], params_path: Path, config
         typer.echo(f"case {row}: {message}", err=True)
     if result.failed:
         raise typer.Exit(1)
+
+
+def radiomics_main(argv: list[str] | None = None) -> int:
+    """``python -m ctpheno.features.radiomics --config PARAMS.yaml [--workdir W] [--force]``.
+
+    ``--config`` is a PyRadiomics parameter file; it becomes ``features.radiomics.params`` and
+    the other settings come from the ``pipeline.yaml`` found beside or above it
+    (``load_pipeline_config(..., stage_file_for="radiomics")``), or defaults;
+    ``--workdir`` overrides ``paths.workdir``.
+    """
+    from .. import exitcodes
+    from ..clicommon import module_main, module_parser
+    from ..cluster.client import open_client
+    from ..config.pipeline import load_pipeline_config
+    from ..io.layout import WorkDir
+    from .radiomics import load_params
+    from .stage import run_radiomics
+
+    parser = module_parser("python -m ctpheno.features.radiomics",
+                           "Run the radiomics stage with a PyRadiomics parameter file.",
+                           config_help="PyRadiomics parameter YAML")
+
+    def run(args) -> int:
+        load_params(args.config)  # fail early, naming the file
+        values = {"paths.workdir": str(args.workdir)} if args.workdir is not None else {}
+        # the PyRadiomics file becomes features.radiomics.params; other sections from pipeline.yaml above it
+        cfg = load_pipeline_config(args.config, values=values, stage_file_for="radiomics")
+        with open_client(cfg.cluster) as client:
+            res = run_radiomics(cfg, WorkDir(cfg.paths.workdir), client, force=args.force)
+        print(res.summary())
+        return exitcodes.OK if res.ok else exitcodes.SCANS_FAILED
+
+    return module_main(parser, run, argv)

@@ -24,13 +24,13 @@ import numpy.typing as npt
 
 from ..config.features import QCTConfig
 from ..ingest.kernels import class_from_noise_texture
+from ..vocab import HU_AIR, LABEL_AIRWAYS
 from .blood import measure_blood
-from .calibration import HU_AIR_REFERENCE, calibration_map, measure_air, trachea_lumen
+from .calibration import calibration_map, measure_air, trachea_lumen
 from .harmonise import filter_halo_px, filter_in_plane, harmonising_sigma_mm, scan_noise_texture
 from .kernel_fit import deboost_weight, fit_kernel, target_noise_hu
 from .histogram import HU_OFFSET, N_BINS, group_histograms
 
-LABEL_AIRWAY = 3
 UPPER_ZONES = (1, 4)
 LOWER_ZONES = (3, 6)
 INT16_RANGE = (-32768, 32767)
@@ -111,7 +111,7 @@ def _profiles(labels: Any, zones: Any) -> dict[str, npt.NDArray[Any]]:
     import dask
 
     lung = (labels == 1) | (labels == 2)
-    airway = labels == LABEL_AIRWAY
+    airway = labels == LABEL_AIRWAYS
     upper = (zones == UPPER_ZONES[0]) | (zones == UPPER_ZONES[1])
     lower = (zones == LOWER_ZONES[0]) | (zones == LOWER_ZONES[1])
     parts = {
@@ -146,7 +146,7 @@ def _profiles_numpy(labels: npt.NDArray[Any], zones: npt.NDArray[Any]) -> dict[s
         code = lab.astype(np.uint8) * np.uint8(8) + zones[k].astype(np.uint8)
         counts[k] = np.bincount(code.ravel(), minlength=N_CODES)[:N_CODES]
         lung_yx |= (lab == 1) | (lab == 2)
-        air_yx |= lab == LABEL_AIRWAY
+        air_yx |= lab == LABEL_AIRWAYS
     lung_codes = counts[:, 8:24]
     return {
         "lung_z": lung_codes.sum(axis=1),
@@ -229,7 +229,7 @@ def measure_descriptors(
     if not math.isfinite(air.air_hu):
         flags.append("air_unmeasured")
     else:
-        if abs(air.air_hu - HU_AIR_REFERENCE) > config.calibration.max_offset_hu:
+        if abs(air.air_hu - HU_AIR) > config.calibration.max_offset_hu:
             flags.append("air_offset")
         if config.calibration.enabled:
             scale, offset = calibration_map(air.air_hu, blood, method=config.calibration.method,

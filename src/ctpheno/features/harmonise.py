@@ -46,7 +46,6 @@ Limits, measured numbers and the check on kernels outside the fitted family:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +53,7 @@ from scipy import ndimage as ndi
 from scipy.fft import next_fast_len
 
 from .kernel_fit import BOOST_EDGE_MM
+from .noise_texture import NoiseTexture
 
 GAUSS_TRUNCATE = 3.0
 """Gaussian kernels are cut at this many standard deviations (as ``scipy.ndimage`` with ``truncate``)."""
@@ -69,46 +69,6 @@ OUTLIER_MADS = 5.0
 """Slice-difference pixels further than this many MADs from the median are anatomy, not noise."""
 LOCAL_MEAN_PX = 7
 """Box (pixels) of the local mean that tells anatomy from noise in a slice difference."""
-
-
-@dataclass(frozen=True)
-class NoiseTexture:
-    """In-plane noise autocorrelation of one scan.
-
-    Attributes
-    ----------
-    rho : ndarray, shape (2L+1, 2L+1)
-        Normalised autocorrelation :math:`\\rho(\\Delta y, \\Delta x)`, ``rho[L, L] == 1``.
-    pixel_mm : (float, float)
-        In-plane pixel size (y, x) in mm.
-    n_pixels : int
-        Soft-tissue slice-difference pixels it was measured on (0: not measured, white noise assumed).
-    """
-
-    rho: npt.NDArray[np.float64]
-    pixel_mm: tuple[float, float]
-    n_pixels: int
-
-    @property
-    def measured(self) -> bool:
-        return self.n_pixels > 0
-
-    def fav_lpmm(self) -> float:
-        """Mean spatial frequency of the noise power spectrum (mm^-1), NaN when not measured."""
-        if not self.measured:
-            return math.nan
-        nps = np.abs(np.fft.fft2(np.fft.ifftshift(self.rho * _hann2(self.rho.shape))))
-        fy = np.fft.fftfreq(self.rho.shape[0], d=self.pixel_mm[0])
-        fx = np.fft.fftfreq(self.rho.shape[1], d=self.pixel_mm[1])
-        f = np.hypot(fy[:, None], fx[None, :])
-        return float((f * nps).sum() / nps.sum())
-
-
-def _hann2(shape: tuple[int, ...]) -> npt.NDArray[np.float64]:
-    """Separable Hann taper centred on the zero lag (reduces leakage of the truncated autocorrelation)."""
-    wy = np.hanning(shape[0] + 2)[1:-1]
-    wx = np.hanning(shape[1] + 2)[1:-1]
-    return wy[:, None] * wx[None, :]
 
 
 def white_noise_texture(pixel_mm: tuple[float, float], *, max_lag_px: int = MAX_LAG_PX) -> NoiseTexture:

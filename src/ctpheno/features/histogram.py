@@ -25,16 +25,13 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import EmptyLungMaskError
-from ..io.zarrstore import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
+from ..vocab import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, LUNG_LABELS, REGIONS, ZONE_CODES
 
 HU_OFFSET = 32768
 """Bin ``i`` of a histogram counts voxels with HU ``i - HU_OFFSET``."""
 N_BINS = 65536
 N_ZONES = 7
-"""Zone codes 0 (none) and 1..6 (see :data:`ctpheno.io.zarrstore.ZONE_CODES`)."""
-LUNG_LABELS = (LABEL_RIGHT_LUNG, LABEL_LEFT_LUNG)
-REGIONS = ("whole", "right", "left", "upper", "middle", "lower")
-"""Region names, in report order."""
+"""Zone codes 0 (none) and 1..6 (see :data:`ctpheno.vocab.ZONE_CODES`)."""
 
 
 def _region_groups() -> dict[str, list[tuple[int, int]]]:
@@ -87,7 +84,7 @@ def group_histograms(hu: np.ndarray, labels: np.ndarray, zones: np.ndarray) -> n
     zone = np.asarray(zones)[lung].astype(np.int64)
     if zone.size and (zone.max() >= N_ZONES):
         raise ValueError(
-            f"zones contain code {int(zone.max())}; expected 0..6 (ctpheno.io.zarrstore.ZONE_CODES)"
+            f"zones contain code {int(zone.max())}; expected 0..6 (ctpheno.vocab.ZONE_CODES)"
         )
     code = (side * N_ZONES + zone) * N_BINS + (hu[lung].astype(np.int64) + HU_OFFSET)
     counts = np.bincount(code, minlength=2 * N_ZONES * N_BINS)

@@ -36,13 +36,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-if TYPE_CHECKING:
-    from .harmonise import NoiseTexture
+from .noise_texture import NoiseTexture
 
 BOOST_EDGE_MM = 0.8
 """Width (SD, mm) of the unsharp mask of the kernel model (fixed; the boost's strength is fitted)."""
@@ -98,7 +96,7 @@ def _model(pixel_mm: tuple[float, float], core_mm: float, boost: float, lags: in
     return acf[np.ix_(idx, idx)] / acf[0, 0], float(nps.sum())
 
 
-def fit_kernel(texture: "NoiseTexture", *, reference_core_mm: float) -> KernelFit:
+def fit_kernel(texture: NoiseTexture, *, reference_core_mm: float) -> KernelFit:
     """Least-squares fit of (core, boost) of the FBP model to ``texture`` and the noise ratio kappa."""
     from scipy.optimize import least_squares
 

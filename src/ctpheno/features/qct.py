@@ -22,7 +22,7 @@ endpoint of alpha-1 antitrypsin trials; Parr et al. 2006). ``hu_sd``,
 
 Lung mask = labels ``{1, 2}`` (right, left lung; airways ``3`` excluded).
 Regions: ``whole`` (1+2), ``right`` (1), ``left`` (2), ``upper``/``middle``/``lower``
-= lung voxels with zone codes 1+4 / 2+5 / 3+6 (:data:`ctpheno.io.zarrstore.ZONE_CODES`,
+= lung voxels with zone codes 1+4 / 2+5 / 3+6 (:data:`ctpheno.vocab.ZONE_CODES`,
 equal-volume cranio-caudal thirds of each lung as preprocess defines them).
 ``laa950_upper_lower_ratio`` = LAA-950 of the upper region over that of the lower
 region of the same row's lung(s) (whole: both lungs; right/left: that lung's zones;
@@ -44,8 +44,9 @@ import pandas as pd
 
 from ..config.features import QCTConfig
 from ..errors import EmptyLungMaskError
-from ..io.zarrstore import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
-from .airway import AIRWAY_COLUMNS, AIRWAY_REACH_MM, LABEL_AIRWAY, airway_metrics
+from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES, Spacing, check_spacing
+from .airway import AIRWAY_COLUMNS, AIRWAY_REACH_MM, airway_metrics
+from .regions import zone_region_masks
 from .histogram import (
     HU_OFFSET,
     REGION_GROUPS,
@@ -70,7 +71,6 @@ from .descriptors import (
 )
 from .lac import lac_metrics_from_low
 
-Spacing = tuple[float, float, float]
 
 
 def _mask_values(hu: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -85,17 +85,10 @@ def _mask_values(hu: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return vals
 
 
-def _spacing(spacing_mm) -> Spacing:
-    sp = tuple(float(s) for s in spacing_mm)
-    if len(sp) != 3 or not all(s > 0 for s in sp):
-        raise ValueError(f"spacing_mm must be three positive numbers (z, y, x) in mm; got {spacing_mm}")
-    return sp  # type: ignore[return-value]
-
-
 def lung_volume_ml(mask: npt.NDArray[np.bool_], spacing_mm: Spacing) -> float:
     """Volume of ``mask`` in mL: ``n * prod(spacing_mm) / 1000``."""
     n = int(np.count_nonzero(mask))
-    return n * (float(np.prod(_spacing(spacing_mm))) / 1000.0)
+    return n * (float(np.prod(check_spacing(spacing_mm))) / 1000.0)
 
 
 def mld_hu(hu: npt.NDArray[np.int16], mask: npt.NDArray[np.bool_]) -> float:
@@ -136,14 +129,6 @@ def _ratio(up: float, low: float) -> float:
     if low == 0:
         return math.inf if up > 0 else math.nan
     return up / low
-
-
-def _zone_region_masks(labels: np.ndarray, zones: np.ndarray) -> dict[str, np.ndarray]:
-    lung = (labels == LABEL_RIGHT_LUNG) | (labels == LABEL_LEFT_LUNG)
-    out = {"whole": lung, "right": labels == LABEL_RIGHT_LUNG, "left": labels == LABEL_LEFT_LUNG}
-    for level in ("upper", "middle", "lower"):
-        out[level] = lung & ((zones == ZONE_CODES[("right", level)]) | (zones == ZONE_CODES[("left", level)]))
-    return out
 
 
 def _laa950(hist: np.ndarray) -> float:
@@ -317,14 +302,14 @@ def qct_metrics(
     and upper/lower ratios are NaN when the lungs are cut at the apex or the base (flags in
     ``qct_flags``).
     """
-    sp = _spacing(spacing_mm)
+    sp = check_spacing(spacing_mm)
     groups = group_histograms(hu, labels, zones)
     _require_lung(groups, scan_id)
     desc, prof = measure_descriptors(hu, labels, zones, sp, config=config, kernel_class=kernel_class,
                                      superior_last=superior_last)
     adj = adjusted_group_histograms(hu, labels, zones, groups, desc, sp, prof)
     low = hu <= -950
-    region_masks = _zone_region_masks(labels, zones)
+    region_masks = zone_region_masks(labels, zones)
     return _from_groups(
         groups, adj, prof, desc, sp, config, scan_id,
         low_of=lambda region: low & region_masks[region],
@@ -353,7 +338,7 @@ def qct_metrics_dask(
 
     from .histogram import group_histograms_dask
 
-    sp = _spacing(spacing_mm)
+    sp = check_spacing(spacing_mm)
     image = da.asarray(image)
     labels = da.asarray(labels).rechunk(image.chunks)
     zones = da.asarray(zones).rechunk(image.chunks)
@@ -389,7 +374,7 @@ def _airway_dask(image, labels, sp: Spacing) -> dict[str, float]:
     """:func:`airway_metrics` on the in-memory crop around the airway lumen (bounding box from blockwise projections)."""
     import dask
 
-    lumen = labels == LABEL_AIRWAY
+    lumen = labels == LABEL_AIRWAYS
     proj = dask.compute(*(lumen.any(axis=tuple(a for a in range(3) if a != k)) for k in range(3)))
     if not all(p.any() for p in proj):
         return airway_metrics(np.zeros((1, 1, 1), np.int16), np.zeros((1, 1, 1), np.uint8), sp)

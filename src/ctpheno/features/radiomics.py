@@ -19,7 +19,6 @@ captured per call; an ERROR record or a non-finite feature value raises
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import json
@@ -34,6 +33,7 @@ import pandas as pd
 
 from ..errors import ConfigError, FeatureExtractionError
 from ..io.volume import Volume
+from .regions import zone_region_masks
 
 RADIOMICS_LOGGER = "radiomics"
 
@@ -231,9 +231,7 @@ def _log_text(records: Sequence[logging.LogRecord]) -> str:
 
 def region_masks(labels: np.ndarray, zones: np.ndarray, regions: Sequence[str]) -> dict[str, np.ndarray]:
     """uint8 masks (1 inside) of the named regions, as in :mod:`ctpheno.features.qct`."""
-    from .qct import _zone_region_masks
-
-    all_masks = _zone_region_masks(np.asarray(labels), np.asarray(zones))
+    all_masks = zone_region_masks(np.asarray(labels), np.asarray(zones))
     unknown = [r for r in regions if r not in all_masks]
     if unknown:
         raise ValueError(f"unknown radiomics regions {unknown}; choose from {list(all_masks)}")
@@ -265,42 +263,6 @@ def extract_regions(
     return df, pd.DataFrame(diags).astype("string")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ctpheno.features.radiomics --config PARAMS.yaml [--workdir W] [--force]``.
-
-    ``--config`` is a PyRadiomics parameter file; it becomes ``features.radiomics.params`` and
-    the other settings come from the ``pipeline.yaml`` found beside or above it
-    (``load_pipeline_config(..., stage_file_for="radiomics")``), or defaults;
-    ``--workdir`` overrides ``paths.workdir``.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m ctpheno.features.radiomics",
-        description="Run the radiomics stage with a PyRadiomics parameter file.",
-    )
-    parser.add_argument("--config", required=True, type=Path, help="PyRadiomics parameter YAML")
-    parser.add_argument("--workdir", type=Path, default=None, help="work directory (overrides paths.workdir)")
-    parser.add_argument("--force", action="store_true", help="recompute scans that are up to date")
-    args = parser.parse_args(argv)
-    from ..cluster.client import open_client
-    from ..config.pipeline import load_pipeline_config
-    from ..io.layout import WorkDir
-    from .stage import run_radiomics
-
-    from .. import exitcodes
-    from ..clierrors import module_exit
-
-    def run() -> int:
-        load_params(args.config)  # fail early, naming the file
-        values = {"paths.workdir": str(args.workdir)} if args.workdir is not None else {}
-        # the PyRadiomics file becomes features.radiomics.params; other sections from pipeline.yaml above it
-        cfg = load_pipeline_config(args.config, values=values, stage_file_for="radiomics")
-        with open_client(cfg.cluster) as client:
-            res = run_radiomics(cfg, WorkDir(cfg.paths.workdir), client, force=args.force)
-        print(res.summary())
-        return exitcodes.OK if res.ok else exitcodes.SCANS_FAILED
-
-    return module_exit(run)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+if __name__ == "__main__":  # ``python -m ctpheno.features.radiomics``; the entry point is in ctpheno.features.cli
+    from .cli import radiomics_main
+    raise SystemExit(radiomics_main())

@@ -31,6 +31,7 @@ from ..io.schemas import QCT, RADIOMICS
 from ..io.tables import concat_parts, write_json
 from .harmonise import GAUSS_TRUNCATE
 from .kernel_fit import BOOST_EDGE_MM
+from .scans import feature_scan_ids, scan_tasks, store_hash
 
 log = logging.getLogger(__name__)
 
@@ -46,23 +47,6 @@ QCT_SLAB_SLICES = 32
 """Slices per block of the in-memory QCT crop (a few large blocks: few tasks, one mask at a time)."""
 RADIOMICS_BYTES_PER_VOXEL = 40
 """Peak memory of PyRadiomics per voxel (image copies as float64, mask, cropped matrices)."""
-
-
-def _store_hash(path: Path) -> str:
-    from ..io.zarrstore import store_attrs
-
-    attrs = store_attrs(path)
-    return str(attrs.get("content_hash") or stable_hash({"path": str(path), "attrs": attrs}))
-
-
-def _scan_ids(wd: WorkDir, stage: str) -> list[str]:
-    """Preprocessed density series (an airway series kept beside one feeds only its airway columns)."""
-    if not wd.qc_table.exists():
-        raise ConfigError(f"{stage}: {wd.qc_table} does not exist; run `ctpheno preprocess` first")
-    from ..ingest.roles import density_scan_ids
-
-    ids = density_scan_ids(pd.read_parquet(wd.qc_table))
-    return [s for s in ids if wd.volume(s).exists()]
 
 
 def _acquisition_inputs(wd: WorkDir, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -81,31 +65,9 @@ def _acquisition_inputs(wd: WorkDir, ids: list[str]) -> dict[str, dict[str, Any]
         airway = pairs.get(sid)
         if airway and wd.volume(airway).exists():
             store = wd.volume(airway)
-            extra.update(airway_scan_id=airway, airway_store=str(store), airway_hash=_store_hash(store))
+            extra.update(airway_scan_id=airway, airway_store=str(store), airway_hash=store_hash(store))
         out[sid] = extra
     return out
-
-
-def _tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: int, *,
-           per_scan: dict[str, dict[str, Any]] | None = None, array: str = "image") -> list[ScanTask]:
-    """One task per scan: its store, content hash and ``extra`` (and ``per_scan[scan_id]``) as inputs;
-    the memory estimate is ``bytes_per_voxel`` times the size of the store's ``array``."""
-    from ..io.zarrstore import open_volume_store
-
-    tasks = []
-    for sid in ids:
-        store = wd.volume(sid)
-        n = int(np.prod(open_volume_store(store)[array].shape))
-        tasks.append(
-            ScanTask(
-                sid,
-                inputs={"store": str(store), "content_hash": _store_hash(store), **extra,
-                        **(per_scan or {}).get(sid, {})},
-                source=f"volumes/{sid}.zarr",
-                est_bytes=n * bytes_per_voxel,
-            )
-        )
-    return tasks
 
 
 def qct_margin_voxels(cfg: QCTConfig, spacing_mm: tuple[float, ...]) -> tuple[int, int, int]:
@@ -177,11 +139,12 @@ def run_qct(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> Stage
     from .airways.stage import endpoints_by_scan
 
     conf = json.loads(qcfg.model_dump_json())
-    ids = _scan_ids(wd, "qct")
+    ids = feature_scan_ids(wd, "qct")
     airways = endpoints_by_scan(wd)  # None: the airways stage did not run for the scan
     acquisition = _acquisition_inputs(wd, ids)
-    tasks = _tasks(wd, ids, {"config": conf}, QCT_BYTES_PER_VOXEL,
-                   per_scan={sid: {"airways": airways.get(sid), **acquisition.get(sid, {})} for sid in ids})
+    tasks = scan_tasks(wd, ids, {"config": conf}, QCT_BYTES_PER_VOXEL,
+                        per_scan={sid: {"airways": airways.get(sid), **acquisition.get(sid, {})}
+                                  for sid in ids})
     return run_stage(
         qct_scan,
         tasks,
@@ -281,8 +244,8 @@ def run_radiomics(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) ->
         wd.features_dir / "radiomics.settings.json",
     )
     extra = {"params": run_params, "regions": list(rcfg.regions), "workdir": str(wd.root), "analysis_grid": on_grid}
-    tasks = _tasks(wd, _scan_ids(wd, "radiomics"), extra, RADIOMICS_BYTES_PER_VOXEL,
-                   array=f"{ANALYSIS_GROUP}/image" if on_grid else "image")
+    tasks = scan_tasks(wd, feature_scan_ids(wd, "radiomics"), extra, RADIOMICS_BYTES_PER_VOXEL,
+                        array=f"{ANALYSIS_GROUP}/image" if on_grid else "image")
     res = run_stage(
         radiomics_scan,
         tasks,

@@ -24,10 +24,10 @@ import pandas as pd
 
 from ..config.ingest import IngestConfig
 from ..io.readers import volume_format
+from ..io.remote import storable_path
 from ..io.schemas import FAILURES, MANIFEST
 from .discover import Inventory, folder_of
 from .pseudonym import Pseudonymizer
-from .remote import storable_path
 from .reasons import is_rejection, join_reasons
 from .roles import assign_kernel_classes, select_series, series_roles
 from .validate import is_localizer, summarize_dicom_series, summarize_volume_file

@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         cohort from the offline IDC index, writes the series table and an s5cmd download manifest
         and, with --download, fetches the series through idc-index.
         """
-        from ..cli import fail, load_cli_config, run_and_report, with_input_list
+        from ..clicommon import fail, load_cli_config, run_and_report, with_input_list
         from ..errors import CTPhenoError
 
         if paths and paths[0] == "idc":

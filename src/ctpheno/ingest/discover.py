@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NoInputFoundError
+from ..io.fs import is_url
+from ..io.remote import walk
 from .headers import read_records
-from .remote import is_url, walk
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from ..io.dicomseries import floats_of, join_multi
+from ..io.dicomseries import floats_of, frame_geometry, join_multi
 from ..io.readers import volume_format
-from .phi import scrub
-from .remote import NotRegularFileError, open_binary, os_reason
+from ..io.redact import scrub
+from ..io.remote import NotRegularFileError, open_binary, os_reason
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
@@ -66,61 +66,6 @@ def _pixel_data_check(fh: Any, ds: Any, pos: int, size: int) -> str | None:
     if size - pos - hdr < min(length, expected) or length < expected:
         return "truncated_file"
     return None
-
-
-def _functional(item: Any, shared: Any, sequence: str, attribute: str) -> Any:
-    """An attribute of a functional-group macro: the frame's own item first, then the shared one."""
-    for group in (item, shared):
-        if group is None:
-            continue
-        seq = group.get(sequence)
-        if seq and attribute in seq[0]:
-            return seq[0].get(attribute)
-    return None
-
-
-def frame_geometry(ds: Any) -> list[dict[str, Any]]:
-    """Per-frame geometry of a multi-frame (enhanced) image from its functional groups.
-
-    One dict per frame: ``ipp`` (PlanePositionSequence), ``iop`` (PlaneOrientationSequence),
-    ``pixel_spacing`` (PixelMeasuresSequence), ``rescale_slope`` / ``rescale_intercept``
-    (PixelValueTransformationSequence, else the top-level attributes); each taken from the
-    frame's PerFrameFunctionalGroupsSequence item, else from SharedFunctionalGroupsSequence, else
-    (orientation, spacing, rescale only) from the top level. A value the file does not give is None.
-    An empty list when the per-frame groups do not describe exactly NumberOfFrames frames (a frame
-    cannot be placed without its own item; this also bounds the work a forged NumberOfFrames causes).
-    """
-    n = int(ds.get("NumberOfFrames", 1) or 1)
-    shared_seq = ds.get("SharedFunctionalGroupsSequence")
-    shared = shared_seq[0] if shared_seq else None
-    per = ds.get("PerFrameFunctionalGroupsSequence") or []
-    if len(per) != n:
-        return []
-    frames = []
-    for k in range(n):
-        item = per[k] if k < len(per) else None
-
-        def pick(seq: str, attr: str, top: str | None = None, item: Any = item) -> Any:
-            value = _functional(item, shared, seq, attr)
-            return ds.get(top) if value is None and top else value
-
-        slope = pick("PixelValueTransformationSequence", "RescaleSlope", "RescaleSlope")
-        intercept = pick("PixelValueTransformationSequence", "RescaleIntercept", "RescaleIntercept")
-        frames.append({
-            "ipp": floats_of(pick("PlanePositionSequence", "ImagePositionPatient"), 3),
-            "iop": floats_of(pick("PlaneOrientationSequence", "ImageOrientationPatient", "ImageOrientationPatient"), 6),
-            "pixel_spacing": floats_of(pick("PixelMeasuresSequence", "PixelSpacing", "PixelSpacing"), 2),
-            "rescale_slope": _number(slope),
-            "rescale_intercept": _number(intercept),
-        })
-    return frames
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
 
 
 def read_dicom_record(path: str) -> dict[str, Any]:
@@ -227,8 +172,8 @@ def read_volume_record(path: str, fmt: str) -> dict[str, Any]:
     """
     import SimpleITK as sitk
 
+    from ..io.remote import local_copies
     from ..io.volcheck import validate_volume_file
-    from .remote import local_copies
 
     record: dict[str, Any] = {"path": path, "kind": "volume", "fmt": fmt, "error": None, "problems": []}
     try:

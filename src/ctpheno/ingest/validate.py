@@ -16,7 +16,7 @@ and the nominal spacing is :math:`\\Delta = \\mathrm{median}(g)`.
 * ``non_axial``: :math:`\\arccos |n_z|` exceeds ``max_tilt_deg``.
 * ``implausible_spacing``: PixelSpacing or :math:`\\Delta` outside ``spacing_range_mm``;
   ``non_orthonormal_direction``: ImageOrientationPatient not orthonormal;
-  ``zero_scale_slope``: a RescaleSlope of 0 (see :mod:`ctpheno.ingest.geometry`).
+  ``zero_scale_slope``: a RescaleSlope of 0 (see :mod:`ctpheno.io.geometry`).
 
 A multi-frame (enhanced) CT file is checked the same way, frame by frame, with the
 positions, orientation and pixel spacing of its functional groups.
@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from ..config.ingest import IngestConfig
-from .geometry import axes_orthogonal, iop_orthonormal, slice_normal, spacing_plausible, stack_spacing
+from ..io.geometry import (axes_orthogonal, iop_orthonormal, slice_normal, slice_order, spacing_plausible,
+                           stack_spacing)
 from .headers import SECONDARY_CAPTURE_PREFIX
 
 CHEST_BODY_PARTS = frozenset(
@@ -211,9 +212,7 @@ def _check_stack(slices: Sequence[dict[str, Any]], reasons: set[str], out: dict[
     if abs(max((r.get("gantry_tilt_deg") or 0.0) for r in slices)) > cfg.max_tilt_deg:
         reasons.add("gantry_tilt")
     pos = np.asarray([r["ipp"] for r in geo])
-    dist = pos @ normal
-    order = np.argsort(dist, kind="stable")
-    d = dist[order]
+    order, d = slice_order(pos, normal)
     if len(d) >= 2:
         step, problems = stack_spacing(d, tolerance=cfg.spacing_tolerance, range_mm=cfg.spacing_range_mm)
         reasons |= problems

@@ -3,14 +3,15 @@
 Both kinds become a list of slices (position, orientation, pixel spacing, rescale, pixels) and
 go through one :func:`stack_slices`, so an enhanced CT file gets exactly the geometry a series of
 files gets: frames placed by their PlanePositionSequence, the slice spacing measured from those
-positions (never assumed 1 mm), and the same refusals. A series is refused
+positions (never assumed 1 mm: the median gap along the slice normal, the manifest's
+``spacing_z_mm``), and the same refusals. A series is refused
 (:class:`~ctpheno.errors.UnreadableSeriesError`) when
 
 * ImageOrientationPatient differs between slices or is not orthonormal (a shear the volume's
   direction matrix could not represent);
 * rows/columns or PixelSpacing differ between slices, or PixelSpacing is implausible;
 * two slices share a position, one is missing, or the gaps vary beyond
-  :data:`~ctpheno.ingest.geometry.SPACING_TOLERANCE` (:func:`~ctpheno.ingest.geometry.stack_spacing`);
+  :data:`~ctpheno.io.geometry.SPACING_TOLERANCE` (:func:`~ctpheno.io.geometry.stack_spacing`);
 * a RescaleSlope is 0 or not a number (the HU cannot be recovered), or floating-point pixel
   data hold NaN or infinity;
 * a multi-frame file does not say where its frames are (no per-frame functional groups).
@@ -31,13 +32,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UnreadableSeriesError
-from ..ingest.geometry import iop_orthonormal, slice_normal, spacing_plausible, stack_spacing
+from ..vocab import HU_PADDING, PADDING_THRESHOLD_HU
+from .geometry import iop_orthonormal, slice_normal, slice_order, spacing_plausible, stack_spacing
 from .volume import Volume
-
-HU_PADDING = -1024
-"""HU written where the scanner marked padding (outside the field of view)."""
-PADDING_THRESHOLD_HU = -2000
-"""HU at or below this are padding markers (-2000, -3024, ...), never tissue."""
 
 
 def base_name(path: str) -> str:
@@ -46,7 +43,7 @@ def base_name(path: str) -> str:
 
 def error_text(err: BaseException, path: str) -> str:
     """``Type: message`` of an exception with the file's path and folder names removed."""
-    from ..ingest.phi import scrub
+    from .redact import scrub
 
     return scrub(f"{type(err).__name__}: {err}", str(path), token="…")
 
@@ -116,6 +113,61 @@ def floats_of(value: Any, n: int) -> list[float] | None:
     return out if len(out) == n else None
 
 
+def _functional(item: Any, shared: Any, sequence: str, attribute: str) -> Any:
+    """An attribute of a functional-group macro: the frame's own item first, then the shared one."""
+    for group in (item, shared):
+        if group is None:
+            continue
+        seq = group.get(sequence)
+        if seq and attribute in seq[0]:
+            return seq[0].get(attribute)
+    return None
+
+
+def frame_geometry(ds: Any) -> list[dict[str, Any]]:
+    """Per-frame geometry of a multi-frame (enhanced) image from its functional groups.
+
+    One dict per frame: ``ipp`` (PlanePositionSequence), ``iop`` (PlaneOrientationSequence),
+    ``pixel_spacing`` (PixelMeasuresSequence), ``rescale_slope`` / ``rescale_intercept``
+    (PixelValueTransformationSequence, else the top-level attributes); each taken from the
+    frame's PerFrameFunctionalGroupsSequence item, else from SharedFunctionalGroupsSequence, else
+    (orientation, spacing, rescale only) from the top level. A value the file does not give is None.
+    An empty list when the per-frame groups do not describe exactly NumberOfFrames frames (a frame
+    cannot be placed without its own item; this also bounds the work a forged NumberOfFrames causes).
+    """
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    shared_seq = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared_seq[0] if shared_seq else None
+    per = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if len(per) != n:
+        return []
+    frames = []
+    for k in range(n):
+        item = per[k] if k < len(per) else None
+
+        def pick(seq: str, attr: str, top: str | None = None, item: Any = item) -> Any:
+            value = _functional(item, shared, seq, attr)
+            return ds.get(top) if value is None and top else value
+
+        slope = pick("PixelValueTransformationSequence", "RescaleSlope", "RescaleSlope")
+        intercept = pick("PixelValueTransformationSequence", "RescaleIntercept", "RescaleIntercept")
+        frames.append({
+            "ipp": floats_of(pick("PlanePositionSequence", "ImagePositionPatient"), 3),
+            "iop": floats_of(pick("PlaneOrientationSequence", "ImageOrientationPatient", "ImageOrientationPatient"), 6),
+            "pixel_spacing": floats_of(pick("PixelMeasuresSequence", "PixelSpacing", "PixelSpacing"), 2),
+            "rescale_slope": _optional_number(slope),
+            "rescale_intercept": _optional_number(intercept),
+        })
+    return frames
+
+
+def _optional_number(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _padding_value(ds: Any) -> int | None:
     value = ds.get("PixelPaddingValue")
     if value is None:
@@ -147,8 +199,6 @@ def _file_slices(path: str, ds: Any, name: str) -> list[Slice]:
         return [Slice(name, np.asarray(ipp) if ipp else None, floats_of(ds.get("ImageOrientationPatient"), 6),
                       tuple(ps) if ps else None, rows, cols, _number(ds.get("RescaleSlope"), 1.0),
                       _number(ds.get("RescaleIntercept"), 0.0), padding, lambda: _decode(ds, name, path))]
-    from ..ingest.headers import frame_geometry
-
     frames = frame_geometry(ds)
     if not frames or any(f["ipp"] is None for f in frames):
         raise UnreadableSeriesError(
@@ -203,9 +253,7 @@ def stack_slices(slices: Sequence[Slice], meta: dict[str, Any], *, single_slice_
             raise UnreadableSeriesError(f"{s.name}: RescaleSlope {s.slope:g} / intercept {s.intercept:g} "
                                         "cannot give HU")
     pos = np.asarray([s.ipp for s in slices])
-    dist = pos @ normal
-    order = np.argsort(dist, kind="stable")
-    d = dist[order]
+    order, d = slice_order(pos, normal)
     if len(d) > 1:
         step, problems = stack_spacing(d)
         if "duplicate_slices" in problems:
@@ -216,7 +264,7 @@ def stack_slices(slices: Sequence[Slice], meta: dict[str, Any], *, single_slice_
             raise UnreadableSeriesError(
                 f"{s0.name}: irregular slice positions ({', '.join(sorted(problems))}; median gap "
                 f"{step if step is not None else float('nan'):.3g} mm); the series cannot be read as one volume")
-        spacing_z = float((d[-1] - d[0]) / (len(d) - 1))
+        spacing_z = float(step)  # the median gap, as the manifest's spacing_z_mm (ingest validation)
     else:
         spacing_z = float(single_slice_mm or 1.0)
     rows, cols = s0.rows, s0.columns

@@ -46,10 +46,10 @@ def current_umask() -> int:
 
 
 def is_url(path: PathLike) -> bool:
-    """True for ``scheme://...`` other than ``file://``."""
+    """True for ``proto://...`` paths other than ``file://`` (those are local): the one rule of the
+    project for what goes through fsspec (``s3://``, ``gs://``, ``memory://``, fsspec's ``local://``)."""
     text = os.fspath(path)
-    scheme, sep, _ = text.partition("://")
-    return bool(sep) and scheme.isidentifier() and scheme.lower() not in ("file", "local")
+    return "://" in text and not text.startswith("file://")
 
 
 def _local(path: PathLike) -> Path:

@@ -55,7 +55,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UnreadableSeriesError
-from .dicomseries import HU_PADDING, PADDING_THRESHOLD_HU, dicom_slice_hu, join_multi, read_dicom_series
+from ..vocab import HU_PADDING, PADDING_THRESHOLD_HU
+from .dicomseries import dicom_slice_hu, join_multi, read_dicom_series
 from .volume import Volume
 
 __all__ = ["HU_PADDING", "PADDING_THRESHOLD_HU", "FORMATS", "VOLUME_SUFFIXES", "dicom_slice_hu", "join_multi",
@@ -102,7 +103,7 @@ def read_header(path: str | os.PathLike[str]) -> Any:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    from ..ingest.remote import open_binary
+    from .remote import open_binary
 
     try:
         with open_binary(str(path)) as fh:
@@ -140,9 +141,8 @@ def read_scan(
     UnreadableSeriesError
         A file cannot be read or decoded, or the slices do not form one series.
     """
-    from ..ingest.remote import is_url, list_files, local_copies
-
-    from ..ingest.remote import stored_path
+    from .fs import is_url
+    from .remote import list_files, local_copies, stored_path
 
     if isinstance(paths, (str, os.PathLike)):
         items = [stored_path(str(paths))]
@@ -202,7 +202,7 @@ def read_volume_file(path: str | os.PathLike[str], *, label: str | None = None, 
         image = sitk.ReadImage(path)
     except RuntimeError as err:
         last = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown error"
-        from ..ingest.phi import scrub
+        from .redact import scrub
 
         raise UnreadableSeriesError(f"{name}: SimpleITK cannot read it ({scrub(last, path, token='…')})") from None
     if image.GetNumberOfComponentsPerPixel() != 1:

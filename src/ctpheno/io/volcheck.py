@@ -15,7 +15,7 @@
 * ``non_finite_voxels``: NaN or ±inf among floating-point voxels (counted while streaming);
 * ``missing_geometry``, ``implausible_spacing``, ``non_orthonormal_direction``,
   ``zero_scale_slope``, ``not_3d``: header claims that would be read as something else
-  (see :mod:`ctpheno.ingest.geometry`). A NIfTI ``scl_slope`` of 0 (or NaN) with a zero
+  (see :mod:`ctpheno.io.geometry`). A NIfTI ``scl_slope`` of 0 (or NaN) with a zero
   intercept means "unscaled" (NIfTI-1 standard); with a non-zero intercept ITK would apply it
   with a slope of 1, so the file is refused.
 """
@@ -31,7 +31,7 @@ from typing import IO
 
 import numpy as np
 
-from ..ingest.geometry import SPACING_RANGE_MM, axes_orthogonal, spacing_plausible
+from .geometry import SPACING_RANGE_MM, axes_orthogonal, spacing_plausible
 from .volheaders import VolumeFileError, VolumeHeader, read_volume_header
 
 CHUNK_BYTES = 1 << 22
@@ -67,7 +67,7 @@ def header_problems(h: VolumeHeader, *, spacing_range_mm: tuple[float, float] = 
 
 def data_file_problems(h: VolumeHeader, header_path: str, tree: str) -> list[Problem]:
     """Data files outside ``tree`` or not regular files; nothing is opened."""
-    from ..ingest.remote import classify_entry, is_inside
+    from .remote import classify_entry, is_inside
 
     for f in h.data_files:
         if os.path.realpath(f) == os.path.realpath(header_path):
@@ -169,7 +169,7 @@ def count_data(h: VolumeHeader, *, check_finite: bool) -> tuple[int, int]:
     Reading stops one unit past the declared size. Raises :class:`VolumeFileError` for a
     compressed stream that is cut short (``truncated_file``) or corrupt (``unreadable_file``).
     """
-    from ..ingest.remote import open_regular
+    from .remote import open_regular
 
     per_file = -(-h.n_bytes // len(h.data_files))
     ascii_ = h.encoding == "ascii"

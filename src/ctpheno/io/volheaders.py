@@ -102,7 +102,7 @@ class VolumeHeader:
 
 
 def _open_header(path: str) -> io.BufferedIOBase:
-    from ..ingest.remote import open_regular
+    from .remote import open_regular
 
     return open_regular(path)
 
@@ -158,7 +158,7 @@ def _expand(value: str, folder: str, rest: list[str]) -> tuple[str, ...]:
 def _nifti(path: str) -> VolumeHeader:
     import nibabel as nib
 
-    from ..ingest.remote import open_regular
+    from .remote import open_regular
 
     gz = path.lower().endswith(".gz")
     try:
@@ -352,7 +352,7 @@ def read_volume_header(path: str) -> VolumeHeader:
     except VolumeFileError:
         raise
     except OSError as err:
-        from ..ingest.remote import NotRegularFileError, os_reason
+        from .remote import NotRegularFileError, os_reason
 
         code = "not_regular_file" if isinstance(err, NotRegularFileError) else "unreadable_file"
         raise VolumeFileError(code, f"header cannot be read ({os_reason(err)})") from None

@@ -24,21 +24,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-HU_AIR = -1000
-HU_WATER = 0
-IDENTITY_DIRECTION: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+from ..vocab import Spacing
 
-Spacing = tuple[float, float, float]
+IDENTITY_DIRECTION: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 GEOMETRY_AXES = "zyx"
 """Axis order of every geometry vector in stored attributes (see :meth:`Volume.geometry_attrs`)."""
-
-
-def check_spacing(spacing_mm: Any) -> Spacing:
-    """``spacing_mm`` as three positive floats (z, y, x), or a ValueError naming what was given."""
-    sp = tuple(float(s) for s in spacing_mm)
-    if len(sp) != 3 or not all(s > 0 for s in sp):
-        raise ValueError(f"spacing_mm must be three positive numbers (z, y, x) in mm; got {spacing_mm}")
-    return sp  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,3 +199,14 @@ class Volume:
             direction=tuple(direction.ravel()),
             meta=dict(meta),
         )
+
+
+def axial_view(image: Volume) -> tuple[tuple[int, int, int], tuple[int, int], tuple[int, int]]:
+    """Axis permutation putting the cranio-caudal axis first, and the left/superior axes after it."""
+    sup_ax, sup_sign = image.index_axis_superior()
+    left_ax, left_sign = image.index_axis_patient_left()
+    if sup_ax == left_ax:
+        raise ValueError(f"direction {image.direction} is degenerate: the superior and left axes coincide")
+    rest = [a for a in (0, 1, 2) if a != sup_ax]
+    perm = (sup_ax, *rest)
+    return perm, (perm.index(left_ax), left_sign), (0, sup_sign)  # type: ignore[return-value]

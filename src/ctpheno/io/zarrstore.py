@@ -39,22 +39,15 @@ import numpy as np
 from . import fs
 from .volume import Volume
 
-LABEL_RIGHT_LUNG = 1
-LABEL_LEFT_LUNG = 2
-LABEL_AIRWAYS = 3
-ZONE_CODES = {
-    ("right", "upper"): 1, ("right", "middle"): 2, ("right", "lower"): 3,
-    ("left", "upper"): 4, ("left", "middle"): 5, ("left", "lower"): 6,
-}
 ARRAY_NAMES = ("image", "labels", "zones")
 ANALYSIS_GROUP = "analysis"
 """Sub-group holding the isotropic analysis grid (same array names as the root)."""
 
 
 def _codec():
-    """Blosc: byte shuffle, then zstd level 1. On a full-size scan's three arrays this writes in
-    half the time of plain zstd level 3 (1.7 vs 3.2 core-s) and is 13 % smaller (shuffle puts the
-    int16 high bytes together); reading costs the same."""
+    """Blosc: byte shuffle, then zstd level 1: the shuffle puts the int16 high bytes together, so a
+    light zstd level compresses better and faster than a heavier one without it (measured in
+    docs/scaling.md)."""
     from zarr.codecs import BloscCodec
 
     return BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")

@@ -56,10 +56,10 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import EmptyLungMaskError
-from ..io.volume import HU_AIR, Volume
+from ..io.volume import Volume
+from ..vocab import HU_AIR, LUNG_LABELS
 
 Interpolator = Literal["bspline", "linear"]
-LUNG_LABELS = (1, 2)
 BSPLINE_MARGIN_VOXELS = 16
 """Native samples kept beyond the farthest B-spline tap (prefilter pole :math:`|z_1|^{16} < 10^{-9}`)."""
 SLAB_VOXELS = 2**22
@@ -76,7 +76,7 @@ class AnalysisGrid:
     labels: Volume
     """uint8 lung labels (1 right, 2 left, 3 airways)."""
     zones: Volume
-    """uint8 zone codes (:data:`ctpheno.io.zarrstore.ZONE_CODES`)."""
+    """uint8 zone codes (:data:`ctpheno.vocab.ZONE_CODES`)."""
 
 
 def grid_index_range(lo: int, hi: int, n: int, spacing_mm: float, target_mm: float,

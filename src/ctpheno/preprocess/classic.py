@@ -42,34 +42,31 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from ..errors import EmptyLungMaskError, NotChestCTError
-from .grid import (STRUCT_6, STRUCT_INPLANE, bbox_slices, binary_closing_padded, block_factors, block_mean, body_interior,
+from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
+from .grid import (STRUCT_6, bbox_slices, binary_closing_padded, block_factors, block_mean, body_interior,
                    fill_holes_2d, fill_holes_3d, largest_component, midpoint_threshold, subsample_labels,
                    upsample_nearest)
 from .pleura import grow_pleural_rim
 from .pockets import costal_pockets, fill_costal_pockets
+from .sides import MIN_MIRROR_OVERLAP, ONE_LUNG_MAX_MINOR, mirror_overlap, split_joined
+from .trachea import drop_thick_leaks, find_trachea, grow_airway
 
-LABEL_BG, LABEL_RIGHT, LABEL_LEFT, LABEL_AIRWAY = 0, 1, 2, 3
-TRACHEA_AREA_MM2 = (80.0, 900.0)
-"""Cross-section range of a trachea (adult diameters ~10-30 mm)."""
-MIDLINE_SEED_MM = 20.0
-"""Air voxels of a joined lung region farther than this from the body midline seed their own side."""
-NECK_HU_PER_MM = 20.0
-"""Weight of the distance to the mask border in the left/right watershed elevation (HU per mm)."""
-ONE_LUNG_MAX_MINOR = 0.4
-"""A single air region with less than this fraction of its volume across the body midline may be one
-lung crossing it (a collapsed, opacified or resected other lung); it is split only when erosion finds
-two lung-sized cores on opposite sides."""
-LEAK_STEP_FRACTION = 0.5
-"""Airway growth stops before a 20 HU threshold step that adds more than this fraction of the region (a leak)."""
-LEAK_BALL_FRACTION = 0.8
-"""Airway parts below the trachea wider than a ball of this fraction of the trachea's radius are leaks."""
-SEED_CAPTURED = 0.8
-"""The airway region holds the trachea seed's lumen when it has this fraction of its cores (leak control starts)."""
-MIRROR_TOLERANCE_MM = 10.0
-"""Asymmetry allowed when mirroring a second-lung candidate onto the first lung (:func:`_mirror_overlap`)."""
-MIN_MIRROR_OVERLAP = 0.3
-"""A second-lung candidate must overlap the first lung's mirror image by at least this fraction (real scans and
-phantoms: 0.97-1.0; air enclosed between the patient's back and a table pad: 0.0)."""
+ADAPTIVE_THRESHOLD_RANGE_HU = (-650.0, -350.0)
+"""Otsu's threshold of the body (``adaptive_threshold``) is clipped to this range: between aerated lung
+(about -850 HU) and soft tissue, whatever an unusual body histogram (much fat, dense lungs) suggests."""
+SECOND_LUNG_CANDIDATES = 5
+"""Air components after the largest that are examined, largest first, as the other lung."""
+BOTH_SIDES_MINOR = 0.2
+"""When this fraction or more of the largest air region lies on its minor side of the body midline, the
+region spans both sides (two joined lungs, or one lung across the midline) and is split, not paired."""
+HANGING_MINOR = 0.03
+"""When the largest region is paired with a second lung but more than this fraction of it lies on the
+other side, part of the other lung hangs on it: the pair is split again as one joined region."""
+REFINE_THRESHOLD_SPAN_HU = (-100.0, 150.0)
+"""The boundary band's intermeans threshold stays within this span around the coarse threshold (HU):
+a band holding mostly vessels or mostly emphysema cannot move the lung boundary far."""
+REFINE_SAMPLE_STRIDE = 7
+"""Every this-many-th band voxel enters the intermeans threshold (a mean; a subsample is enough)."""
 MAX_HOLE_MM2 = 400.0
 """Largest in-slice hole filled inside a lung (vessels, nodules up to ~2 cm); larger islands are the
 diaphragm dome or the heart seen through a lung base, which expert contours exclude. Enclosed 3-D
@@ -90,172 +87,6 @@ def otsu_threshold(values: npt.NDArray[Any], *, lo: float = -1024.0, hi: float =
     mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
     between = w0 * w1 * (mu0 - mu1) ** 2
     return float(centres[int(np.argmax(between))])
-
-
-def _find_trachea(air: npt.NDArray[np.bool_], lateral: npt.NDArray[np.float64], sup_sign: int,
-                  spacing: tuple[float, float, float], centre_lat: float, body_width: float,
-                  ) -> npt.NDArray[np.bool_] | None:
-    """Seed mask of the trachea: the longest run of consecutive upper slices (top 40 %) holding a
-    round mid-line air region of trachea size whose centre moves < 10 mm between slices.
-
-    A run rather than one slice, so a seed in the larynx (which thresholding at coarse resolution
-    cannot follow through the glottis) is backed up by the trachea below it.
-    """
-    nz = air.shape[0]
-    order = list(range(nz - 1, -1, -1) if sup_sign > 0 else range(nz))[: max(1, int(np.ceil(0.4 * nz)))]
-    pix_mm2 = spacing[1] * spacing[2]
-    rows = np.arange(air.shape[1], dtype=np.float64)[:, None] * spacing[1]
-    found: list[tuple[int, npt.NDArray[np.bool_], tuple[float, float]]] = []
-    for k in order:
-        lab, n = ndi.label(air[k])
-        if n == 0:
-            continue
-        sizes = np.bincount(lab.ravel())[1:] * pix_mm2
-        best, best_d = None, np.inf
-        for i in np.flatnonzero((sizes >= TRACHEA_AREA_MM2[0]) & (sizes <= TRACHEA_AREA_MM2[1])):
-            comp = lab == i + 1
-            lat = lateral[k][comp]
-            d = abs(float(lat.mean()) - centre_lat)
-            extent = float(lat.max() - lat.min()) + spacing[2]  # lateral is in mm already
-            if d < 0.12 * body_width and extent < 40.0 and d < best_d:
-                best, best_d = comp, d
-        if best is not None:
-            centre = (float(np.broadcast_to(rows, best.shape)[best].mean()), float(lateral[k][best].mean()))
-            found.append((k, best, centre))
-    if not found:
-        return None
-    runs: list[list[tuple[int, npt.NDArray[np.bool_], tuple[float, float]]]] = [[found[0]]]
-    for item in found[1:]:
-        prev = runs[-1][-1]
-        if abs(item[0] - prev[0]) == 1 and np.hypot(item[2][0] - prev[2][0], item[2][1] - prev[2][1]) < 10.0:
-            runs[-1].append(item)
-        else:
-            runs.append([item])
-    run = max(runs, key=len)
-    seed = np.zeros_like(air)
-    for k, comp, _ in run:
-        seed[k] = comp
-    return seed
-
-
-def _grow_airway(hu_c: npt.NDArray[np.float32], body: npt.NDArray[np.bool_], seed: npt.NDArray[np.bool_], *,
-                 max_threshold: float, max_voxels: float) -> npt.NDArray[np.bool_]:
-    """Seeded region growing with rising thresholds and leak control (see module docstring).
-
-    A leak is an explosion of the region (Mori et al. 1996): once the region holds the lumen of the
-    trachea seed (``SEED_CAPTURED`` of its cross-sections' cores, the partial-volume edge eroded), a
-    20 HU step may add at most ``LEAK_STEP_FRACTION`` of it. Airways grow by a few per cent per step (LIDC-IDRI-0314: 4-30 %);
-    emphysema or a bulla touching a bronchus joins in one step (+98 % on an injected-emphysema
-    variant of that scan).
-    """
-    best = np.zeros_like(seed)
-    prev, captured = 0, False
-    lumen = ndi.binary_erosion(seed, structure=STRUCT_INPLANE)
-    if not lumen.any():
-        lumen = seed
-    n_lumen = int(np.count_nonzero(lumen))
-    for thr in np.arange(-980.0, max_threshold + 1e-6, 20.0):
-        lab, _ = ndi.label((hu_c < thr) & body, structure=STRUCT_6)
-        ids = np.unique(lab[seed & (lab > 0)])
-        if ids.size == 0:
-            continue
-        region = _members(lab, ids)
-        n = int(region.sum())
-        if n > max_voxels or (captured and n - prev > LEAK_STEP_FRACTION * prev):
-            break
-        best, prev = region, n
-        captured = np.count_nonzero(region & lumen) >= SEED_CAPTURED * n_lumen
-    return best
-
-
-def _members(lab: npt.NDArray[np.integer], ids: npt.NDArray[np.integer]) -> npt.NDArray[np.bool_]:
-    """``np.isin(lab, ids)`` for a label image, by table look-up (several times faster)."""
-    table = np.zeros(int(lab.max()) + 1, dtype=bool)
-    table[ids] = True
-    return table[lab]
-
-
-def _drop_thick_leaks(airway: npt.NDArray[np.bool_], seed: npt.NDArray[np.bool_],
-                      spacing: tuple[float, float, float]) -> npt.NDArray[np.bool_]:
-    """Remove from the airway region the parts wider than the bronchi that are not the trachea.
-
-    Below the trachea no airway is as wide as the trachea (main bronchi: 0.6-0.8 of its diameter), but a
-    bulla or emphysema touching a bronchus is at the lumen's HU and joins the region. A morphological
-    opening with a ball of ``LEAK_BALL_FRACTION`` of the trachea's radius (from the seed's cross-sections)
-    keeps the trachea and such blobs and removes every bronchus; the opened parts not connected to the
-    trachea seed are leaks, and go back to the air the lungs are made of.
-    """
-    if not airway.any() or not seed.any():
-        return airway
-    areas = np.count_nonzero(seed, axis=(1, 2))
-    radius_mm = float(np.sqrt(np.median(areas[areas > 0]) * spacing[1] * spacing[2] / np.pi))
-    r0 = LEAK_BALL_FRACTION * radius_mm
-    box = bbox_slices(airway, margin=int(np.ceil(r0 / min(spacing))) + 1)
-    sub = airway[box]  # type: ignore[index]
-    core = ndi.distance_transform_edt(sub, sampling=spacing) > r0
-    if not core.any():
-        return airway
-    opened = (ndi.distance_transform_edt(~core, sampling=spacing) <= r0) & sub
-    lab, n = ndi.label(opened, structure=STRUCT_6)
-    trachea = np.unique(lab[seed[box] & opened])  # type: ignore[index]
-    leak = (lab > 0) & ~_members(lab, trachea)
-    if not leak.any():
-        return airway
-    out = airway.copy()
-    out[box] &= ~leak  # type: ignore[index]
-    return out
-
-
-def _split_joined(lung: npt.NDArray[np.bool_], hu_c: npt.NDArray[np.float32], side: npt.NDArray[np.float64],
-                  spacing: tuple[float, float, float], *, use_erosion: bool = True, min_core_ratio: float = 0.0,
-                  ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]] | None:
-    """Split one air region holding both lungs into (patient-right, patient-left) by erosion + watershed.
-
-    ``side`` is the signed lateral distance (mm) from the body midline, positive to the patient's left.
-    With ``min_core_ratio > 0`` the region is taken for *one* lung crossing the midline (None is
-    returned) unless erosion separates two cores on opposite sides, the smaller at least
-    ``min_core_ratio`` of the larger: two lungs meet at thin junction lines, one lung does not
-    fall apart into two lung-sized halves.
-    """
-    from skimage.segmentation import watershed
-
-    markers = np.zeros(lung.shape, dtype=np.int32)
-    er = lung
-    total = int(lung.sum())
-    for _ in range(12 if use_erosion else 0):
-        er = ndi.binary_erosion(er, structure=STRUCT_6)
-        lab, n = ndi.label(er, structure=STRUCT_6)
-        if n < 2:
-            if n == 0:
-                break
-            continue
-        sizes = np.bincount(lab.ravel())
-        sizes[0] = 0
-        a, b = np.argsort(sizes)[::-1][:2]
-        if sizes[b] < 0.05 * total:
-            continue
-        sa, sb = float(side[lab == a].mean()), float(side[lab == b].mean())
-        if np.sign(sa) != np.sign(sb):
-            if sizes[b] < min_core_ratio * sizes[a]:
-                continue
-            markers[lab == (a if sa < 0 else b)] = 1
-            markers[lab == (b if sa < 0 else a)] = 2
-            break
-    if not markers.any() and min_core_ratio > 0:
-        return None
-    if not markers.any():  # no erosion split: seeds well away from the midline
-        markers[lung & (side < -10.0)] = 1
-        markers[lung & (side > 10.0)] = 2
-    # a lung crosses the midline by at most ~2 cm (anterior junction): voxels farther out are seeds
-    # of their side, so a thin part of one lung joined to the other is not flooded from the wrong side
-    markers[lung & (side < -MIDLINE_SEED_MM)] = 1
-    markers[lung & (side > MIDLINE_SEED_MM)] = 2
-    # elevation: bright junction lines (HU) and narrow necks (small distance to the mask border), so
-    # the floods from the two seeds meet at the junction even where emphysema makes it air-filled
-    depth_mm = ndi.distance_transform_edt(lung, sampling=spacing)
-    elevation = ndi.gaussian_filter(hu_c, sigma=1.0) - NECK_HU_PER_MM * depth_mm
-    ws = watershed(elevation, markers, mask=lung)
-    return ws == 1, ws == 2
 
 
 def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float, float], *,
@@ -296,87 +127,33 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
     sp_c = tuple(s * k for s, k in zip(spacing, f))
     vox_ml = float(np.prod(sp_c)) / 1000.0
     hu_c = block_mean(hu, f)
-
-    # 1. body -------------------------------------------------------------------------------
-    thr = float(threshold_hu)
-    body = body_interior(largest_component(hu_c >= thr))
-    if adaptive_threshold:
-        t = otsu_threshold(hu_c[body])
-        thr = float(np.clip(t, -650.0, -350.0)) if np.isfinite(t) else thr
-    # 2. air inside the body -----------------------------------------------------------------
-    air = (hu_c < thr) & body
-    if not air.any():
-        raise EmptyLungMaskError(f"no air below {thr:.0f} HU inside the body; not a chest CT or the HU are "
-                                 f"not calibrated (check RescaleSlope/Intercept)")
-    lat_ax, lat_sign = left_axis
-    coords = np.arange(hu_c.shape[lat_ax], dtype=np.float64) * sp_c[lat_ax] * lat_sign
-    shape = [1, 1, 1]
-    shape[lat_ax] = -1
-    lateral = np.broadcast_to(coords.reshape(shape), hu_c.shape)  # mm toward the patient's left
+    body, air, thr = _body_and_air(hu_c, threshold_hu=threshold_hu, adaptive=adaptive_threshold)
+    lateral = _lateral_mm(hu_c.shape, left_axis, sp_c)
     lat_body = lateral[body]
     centre_lat = float(np.median(lat_body))
     body_width = float(lat_body.max() - lat_body.min())
-    side = lateral - centre_lat
-
     # 3. trachea and main bronchi --------------------------------------------------------------
-    seed = _find_trachea(air, lateral, superior_axis[1], sp_c, centre_lat, body_width)
+    seed = find_trachea(air, lateral, superior_axis[1], sp_c, centre_lat, body_width)
     airway = np.zeros_like(air)
     if seed is not None:
-        airway = _grow_airway(hu_c, body, seed, max_threshold=airway_threshold_hu,
-                              max_voxels=airway_max_ml / vox_ml)
-        airway = _drop_thick_leaks(airway, seed, sp_c)
+        airway = grow_airway(hu_c, body, seed, max_threshold=airway_threshold_hu,
+                             max_voxels=airway_max_ml / vox_ml)
+        airway = drop_thick_leaks(airway, seed, sp_c)
     cut = ndi.binary_dilation(airway, structure=STRUCT_6) if airway.any() else airway
-    # 4. lung components ---------------------------------------------------------------------
-    lab, n = ndi.label(air & ~cut, structure=STRUCT_6)
-    if n == 0:
-        raise NotChestCTError("no air region besides the airways inside the body; the field of view holds no lungs")
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    order = np.argsort(sizes)[::-1]
-    main = lab == order[0]
-    zs = np.flatnonzero(main.any(axis=(1, 2)))
-    z_mid = float(zs.mean())
-    right = left = None
-    main_side = float(side[main].mean())
-    main_minor = min(np.count_nonzero(main & (side < 0)), np.count_nonzero(main & (side > 0))) / sizes[order[0]]
-    for cand_id in order[1:6]:
-        if sizes[cand_id] < min_second_lung_fraction * sizes[order[0]]:
-            break
-        comp = lab == cand_id
-        cz = np.flatnonzero(comp.any(axis=(1, 2)))
-        reaches_up = cz.max() >= z_mid if superior_axis[1] > 0 else cz.min() <= z_mid
-        if (reaches_up and np.sign(float(side[comp].mean())) != np.sign(main_side) and main_minor < 0.2
-                and _mirror_overlap(comp, main, centre_lat, lat_ax, lat_sign, sp_c) >= MIN_MIRROR_OVERLAP):
-            right, left = (main, comp) if main_side < 0 else (comp, main)
-            if main_minor > 0.03:  # part of the other lung hangs on the main component: split both
-                right, left = _split_joined(main | comp, hu_c, side, sp_c, use_erosion=False)  # type: ignore[misc]
-            break
-    if right is None:
-        split = None
-        if main_minor >= 0.2:  # one region over both sides: joined lungs, or one lung across the midline
-            split = _split_joined(main, hu_c, side, sp_c, min_core_ratio=min_second_lung_fraction
-                                  if main_minor < ONE_LUNG_MAX_MINOR else 0.0)
-        if split is not None:
-            right, left = split
-        elif main_side < 0:
-            right, left = main, np.zeros_like(main)
-        else:
-            right, left = np.zeros_like(main), main
+    # 4.-5. the lungs among the other air components, split into right and left -----------------
+    right, left = _right_and_left(air & ~cut, hu_c, lateral - centre_lat, sp_c, superior_axis[1],
+                                  centre_lat=centre_lat, lat=left_axis,
+                                  min_second_lung_fraction=min_second_lung_fraction)
     # restore the margin cut around the airways where it touches a lung
     ring = cut & ~airway & air
     if ring.any():
         for m in (right, left):
             m |= ring & ndi.binary_dilation(m, structure=STRUCT_6)
     # 6. closing and per-slice hole filling -----------------------------------------------------
-    lab_c = np.zeros(hu_c.shape, dtype=np.uint8)
-    for code, m in ((LABEL_RIGHT, right), (LABEL_LEFT, left)):
-        if m.any():
-            closed = binary_closing_padded(m, iterations=closing_iterations)
-            filled = fill_holes_3d(fill_holes_2d(closed, max_area_px=int(MAX_HOLE_MM2 / (sp_c[1] * sp_c[2]))))
-            lab_c[filled & (lab_c == 0)] = code
+    lab_c = _closed_and_filled(right, left, sp_c, closing_iterations=closing_iterations)
     lung_ml = float(np.count_nonzero(lab_c)) * vox_ml
     _check_chest(lab_c, lung_ml, superior_axis[1], min_chest_lung_ml=min_chest_lung_ml)
-    lab_c[airway & (lab_c == 0)] = LABEL_AIRWAY
+    lab_c[airway & (lab_c == 0)] = LABEL_AIRWAYS
     # 7. on the image grid: the half-maximum boundary, the partial-volume rim, then costal pockets
     # (juxtapleural lesions) found on the final boundary
     labels = _refine(hu, lab_c, f, thr, spacing)
@@ -390,31 +167,89 @@ def segment_classic(hu: npt.NDArray[np.integer], spacing_mm: tuple[float, float,
     return labels
 
 
-def _mirror_overlap(comp: npt.NDArray[np.bool_], main: npt.NDArray[np.bool_], centre_lat: float, lat_ax: int,
-                    lat_sign: int, spacing: tuple[float, float, float]) -> float:
-    """Fraction of ``comp`` whose mirror image across the body midline lies within ``MIRROR_TOLERANCE_MM`` of ``main``.
+def _body_and_air(hu_c: npt.NDArray[np.floating], *, threshold_hu: float, adaptive: bool
+                  ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], float]:
+    """Steps 1-2: ``(body, air inside it, threshold)`` on the coarse grid.
 
-    The two lungs are mirror images in position, whatever their size (an elevated hemidiaphragm, a
-    small lung): the other lung's mirror image overlaps the first lung almost entirely. Air that the
-    body mask enclosed outside the rib cage (under the back, between the patient and the table or a
-    pad, in a corner of a field of view that cuts the body) mirrors onto chest wall, not lung.
+    The body is the largest component above the threshold with its holes filled; with ``adaptive``
+    the threshold becomes Otsu's of the body's HU within :data:`ADAPTIVE_THRESHOLD_RANGE_HU`.
     """
-    coords = list(np.nonzero(comp))
-    total = max(coords[0].size, 1)
-    lat_mm = coords[lat_ax] * spacing[lat_ax] * lat_sign  # the `lateral` coordinate of segment_classic
-    coords[lat_ax] = np.rint((2.0 * centre_lat - lat_mm) / (spacing[lat_ax] * lat_sign)).astype(np.intp)
-    ok = (coords[lat_ax] >= 0) & (coords[lat_ax] < comp.shape[lat_ax])
-    coords = [c[ok] for c in coords]
-    if coords[0].size == 0:
-        return 0.0
-    # distances to the first lung are needed at the mirrored voxels only: their box, grown by the tolerance
-    reach = [int(np.ceil(MIRROR_TOLERANCE_MM / s)) for s in spacing]
-    box = tuple(slice(max(0, int(c.min()) - r), min(n, int(c.max()) + 1 + r))
-                for c, r, n in zip(coords, reach, comp.shape))
-    if not main[box].any():
-        return 0.0
-    near = ndi.distance_transform_edt(~main[box], sampling=spacing) <= MIRROR_TOLERANCE_MM
-    return float(np.count_nonzero(near[tuple(c - b.start for c, b in zip(coords, box))])) / total
+    thr = float(threshold_hu)
+    body = body_interior(largest_component(hu_c >= thr))
+    if adaptive:
+        t = otsu_threshold(hu_c[body])
+        thr = float(np.clip(t, *ADAPTIVE_THRESHOLD_RANGE_HU)) if np.isfinite(t) else thr
+    air = (hu_c < thr) & body
+    if not air.any():
+        raise EmptyLungMaskError(f"no air below {thr:.0f} HU inside the body; not a chest CT or the HU are "
+                                 f"not calibrated (check RescaleSlope/Intercept)")
+    return body, air, thr
+
+
+def _lateral_mm(shape: tuple[int, ...], left_axis: tuple[int, int],
+                spacing: tuple[float, ...]) -> npt.NDArray[np.float64]:
+    """Position of every voxel toward the patient's left (mm, from the array's first index), as a
+    broadcast view of ``shape``."""
+    lat_ax, lat_sign = left_axis
+    coords = np.arange(shape[lat_ax], dtype=np.float64) * spacing[lat_ax] * lat_sign
+    axes = [1, 1, 1]
+    axes[lat_ax] = -1
+    return np.broadcast_to(coords.reshape(axes), shape)
+
+
+def _right_and_left(air: npt.NDArray[np.bool_], hu_c: npt.NDArray[np.floating], side: npt.NDArray[np.float64],
+                    sp_c: tuple[float, ...], sup_sign: int, *, centre_lat: float, lat: tuple[int, int],
+                    min_second_lung_fraction: float) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Steps 4-5: the right and left lung among the air components (airways removed), coarse grid.
+
+    The largest component is a lung. A second one is the other lung when it is at least
+    ``min_second_lung_fraction`` of the first, lies on the other side of the midline (``side``:
+    mm toward the patient's left from it), reaches the upper half of the first and overlaps its
+    mirror image (:data:`MIN_MIRROR_OVERLAP`). Without one, a region over both sides
+    (:data:`BOTH_SIDES_MINOR`) is split (:func:`~ctpheno.preprocess.sides.split_joined`), else it is one lung on its side.
+    """
+    lab, n = ndi.label(air, structure=STRUCT_6)
+    if n == 0:
+        raise NotChestCTError("no air region besides the airways inside the body; the field of view holds no lungs")
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    order = np.argsort(sizes)[::-1]
+    main = lab == order[0]
+    zs = np.flatnonzero(main.any(axis=(1, 2)))
+    z_mid = float(zs.mean())
+    main_side = float(side[main].mean())
+    main_minor = min(np.count_nonzero(main & (side < 0)), np.count_nonzero(main & (side > 0))) / sizes[order[0]]
+    for cand_id in order[1:1 + SECOND_LUNG_CANDIDATES]:
+        if sizes[cand_id] < min_second_lung_fraction * sizes[order[0]]:
+            break
+        comp = lab == cand_id
+        cz = np.flatnonzero(comp.any(axis=(1, 2)))
+        reaches_up = cz.max() >= z_mid if sup_sign > 0 else cz.min() <= z_mid
+        if (reaches_up and np.sign(float(side[comp].mean())) != np.sign(main_side) and main_minor < BOTH_SIDES_MINOR
+                and mirror_overlap(comp, main, centre_lat, lat[0], lat[1], sp_c) >= MIN_MIRROR_OVERLAP):
+            if main_minor > HANGING_MINOR:  # part of the other lung hangs on the main component: split both
+                return split_joined(main | comp, hu_c, side, sp_c, use_erosion=False)  # type: ignore[return-value]
+            return (main, comp) if main_side < 0 else (comp, main)
+    split = None
+    if main_minor >= BOTH_SIDES_MINOR:  # one region over both sides: joined lungs, or one lung across the midline
+        split = split_joined(main, hu_c, side, sp_c, min_core_ratio=min_second_lung_fraction
+                              if main_minor < ONE_LUNG_MAX_MINOR else 0.0)
+    if split is not None:
+        return split
+    return (main, np.zeros_like(main)) if main_side < 0 else (np.zeros_like(main), main)
+
+
+def _closed_and_filled(right: npt.NDArray[np.bool_], left: npt.NDArray[np.bool_], sp_c: tuple[float, ...], *,
+                       closing_iterations: int) -> npt.NDArray[np.uint8]:
+    """Step 6: each lung closed and its holes up to :data:`MAX_HOLE_MM2` filled per slice (and enclosed
+    3-D cavities), as coarse labels 1 (right) and 2 (left); right wins where the two meet."""
+    lab_c = np.zeros(right.shape, dtype=np.uint8)
+    for code, m in ((LABEL_RIGHT_LUNG, right), (LABEL_LEFT_LUNG, left)):
+        if m.any():
+            closed = binary_closing_padded(m, iterations=closing_iterations)
+            filled = fill_holes_3d(fill_holes_2d(closed, max_area_px=int(MAX_HOLE_MM2 / (sp_c[1] * sp_c[2]))))
+            lab_c[filled & (lab_c == 0)] = code
+    return lab_c
 
 
 def _check_chest(lab_c: npt.NDArray[np.uint8], lung_ml: float, sup_sign: int, *, min_chest_lung_ml: float) -> None:
@@ -440,16 +275,16 @@ def _refine(hu: npt.NDArray[np.integer], lab_c: npt.NDArray[np.uint8], f: tuple[
     """
     from skimage.segmentation import expand_labels
 
-    lungs_c = np.where(lab_c == LABEL_AIRWAY, 0, lab_c)
+    lungs_c = np.where(lab_c == LABEL_AIRWAYS, 0, lab_c)
     core_c = np.zeros_like(lungs_c)
     if f != (1, 1, 1):
-        for code in (LABEL_RIGHT, LABEL_LEFT):
+        for code in (LABEL_RIGHT_LUNG, LABEL_LEFT_LUNG):
             core_c[ndi.binary_erosion(lungs_c == code, structure=STRUCT_6)] = code
     band_c = np.zeros_like(lungs_c)
     lbox = bbox_slices(lungs_c > 0, margin=1)
     if lbox is not None:  # one voxel of growth depends on the neighbours only: the lungs' box is enough
         band_c[lbox] = expand_labels(lungs_c[lbox], distance=1)
-    airway_c = ndi.binary_dilation(lab_c == LABEL_AIRWAY, structure=STRUCT_6) & (band_c == 0)
+    airway_c = ndi.binary_dilation(lab_c == LABEL_AIRWAYS, structure=STRUCT_6) & (band_c == 0)
     box = bbox_slices(band_c > 0, margin=0)
     out = np.zeros(hu.shape, dtype=np.uint8)
     if box is None:
@@ -461,7 +296,9 @@ def _refine(hu: npt.NDArray[np.integer], lab_c: npt.NDArray[np.uint8], f: tuple[
     core = upsample_nearest(core_c[box], f, shape)
     airway = upsample_nearest(airway_c[box], f, shape)
     ring = (band > 0) & (core == 0)
-    t_band = midpoint_threshold(sub_hu[ring][::7], start=thr, lo=thr - 100.0, hi=thr + 150.0) if ring.any() else thr
+    lo, hi = (thr + d for d in REFINE_THRESHOLD_SPAN_HU)
+    t_band = (midpoint_threshold(sub_hu[ring][::REFINE_SAMPLE_STRIDE], start=thr, lo=lo, hi=hi)
+              if ring.any() else thr)
     del ring
     if f == (1, 1, 1):  # no coarse core: the coarse labels are final except for the boundary threshold
         core = np.where((lungs_c[box] > 0) & ~ndi.binary_erosion(lungs_c[box] > 0, structure=STRUCT_6),
@@ -472,7 +309,7 @@ def _refine(hu: npt.NDArray[np.integer], lab_c: npt.NDArray[np.uint8], f: tuple[
     np.copyto(sub, band, where=low & (sub == 0))
     del band
     max_px = int(MAX_HOLE_MM2 / (spacing[1] * spacing[2]))
-    for code in (LABEL_RIGHT, LABEL_LEFT):
+    for code in (LABEL_RIGHT_LUNG, LABEL_LEFT_LUNG):
         lbox = bbox_slices(sub == code, margin=1)
         if lbox is None:
             continue
@@ -480,6 +317,6 @@ def _refine(hu: npt.NDArray[np.integer], lab_c: npt.NDArray[np.uint8], f: tuple[
         holes = fill_holes_2d(part == code, max_area_px=max_px) & (part == 0)
         part[holes] = code
         del holes
-    sub[airway & (sub_hu < thr) & (sub == 0)] = LABEL_AIRWAY
+    sub[airway & (sub_hu < thr) & (sub == 0)] = LABEL_AIRWAYS
     out[fbox] = sub
     return out

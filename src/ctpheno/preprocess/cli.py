@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Recompute scans already preprocessed."),
     ) -> None:
         """HU clipping, resampling, lung segmentation, zones, Zarr volumes and QC images for every ingested scan."""
-        from ..cli import load_cli_config, run_and_report
+        from ..clicommon import load_cli_config, run_and_report
 
         stage_file = config is not None and "preprocess" in config.parts and config.name != "pipeline.yaml"
         cfg = load_cli_config(config, sets, workdir=workdir, stage_file_for="preprocess" if stage_file else None)
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
                                                "(segmentation.modelpath; nothing is downloaded)."),
     ) -> None:
         """Segment the lungs of one scan and write a label NIfTI on the input's own grid."""
-        from ..cli import fail
+        from ..clicommon import fail
         from ..errors import CTPhenoError
 
         try:

@@ -23,12 +23,13 @@ import numpy as np
 import numpy.typing as npt
 
 from ..config.preprocess import ExternalMaskConfig
-from ..ingest.phi import scrub
+from ..io.redact import scrub
 from ..io.volcheck import validate_volume_file
 from ..io.volheaders import VolumeFileError
-from ..io.volume import Volume
-from .classic import LABEL_AIRWAY, LABEL_LEFT, LABEL_RIGHT, ONE_LUNG_MAX_MINOR, _split_joined
+from ..io.volume import Volume, axial_view
+from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
 from .grid import block_factors, block_mean, body_interior, largest_component, upsample_nearest
+from .sides import ONE_LUNG_MAX_MINOR, split_joined
 
 LOBE_NAMES = ("right_upper", "right_middle", "right_lower", "left_upper", "left_lower")
 """Lobe codes of the lobe map: index + 1."""
@@ -125,11 +126,11 @@ def map_labels(image: Volume, mask: Volume, config: ExternalMaskConfig | None = 
             continue
         sel = src == value
         if role == "right":
-            out[sel] = LABEL_RIGHT
+            out[sel] = LABEL_RIGHT_LUNG
         elif role == "left":
-            out[sel] = LABEL_LEFT
+            out[sel] = LABEL_LEFT_LUNG
         elif role == "airway":
-            out[sel] = LABEL_AIRWAY
+            out[sel] = LABEL_AIRWAYS
         else:
             lung_any |= sel
     if lung_any.any():
@@ -149,12 +150,11 @@ def split_lungs(image: Volume, lung: npt.NDArray[np.bool_]) -> npt.NDArray[np.ui
     Each 3-D component (on a ~2.5 mm grid) that lies on one side of the body midline is one lung;
     a component over both sides is split by the classic method's erosion + watershed when it holds
     two lungs, and kept whole as one lung crossing the midline otherwise
-    (:data:`~ctpheno.preprocess.classic.ONE_LUNG_MAX_MINOR`).
+    (:data:`~ctpheno.preprocess.sides.ONE_LUNG_MAX_MINOR`).
     """
     from scipy import ndimage as ndi
 
     from .grid import STRUCT_6
-    from .segment import axial_view
 
     perm, (lat_ax, lat_sign), _ = axial_view(image)
     hu = np.transpose(np.asarray(image.array), perm)
@@ -178,12 +178,12 @@ def split_lungs(image: Volume, lung: npt.NDArray[np.bool_]) -> npt.NDArray[np.ui
         minor = min(np.count_nonzero(c & (side < 0)), np.count_nonzero(c & (side > 0))) / size
         split = None
         if minor >= 0.2 and size > 50:
-            split = _split_joined(c, hu_c, side, sp_c, min_core_ratio=0.12 if minor < ONE_LUNG_MAX_MINOR else 0.0)
+            split = split_joined(c, hu_c, side, sp_c, min_core_ratio=0.12 if minor < ONE_LUNG_MAX_MINOR else 0.0)
         if split is not None:
-            lab_c[split[0]] = LABEL_RIGHT
-            lab_c[split[1]] = LABEL_LEFT
+            lab_c[split[0]] = LABEL_RIGHT_LUNG
+            lab_c[split[1]] = LABEL_LEFT_LUNG
         else:
-            lab_c[c] = LABEL_RIGHT if float(side[c].mean()) < 0 else LABEL_LEFT
+            lab_c[c] = LABEL_RIGHT_LUNG if float(side[c].mean()) < 0 else LABEL_LEFT_LUNG
     # image grid: the coarse label of each voxel's block, else the nearest coarse lung label
     if (lab_c == 0).any() and lab_c.any():
         _, idx = ndi.distance_transform_edt(lab_c == 0, return_indices=True)

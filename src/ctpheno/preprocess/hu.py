@@ -13,10 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
 
-HU_AIR = -1024
-"""HU written for air and for scanner padding."""
-PADDING_THRESHOLD_HU = -2000
-"""Values at or below this are padding markers (-2000, -3024 outside the reconstruction circle)."""
+from ..vocab import PADDING_THRESHOLD_HU
 
 
 def to_hu_int16(hu: npt.NDArray[Any], *, clip_hu: tuple[int, int] = (-1024, 3071),

@@ -28,10 +28,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
 
+from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
 from .grid import STRUCT_6, block_factors, block_mean, body_interior, largest_component
 from .pockets import costal_pockets
 
-LABEL_RIGHT, LABEL_LEFT, LABEL_AIRWAY = 1, 2, 3
 QC_GRID_MM = 4.0
 """Voxel size of the grid the mask-QC numbers are computed on."""
 ENVELOPE_BALL_MM = 20.0
@@ -64,9 +64,9 @@ def mask_qc_numbers(hu: npt.NDArray[np.integer], labels: npt.NDArray[np.uint8], 
     sp = tuple(s * k for s, k in zip(spacing_mm, f))
     vox_ml = float(np.prod(sp)) / 1000.0
     hu_c = block_mean(hu, f)
-    right = block_mean((labels == LABEL_RIGHT).view(np.uint8), f) >= 0.5
-    left = block_mean((labels == LABEL_LEFT).view(np.uint8), f) >= 0.5
-    airway = block_mean((labels == LABEL_AIRWAY).view(np.uint8), f) >= 0.25
+    right = block_mean((labels == LABEL_RIGHT_LUNG).view(np.uint8), f) >= 0.5
+    left = block_mean((labels == LABEL_LEFT_LUNG).view(np.uint8), f) >= 0.5
+    airway = block_mean((labels == LABEL_AIRWAYS).view(np.uint8), f) >= 0.25
     lung = right | left
     body = body_interior(largest_component(hu_c >= -500.0)) | lung
     ax = superior_axis[0]
@@ -80,7 +80,7 @@ def mask_qc_numbers(hu: npt.NDArray[np.integer], labels: npt.NDArray[np.uint8], 
     # envelope along the costal surface
     gap = float("nan")
     if ax == 0 and lung.any():
-        lab_c = np.where(right, LABEL_RIGHT, np.where(left, LABEL_LEFT, np.where(airway, LABEL_AIRWAY, 0))).astype(np.uint8)
+        lab_c = np.where(right, LABEL_RIGHT_LUNG, np.where(left, LABEL_LEFT_LUNG, np.where(airway, LABEL_AIRWAYS, 0))).astype(np.uint8)
         pockets = costal_pockets(lab_c, body, sp, left_axis=left_axis, sup_sign=superior_axis[1],
                                  radius_mm=ENVELOPE_BALL_MM, min_depth_mm=ENVELOPE_MIN_DEPTH_MM, window=False)
         gap = float(np.count_nonzero(pockets)) * vox_ml

@@ -30,9 +30,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
 
+from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
 from .grid import STRUCT_6, bbox_slices, block_factors, block_mean, dilate_6
 
-LABEL_RIGHT, LABEL_LEFT, LABEL_AIRWAY = 1, 2, 3
 TISSUE_HU_RANGE = (-150.0, 100.0)
 """Plausible HU of what borders the lung (fat ... muscle, blood); the local level is clipped to it."""
 LEVEL_GRID_MM = 5.0
@@ -88,12 +88,12 @@ def grow_pleural_rim(hu: npt.NDArray[np.integer], labels: npt.NDArray[np.uint8],
         raise ValueError(f"lung_fraction must be in (0, 0.5]; got {lung_fraction}")
     out = labels.copy()
     margin = int(np.ceil(max_mm / min(spacing_mm[1:]))) + 2
-    box = bbox_slices((labels == LABEL_RIGHT) | (labels == LABEL_LEFT), margin=margin)
+    box = bbox_slices((labels == LABEL_RIGHT_LUNG) | (labels == LABEL_LEFT_LUNG), margin=margin)
     if box is None or max_mm <= 0:
         return out
     sub = np.ascontiguousarray(out[box])  # flat views below need a contiguous block
     h = np.ascontiguousarray(hu[box])
-    lung = (sub == LABEL_RIGHT) | (sub == LABEL_LEFT)
+    lung = (sub == LABEL_RIGHT_LUNG) | (sub == LABEL_LEFT_LUNG)
     level, f = _local_tissue_level(h, lung, spacing_mm)
     lung_level = np.float32(np.median(h[lung][::11]))
     phi = np.float32(lung_fraction)
@@ -147,14 +147,14 @@ def _owner_from_neighbours(sub: npt.NDArray[np.uint8], lin: npt.NDArray[np.intp]
     has_l = np.zeros(lin.size, bool)
     for o in offs:
         nb = flat[np.clip(lin + o, 0, flat.size - 1)]
-        has_r |= nb == LABEL_RIGHT
-        has_l |= nb == LABEL_LEFT
-    return np.where(has_r & ~has_l, LABEL_RIGHT, np.where(has_l & ~has_r, LABEL_LEFT, 0)).astype(np.uint8)
+        has_r |= nb == LABEL_RIGHT_LUNG
+        has_l |= nb == LABEL_LEFT_LUNG
+    return np.where(has_r & ~has_l, LABEL_RIGHT_LUNG, np.where(has_l & ~has_r, LABEL_LEFT_LUNG, 0)).astype(np.uint8)
 
 
 def airway_zone(sub: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]) -> npt.NDArray[np.bool_] | None:
     """Voxels within :data:`AIRWAY_MARGIN_MM` of the extra-pulmonary airways (lumen and wall), or None."""
-    air = sub == LABEL_AIRWAY
+    air = sub == LABEL_AIRWAYS
     n = max(1, int(round(AIRWAY_MARGIN_MM / min(spacing_mm))))
     box = bbox_slices(air, margin=n + 1)
     if box is None:

@@ -35,10 +35,10 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 from skimage.morphology import convex_hull_image
 
+from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
 from .grid import STRUCT_6, bbox_slices, block_factors, block_mean, upsample_nearest
 from .pleura import airway_zone
 
-LABEL_RIGHT, LABEL_LEFT, LABEL_AIRWAY = 1, 2, 3
 NEAR_BITE_FRACTION = 0.5
 """The hull fills only within this fraction of the ball radius of a bite the ball found (its mouth)."""
 BALL_GRID_MM = 5.0
@@ -93,7 +93,7 @@ def costal_pockets(lab_c: npt.NDArray[np.uint8], body: npt.NDArray[np.bool_], sp
     where only the pleural arc may go (the rest of the window near the bites), 0 elsewhere.
     """
     out = np.zeros_like(lab_c)
-    lungs = (lab_c == LABEL_RIGHT) | (lab_c == LABEL_LEFT)
+    lungs = (lab_c == LABEL_RIGHT_LUNG) | (lab_c == LABEL_LEFT_LUNG)
     box = bbox_slices(lungs, margin=0)
     if box is None or radius_mm <= 0:
         return out
@@ -110,7 +110,7 @@ def costal_pockets(lab_c: npt.NDArray[np.uint8], body: npt.NDArray[np.bool_], sp
     dil = ndi.distance_transform_edt(~padded, sampling=sp_g) <= radius_mm
     closed = ndi.distance_transform_edt(dil, sampling=sp_g) > radius_mm
     closed = upsample_nearest(closed[tuple(slice(p, -p) for p in pad)], g, m.shape)
-    region = body[box] & (lab != LABEL_AIRWAY) & ~_mediastinal_zone(lab, left_axis)
+    region = body[box] & (lab != LABEL_AIRWAYS) & ~_mediastinal_zone(lab, left_axis)
     added = closed & region & ~m
     if not added.any():
         return out
@@ -131,7 +131,7 @@ def costal_pockets(lab_c: npt.NDArray[np.uint8], body: npt.NDArray[np.bool_], sp
     if not window:
         sub[keep] = owner[keep]
         return out
-    for code in (LABEL_RIGHT, LABEL_LEFT):
+    for code in (LABEL_RIGHT_LUNG, LABEL_LEFT_LUNG):
         win = bbox_slices(owner == code, margin=0)
         if win is None:
             continue
@@ -145,7 +145,7 @@ def costal_pockets(lab_c: npt.NDArray[np.uint8], body: npt.NDArray[np.bool_], sp
         sub[win][region[win] & free] = code
         # where the pleural arc may go: also rows the mediastinal rule shuts (at a bite's floor, only one
         # flank of the bite may reach a row, which puts the floor on that flank's medial side)
-        sub[win][body[box][win] & (lab[win] != LABEL_AIRWAY) & ~region[win] & free] = code | ARC_ONLY
+        sub[win][body[box][win] & (lab[win] != LABEL_AIRWAYS) & ~region[win] & free] = code | ARC_ONLY
     return out
 
 
@@ -159,7 +159,7 @@ def fill_costal_pockets(labels: npt.NDArray[np.uint8], region_c: npt.NDArray[np.
     not labelled yet and not near the extra-pulmonary airways are added.
     """
     sp_yx = (float(spacing_mm[1]), float(spacing_mm[2]))
-    for code in (LABEL_RIGHT, LABEL_LEFT):
+    for code in (LABEL_RIGHT_LUNG, LABEL_LEFT_LUNG):
         win_c = bbox_slices(region_c == code, margin=0)
         if win_c is None:
             continue
@@ -285,8 +285,8 @@ def _mediastinal_zone(lab: npt.NDArray[np.uint8], left_axis: tuple[int, int]) ->
         moved = moved[..., ::-1]  # index now increases toward the patient's left
     n = moved.shape[-1]
     pos = np.arange(n)
-    r = moved == LABEL_RIGHT
-    le = moved == LABEL_LEFT
+    r = moved == LABEL_RIGHT_LUNG
+    le = moved == LABEL_LEFT_LUNG
     has_r, has_l = r.any(-1), le.any(-1)
     medial_r = _nearest_row(np.where(has_r, n - 1 - np.argmax(r[..., ::-1], axis=-1), -1), has_r, -1)
     medial_l = _nearest_row(np.where(has_l, np.argmax(le, axis=-1), n), has_l, n)

@@ -14,12 +14,11 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ..io.volume import Volume
-from .classic import LABEL_AIRWAY, LABEL_LEFT, LABEL_RIGHT
+from ..io.volume import Volume, axial_view
+from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
 from .maskqc import mask_qc_numbers
-from .segment import axial_view
 
-LABEL_COLOURS = {LABEL_RIGHT: "#1f77ff", LABEL_LEFT: "#ff8c00", LABEL_AIRWAY: "#2ca02c"}
+LABEL_COLOURS = {LABEL_RIGHT_LUNG: "#1f77ff", LABEL_LEFT_LUNG: "#ff8c00", LABEL_AIRWAYS: "#2ca02c"}
 
 Severity = Literal["info", "warn", "exclude"]
 QC_FLAG_SEVERITY: dict[str, Severity] = {
@@ -68,8 +67,8 @@ def qc_metrics(image: Volume, labels: Volume, *, min_lung_volume_ml: float = 150
     lab = labels.array
     hu = image.array
     vml = image.voxel_volume_ml
-    right = lab == LABEL_RIGHT
-    left = lab == LABEL_LEFT
+    right = lab == LABEL_RIGHT_LUNG
+    left = lab == LABEL_LEFT_LUNG
     lung = right | left
     n_r, n_l = int(right.sum()), int(left.sum())
     r_ml, l_ml = n_r * vml, n_l * vml
@@ -157,7 +156,7 @@ def qc_montage(image: Volume, labels: Volume, dest: str | Path, *, title: str = 
     lr_ax = image.index_axis_patient_left()[0]
     sp = image.spacing_mm
     s_si, s_ap, s_lr = sp[sup_ax], sp[ant_ax], sp[lr_ax]
-    lung = np.isin(lab, (LABEL_RIGHT, LABEL_LEFT))
+    lung = np.isin(lab, (LABEL_RIGHT_LUNG, LABEL_LEFT_LUNG))
     zs = np.flatnonzero(lung.any(axis=(1, 2)))
     if zs.size:
         levels = [int(zs[0] + q * (zs[-1] - zs[0])) for q in (0.25, 0.5, 0.75)]

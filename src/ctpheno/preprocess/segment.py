@@ -16,22 +16,13 @@ import numpy.typing as npt
 
 from ..config.preprocess import SegmentationConfig
 from ..errors import EmptyLungMaskError, MissingExtraError
-from ..io.volume import Volume
-from .classic import LABEL_AIRWAY, LABEL_LEFT, LABEL_RIGHT, segment_classic
+from ..io.volume import Volume, axial_view
+from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
+from .classic import segment_classic
+from .external import to_image_grid
 from .hu import to_hu_int16
 
 Backend = Callable[[Volume, SegmentationConfig], npt.NDArray[np.uint8]]
-
-
-def axial_view(image: Volume) -> tuple[tuple[int, int, int], tuple[int, int], tuple[int, int]]:
-    """Axis permutation putting the cranio-caudal axis first, and the left/superior axes after it."""
-    sup_ax, sup_sign = image.index_axis_superior()
-    left_ax, left_sign = image.index_axis_patient_left()
-    if sup_ax == left_ax:
-        raise ValueError(f"direction {image.direction} is degenerate: the superior and left axes coincide")
-    rest = [a for a in (0, 1, 2) if a != sup_ax]
-    perm = (sup_ax, *rest)
-    return perm, (perm.index(left_ax), left_sign), (0, sup_sign)  # type: ignore[return-value]
 
 
 def _classic(image: Volume, cfg: SegmentationConfig) -> npt.NDArray[np.uint8]:
@@ -62,7 +53,7 @@ def _lungmask(image: Volume, cfg: SegmentationConfig) -> npt.NDArray[np.uint8]:
                          f"unet_r231-d5d2fc3d.pth (weights are never downloaded); got {cfg.modelpath}")
     inferer = LMInferer(modelpath=str(cfg.modelpath))
     pred = np.asarray(inferer.apply(image.to_sitk()))  # lungmask: 1 right, 2 left (patient sides)
-    return np.where(pred == 1, LABEL_RIGHT, np.where(pred == 2, LABEL_LEFT, 0)).astype(np.uint8)
+    return np.where(pred == 1, LABEL_RIGHT_LUNG, np.where(pred == 2, LABEL_LEFT_LUNG, 0)).astype(np.uint8)
 
 
 def _totalsegmentator(image: Volume, cfg: SegmentationConfig) -> npt.NDArray[np.uint8]:
@@ -90,7 +81,6 @@ def _totalsegmentator(image: Volume, cfg: SegmentationConfig) -> npt.NDArray[np.
         out = Path(tmp) / "seg.nii.gz"
         nib.save(seg, str(out))
         seg_vol = Volume.from_sitk(sitk.ReadImage(str(out)))
-    from .external import to_image_grid
 
     arr = to_image_grid(image, seg_vol, what="TotalSegmentator's output").array
     # map class ids to names through TotalSegmentator's own table (ids differ between versions)
@@ -101,11 +91,11 @@ def _totalsegmentator(image: Volume, cfg: SegmentationConfig) -> npt.NDArray[np.
     for code in np.unique(arr):
         name = names.get(int(code), "")
         if name.startswith("lung_") and name.endswith("_right"):
-            out_arr[arr == code] = LABEL_RIGHT
+            out_arr[arr == code] = LABEL_RIGHT_LUNG
         elif name.startswith("lung_") and name.endswith("_left"):
-            out_arr[arr == code] = LABEL_LEFT
+            out_arr[arr == code] = LABEL_LEFT_LUNG
         elif name == "trachea":
-            out_arr[arr == code] = LABEL_AIRWAY
+            out_arr[arr == code] = LABEL_AIRWAYS
     return out_arr
 
 
@@ -154,6 +144,6 @@ def segment_lungs(image: Volume, *, config: SegmentationConfig | None = None) ->
     labels = backend(image, cfg)
     if labels.shape != image.shape:
         raise ValueError(f"backend {cfg.backend!r} returned shape {labels.shape}, expected {image.shape}")
-    if not ((labels == LABEL_RIGHT) | (labels == LABEL_LEFT)).any():
+    if not ((labels == LABEL_RIGHT_LUNG) | (labels == LABEL_LEFT_LUNG)).any():
         raise EmptyLungMaskError(f"backend {cfg.backend!r} found no lung voxel; check the QC image and the input HU")
     return image.with_array(labels.astype(np.uint8), segmentation_backend=cfg.backend)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..io.volume import Volume
-from ..io.zarrstore import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
+from ..vocab import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES
 
 
 def _zone_of_rank(rank: np.ndarray, n: int) -> np.ndarray:
@@ -22,7 +22,7 @@ def lung_zones(labels: Volume) -> Volume:
     straddles a cut are assigned by their rank in the cumulative count (in array order within the
     slice), so each zone holds one third of the voxels to within one voxel.
 
-    Returns uint8 codes of :data:`ctpheno.io.zarrstore.ZONE_CODES` (1-3 right, 4-6 left, 0 outside).
+    Returns uint8 codes of :data:`ctpheno.vocab.ZONE_CODES` (1-3 right, 4-6 left, 0 outside).
     """
     lab = np.asarray(labels.array)
     sup_ax, sup_sign = labels.index_axis_superior()

@@ -47,11 +47,11 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from ..io.volume import IDENTITY_DIRECTION, Volume
+from ..vocab import HU_AIR
 from .acquisition import FWHM_TO_SIGMA
 from .disease import smooth_noise
 from .trees import Segment, _cross, _rotate, _unit, rasterize, wall_thickness_mm
 
-HU_AIR = -1000.0
 HU_PARENCHYMA = -850.0
 HU_WALL = 35.0
 HU_BLOOD = 40.0

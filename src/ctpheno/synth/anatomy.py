@@ -17,11 +17,12 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
 
+from ..vocab import HU_AIR
+
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 
 # Tissue densities (HU) — means; each subject jitters them (see sample_anatomy).
-HU_AIR = -1000.0
 HU_FAT = -100.0
 HU_MUSCLE = 45.0
 HU_BLOOD = 40.0

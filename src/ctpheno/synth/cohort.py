@@ -32,9 +32,10 @@ from ..cluster.runner import ScanTask, StageResult, run_stage
 from ..errors import CTPhenoError
 from ..io.layout import WorkDir
 from ..io.tables import write_json, write_table
+from ..vocab import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
 from .disease import SUBTYPES
 from .dicom import fake_patient, opaque_name, write_dicom_series
-from .phantom import LABEL_LEFT, LABEL_RIGHT, make_phantom
+from .phantom import make_phantom
 from .spirometry import MODEL, oracle_r2, simulate_clinical
 
 STAGE = "synth"
@@ -117,15 +118,15 @@ def truth_metrics(hu: np.ndarray, lungs: np.ndarray, spacing_mm: tuple[float, fl
     ``mask = lungs in {1, 2}``; ``laa950_pct = 100 * count(hu <= -950) / n``;
     ``perc15_hu = np.percentile(hu[mask], 15)`` (linear); volume = ``n * prod(spacing) / 1000``.
     """
-    mask = (lungs == LABEL_RIGHT) | (lungs == LABEL_LEFT)
+    mask = (lungs == LABEL_RIGHT_LUNG) | (lungs == LABEL_LEFT_LUNG)
     n = int(np.count_nonzero(mask))
     if n == 0:
         raise SynthCohortError("phantom has an empty lung mask; this is a generator bug")
     vox_ml = float(np.prod(spacing_mm)) / 1000.0
     vals = hu[mask]
     return {"lung_volume_ml": n * vox_ml,
-            "right_lung_volume_ml": int(np.count_nonzero(lungs == LABEL_RIGHT)) * vox_ml,
-            "left_lung_volume_ml": int(np.count_nonzero(lungs == LABEL_LEFT)) * vox_ml,
+            "right_lung_volume_ml": int(np.count_nonzero(lungs == LABEL_RIGHT_LUNG)) * vox_ml,
+            "left_lung_volume_ml": int(np.count_nonzero(lungs == LABEL_LEFT_LUNG)) * vox_ml,
             "laa950_pct": 100.0 * int(np.count_nonzero(vals <= -950)) / n,
             "perc15_hu": float(np.percentile(vals, 15))}
 
@@ -139,10 +140,10 @@ def rim_layer_metrics(hu: np.ndarray, lungs: np.ndarray, spacing_mm: tuple[float
     voxels next to the lungs that are not airway lumen (the far end of the pleural-rim convention)."""
     from scipy import ndimage as ndi
 
-    lung = (lungs == LABEL_RIGHT) | (lungs == LABEL_LEFT)
+    lung = (lungs == LABEL_RIGHT_LUNG) | (lungs == LABEL_LEFT_LUNG)
     layer = ndi.binary_dilation(lung, ndi.generate_binary_structure(3, 1)) & ~lung & (lungs == 0)
     grown = lungs.copy()
-    grown[layer] = LABEL_RIGHT  # side does not matter for the whole-lung metrics
+    grown[layer] = LABEL_RIGHT_LUNG  # side does not matter for the whole-lung metrics
     m = truth_metrics(hu, grown, spacing_mm)
     return {k: m[k] for k in RIM_METRICS}
 

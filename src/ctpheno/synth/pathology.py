@@ -47,8 +47,9 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from ..io.volume import IDENTITY_DIRECTION, Volume
+from ..vocab import HU_AIR
 
-HU_AIR, HU_FAT, HU_MUSCLE, HU_BLOOD, HU_LIVER, HU_LUNG = -1000.0, -100.0, 40.0, 40.0, 58.0, -850.0
+HU_FAT, HU_MUSCLE, HU_BLOOD, HU_LIVER, HU_LUNG = -100.0, 40.0, 40.0, 58.0, -850.0
 HU_CONSOLIDATION = 35.0
 HU_FLUID = 10.0
 """Serous pleural fluid (transudate 0-20 HU)."""

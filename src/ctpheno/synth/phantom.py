@@ -27,6 +27,7 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from ..io.volume import IDENTITY_DIRECTION, Volume
+from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
 from . import anatomy as A
 from .acquisition import acquire, sample_acquisition
 from .disease import EMPHYSEMA_HU, SUBTYPES, emphysema_mask, smooth_noise
@@ -36,7 +37,8 @@ Size = Literal["demo", "full"]
 Subtype = Literal["none", "centrilobular", "panlobular", "paraseptal", "airway"]
 Kernel = Literal["smooth", "sharp"]
 
-LABEL_RIGHT, LABEL_LEFT, LABEL_AIRWAY, LABEL_VESSEL, LABEL_EMPHYSEMA = 1, 2, 3, 4, 5
+LABEL_VESSEL, LABEL_EMPHYSEMA = 4, 5
+"""Truth-only labels of the phantom (beside the lung labels of :mod:`ctpheno.vocab`)."""
 HU_AIRWAY_WALL = 35.0
 
 
@@ -169,9 +171,9 @@ def make_phantom(*, seed: int, size: Size = "demo", subtype: Subtype = "centrilo
     # --- truth labels ---------------------------------------------------------------------------
     airway_lbl = central | ((lumen >= 0.5) & ~envelope)
     lungs = np.zeros(mshape, np.uint8)
-    lungs[right] = LABEL_RIGHT
-    lungs[left] = LABEL_LEFT
-    lungs[airway_lbl] = LABEL_AIRWAY
+    lungs[right] = LABEL_RIGHT_LUNG
+    lungs[left] = LABEL_LEFT_LUNG
+    lungs[airway_lbl] = LABEL_AIRWAYS
     labels = lungs.copy()
     labels[envelope & (vess >= 0.5) & ~airway_lbl] = LABEL_VESSEL
     labels[emph & ~airway_lbl] = LABEL_EMPHYSEMA
@@ -179,7 +181,7 @@ def make_phantom(*, seed: int, size: Size = "demo", subtype: Subtype = "centrilo
     images, lungs, labels = acquire(hu, lungs, labels, acq, rng,
                                     kernels=tuple(dict.fromkeys((kernel, *also_kernels))))
     image = images[kernel]
-    n_lung = int(np.count_nonzero((lungs == LABEL_RIGHT) | (lungs == LABEL_LEFT)))
+    n_lung = int(np.count_nonzero((lungs == LABEL_RIGHT_LUNG) | (lungs == LABEL_LEFT_LUNG)))
     n_emph = int(np.count_nonzero(labels == LABEL_EMPHYSEMA))
     spacing = acq["spacing_mm"]
     origin = tuple(float(o) for o in acq["origin_mm"])

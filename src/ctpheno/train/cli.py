@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import typer
 
 from ..choices import choice_enum
+from ..clicommon import module_main, module_parser
 
 Only = choice_enum("Only", ("cluster", "supervised"))
 """``ctpheno train --only``: one of the two model stages."""
@@ -26,7 +28,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Cluster subjects and cross-validate FEV1/GOLD/progression models on the feature tables."""
-        from ..cli import load_cli_config, run_and_report
+        from ..clicommon import load_cli_config, run_and_report
 
         cfg = load_cli_config(config, set, workdir=workdir)
         names = [only.value] if only else ["cluster", "supervised"]
@@ -43,7 +45,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Apply a saved model to every scan with features in a work directory."""
-        from ..cli import fail
+        from ..clicommon import fail
         from ..io.layout import WorkDir
         from .stage import predict_with_model
 
@@ -56,3 +58,39 @@ def register(app: typer.Typer) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(dest, index=False) if dest.suffix == ".csv" else df.to_parquet(dest)
         typer.echo(f"{len(df)} predictions of {df['target'].iloc[0] if len(df) else '?'} written to {dest}")
+
+
+def _model_stage_main(stage: str, argv: list[str] | None) -> int:
+    """``python -m ctpheno.train.<cluster|supervised> --config FILE [--workdir DIR] [--force]``.
+
+    ``stage`` is ``cluster`` or ``supervised``; FILE may be the pipeline YAML or the stage's own
+    file (``config/models/unsupervised.yaml`` / ``supervised.yaml``).
+    """
+    from ..config.pipeline import load_pipeline_config
+    from ..io.layout import WorkDir
+    from . import cluster, supervised
+    from .stage import run_clustering, run_supervised
+
+    kernel, stage_file, run_stage = {
+        "cluster": (cluster, "unsupervised", run_clustering),
+        "supervised": (supervised, "supervised", run_supervised),
+    }[stage]
+    parser = module_parser(f"python -m ctpheno.train.{stage}", kernel.__doc__,
+                           config_help=f"config/models/{stage_file}.yaml", force_help="recompute even if up to date")
+
+    def run(args: argparse.Namespace) -> int:
+        cfg = load_pipeline_config(args.config, stage_file_for=stage_file)
+        print(run_stage(cfg, WorkDir(args.workdir or cfg.paths.workdir), None, force=args.force).summary())
+        return 0
+
+    return module_main(parser, run, argv)
+
+
+def cluster_main(argv: list[str] | None = None) -> int:
+    """``python -m ctpheno.train.cluster --config config/models/unsupervised.yaml [--workdir DIR]``."""
+    return _model_stage_main("cluster", argv)
+
+
+def supervised_main(argv: list[str] | None = None) -> int:
+    """``python -m ctpheno.train.supervised --config config/models/supervised.yaml [--workdir DIR]``."""
+    return _model_stage_main("supervised", argv)

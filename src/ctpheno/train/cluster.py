@@ -28,6 +28,7 @@ from sklearn.pipeline import Pipeline
 from ..cluster.mapping import Mapper, serial_map
 from ..config.models import UnsupervisedConfig
 from .features import Cohort, preprocessor
+from .metrics import ari
 
 log = logging.getLogger(__name__)
 PROFILE_METRICS = ("laa950_pct", "laa910_pct", "mld_hu", "perc15_hu", "lung_volume_ml")
@@ -46,24 +47,6 @@ def reduce_features(X: pd.DataFrame, cfg: UnsupervisedConfig) -> npt.NDArray[np.
     else:
         n = n_max
     return pca.transform(z)[:, :n]
-
-
-def ari(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
-    """Adjusted Rand index (Hubert & Arabie, J Classif 1985;2:193-218) from the contingency table.
-
-    .. math:: ARI = \\frac{\\sum_{ij}\\binom{n_{ij}}{2} - E}
-              {\\tfrac12(\\sum_i\\binom{a_i}{2} + \\sum_j\\binom{b_j}{2}) - E},
-              \\quad E = \\sum_i\\binom{a_i}{2}\\sum_j\\binom{b_j}{2}/\\binom{n}{2}
-    """
-    _, ia = np.unique(np.asarray(a), return_inverse=True)
-    _, ib = np.unique(np.asarray(b), return_inverse=True)
-    n = ia.size
-    c = np.bincount(ia * (ib.max() + 1) + ib, minlength=(ia.max() + 1) * (ib.max() + 1))
-    comb = lambda x: (x * (x - 1) / 2.0).sum()
-    sij, sa, sb = comb(c), comb(np.bincount(ia)), comb(np.bincount(ib))
-    expected = sa * sb / (n * (n - 1) / 2.0) if n > 1 else 0.0
-    den = 0.5 * (sa + sb) - expected
-    return 1.0 if den == 0 else float((sij - expected) / den)
 
 
 def fit_labels(
@@ -291,12 +274,6 @@ def cluster_profiles(frame: pd.DataFrame, labels: npt.NDArray) -> pd.DataFrame:
     return out.reset_index()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m ctpheno.train.cluster --config config/models/unsupervised.yaml [--workdir DIR]``."""
-    from .stage import module_main
-
-    module_main("cluster", argv, __doc__)
-
-
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # ``python -m ctpheno.train.cluster``; the entry point is in ctpheno.train.cli
+    from .cli import cluster_main
+    raise SystemExit(cluster_main())

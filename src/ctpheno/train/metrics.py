@@ -97,6 +97,24 @@ def _stage(p: Arr) -> Arr:
     return np.clip(np.rint(p), 0, 4)
 
 
+def ari(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
+    """Adjusted Rand index (Hubert & Arabie, J Classif 1985;2:193-218) from the contingency table.
+
+    .. math:: ARI = \\frac{\\sum_{ij}\\binom{n_{ij}}{2} - E}
+              {\\tfrac12(\\sum_i\\binom{a_i}{2} + \\sum_j\\binom{b_j}{2}) - E},
+              \\quad E = \\sum_i\\binom{a_i}{2}\\sum_j\\binom{b_j}{2}/\\binom{n}{2}
+    """
+    _, ia = np.unique(np.asarray(a), return_inverse=True)
+    _, ib = np.unique(np.asarray(b), return_inverse=True)
+    n = ia.size
+    c = np.bincount(ia * (ib.max() + 1) + ib, minlength=(ia.max() + 1) * (ib.max() + 1))
+    comb = lambda x: (x * (x - 1) / 2.0).sum()
+    sij, sa, sb = comb(c), comb(np.bincount(ia)), comb(np.bincount(ib))
+    expected = sa * sb / (n * (n - 1) / 2.0) if n > 1 else 0.0
+    den = 0.5 * (sa + sb) - expected
+    return 1.0 if den == 0 else float((sij - expected) / den)
+
+
 def bootstrap_indices(n: int, n_boot: int, *, seed: int) -> npt.NDArray[np.int64]:
     """(n_boot, n) subject indices drawn with replacement, shared across models for paired CIs."""
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))

@@ -93,6 +93,25 @@ def _not_fitted(out: Path, stage: str, reason: str, n: int, t0: float, wd: WorkD
     return TrainResult(stage, f"{stage}: no model fitted ({reason})", time.perf_counter() - t0)
 
 
+NO_FEATURES = "no feature table: no scan reached the feature stages"
+
+
+def _start(stage: str, sub: Any, cfg: PipelineConfig, wd: WorkDir, out: Path, *, force: bool,
+           disabled: str, current: str) -> tuple[TrainResult | None, str]:
+    """``(result, inputs hash)``; the result (summary ``disabled`` or ``current``) when the stage has
+    nothing to do: switched off, or its inputs and config unchanged since ``out/state.json``."""
+    if not sub.enabled:
+        return TrainResult(stage, disabled, 0.0, skipped=True), ""
+    key = _inputs_hash(wd, sub, cfg.models)
+    if not force and _up_to_date(out / "state.json", key):
+        return TrainResult(stage, current, 0.0, skipped=True), key
+    return None, key
+
+
+def _has_features(wd: WorkDir) -> bool:
+    return any(f.is_file() for f in (wd.qct, wd.radiomics, wd.embeddings))
+
+
 def run_clustering(
     cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: bool = False
 ) -> TrainResult:
@@ -100,13 +119,12 @@ def run_clustering(
     ucfg = cfg.models.unsupervised
     t0 = time.perf_counter()
     out = wd.models_dir / "clusters"
-    if not ucfg.enabled:
-        return TrainResult("cluster", "clustering disabled", 0.0, skipped=True)
-    key = _inputs_hash(wd, ucfg, cfg.models)
-    if not force and _up_to_date(out / "state.json", key):
-        return TrainResult("cluster", "clustering", 0.0, skipped=True)
-    if not any(f.is_file() for f in (wd.qct, wd.radiomics, wd.embeddings)):
-        return _not_fitted(out, "cluster", "no feature table: no scan reached the feature stages", 0, t0)
+    done, key = _start("cluster", ucfg, cfg, wd, out, force=force, disabled="clustering disabled",
+                       current="clustering")
+    if done is not None:
+        return done
+    if not _has_features(wd):
+        return _not_fitted(out, "cluster", NO_FEATURES, 0, t0)
     cohort = assemble_cohort(wd, embedding_model=ucfg.embedding_model, require_clinical=False,
                              density=cfg.models.density, exclude=_gated(cfg, wd))
     present = _available_sets(cohort, ucfg.feature_sets)
@@ -132,13 +150,12 @@ def run_supervised(
     scfg = cfg.models.supervised
     t0 = time.perf_counter()
     out = wd.models_dir / "supervised"
-    if not scfg.enabled:
-        return TrainResult("supervised", "supervised models disabled", 0.0, skipped=True)
-    key = _inputs_hash(wd, scfg, cfg.models)
-    if not force and _up_to_date(out / "state.json", key):
-        return TrainResult("supervised", "supervised", 0.0, skipped=True)
-    if not any(f.is_file() for f in (wd.qct, wd.radiomics, wd.embeddings)):
-        return _not_fitted(out, "supervised", "no feature table: no scan reached the feature stages", 0, t0, wd)
+    done, key = _start("supervised", scfg, cfg, wd, out, force=force, disabled="supervised models disabled",
+                       current="supervised")
+    if done is not None:
+        return done
+    if not _has_features(wd):
+        return _not_fitted(out, "supervised", NO_FEATURES, 0, t0, wd)
     if not wd.clinical.is_file():
         return _not_fitted(out, "supervised", "no clinical table (paths.clinical not set, or the table was "
                            "refused at ingest: see failures.parquet)", 0, t0, wd)
@@ -214,32 +231,3 @@ def predict_with_model(model_path: str | Path, wd: WorkDir) -> pd.DataFrame:
     if bundle["task"] == "ordinal":
         out["prediction_stage"] = p.round().clip(0, 4).astype(int)
     return out
-
-
-def module_main(stage: str, argv: list[str] | None, description: str | None) -> None:
-    """``python -m ctpheno.train.<cluster|supervised> --config FILE [--workdir DIR] [--force]``.
-
-    ``stage`` is ``cluster`` or ``supervised``; FILE may be the pipeline YAML or the stage's own
-    file (``config/models/unsupervised.yaml`` / ``supervised.yaml``).
-    """
-    import argparse
-
-    from ..clierrors import module_exit
-    from ..config.pipeline import load_pipeline_config
-
-    module, stage_file, run = {
-        "cluster": ("cluster", "unsupervised", run_clustering),
-        "supervised": ("supervised", "supervised", run_supervised),
-    }[stage]
-    ap = argparse.ArgumentParser(prog=f"python -m ctpheno.train.{module}", description=description)
-    ap.add_argument("--config", required=True, type=Path, help=f"config/models/{stage_file}.yaml")
-    ap.add_argument("--workdir", type=Path, default=None, help="work directory (default: paths.workdir)")
-    ap.add_argument("--force", action="store_true", help="recompute even if up to date")
-    a = ap.parse_args(argv)
-
-    def go() -> int:
-        cfg = load_pipeline_config(a.config, stage_file_for=stage_file)
-        print(run(cfg, WorkDir(a.workdir or cfg.paths.workdir), None, force=a.force).summary())
-        return 0
-
-    raise SystemExit(module_exit(go))

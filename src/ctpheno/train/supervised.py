@@ -227,12 +227,6 @@ def _explain(
     return imp.head(cfg.top_features).assign(kind="permutation", target=target, feature_set=fset, model=name)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m ctpheno.train.supervised --config config/models/supervised.yaml [--workdir DIR]``."""
-    from .stage import module_main
-
-    module_main("supervised", argv, __doc__)
-
-
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # ``python -m ctpheno.train.supervised``; the entry point is in ctpheno.train.cli
+    from .cli import supervised_main
+    raise SystemExit(supervised_main())

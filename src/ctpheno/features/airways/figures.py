@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import ndimage as ndi
 
-from ...io.volume import Spacing
+from ...vocab import Spacing
 from .measure import AirwayResult, branch_label_map
 from .sections import plane_basis
 

@@ -39,7 +39,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import ndimage as ndi
 
-from ...io.volume import Spacing, check_spacing
+from ...vocab import Spacing, check_spacing
 
 STRUCT_26 = np.ones((3, 3, 3), bool)
 SIDES = {1: "right", 2: "left"}

@@ -16,12 +16,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from ...config.airways import AirwaysConfig
-from ...io.volume import Spacing, check_spacing
+from ...vocab import LABEL_AIRWAYS, Spacing, check_spacing
 from .endpoints import FLAG_COLUMN, branch_measures, missing_endpoints, scan_endpoints
 from .graph import AirwayTree, build_tree
 from .psf import psf_sigma_mm
 from .sections import SectionSettings, measure_sections
-from .segment import LABEL_AIRWAY, LumenSegmentation, segment_lumen
+from .segment import LumenSegmentation, segment_lumen
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def measure_airways(hu: npt.NDArray, labels: npt.NDArray[np.integer], spacing_mm
     slice_mm = effective_slice_mm(sp, slice_thickness_mm)
     if slice_mm > config.max_slice_thickness_mm:
         return AirwayResult(missing_endpoints("thick_slices"), pd.DataFrame(), _diag(None, None, None, slice_mm))
-    if not np.any(labels == LABEL_AIRWAY):
+    if not np.any(labels == LABEL_AIRWAYS):
         return AirwayResult(missing_endpoints("no_airway_seed"), pd.DataFrame(), _diag(None, None, None, slice_mm))
     seg = segment_lumen(hu, labels, sp, smoothing_mm=config.smoothing_mm, thresholds_hu=tuple(config.thresholds_hu),
                         explosion_ratio=config.explosion_ratio, explosion_ml=config.explosion_ml,

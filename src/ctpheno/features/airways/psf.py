@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
 
-from ...io.volume import Spacing, check_spacing
+from ...vocab import Spacing, check_spacing
 from .graph import AirwayTree
 from .sections import SectionSettings, fwhm_edges, plane_basis, sample_rays, section_frames
 

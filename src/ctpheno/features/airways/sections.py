@@ -44,8 +44,8 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import ndimage as ndi
 
+from ...vocab import Spacing, check_spacing
 from .blur import ring_profile
-from ...io.volume import Spacing, check_spacing
 from .graph import AirwayTree
 
 SECTION_COLUMNS = ("branch_id", "z_mm", "y_mm", "x_mm", "tz", "ty", "tx", "sigma_mm", "n_rays_valid", "valid",

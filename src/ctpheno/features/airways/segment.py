@@ -42,9 +42,8 @@ from scipy import ndimage as ndi
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ...io.volume import Spacing, check_spacing
+from ...vocab import LABEL_AIRWAYS, Spacing, check_spacing
 
-LABEL_AIRWAY = 3
 DEFAULT_THRESHOLDS_HU = (-975.0, -950.0, -925.0, -900.0, -875.0, -850.0, -825.0)
 
 
@@ -259,7 +258,7 @@ def segment_lumen(hu: npt.NDArray, labels: npt.NDArray[np.integer], spacing_mm: 
     sp = check_spacing(spacing_mm)
     if hu.shape != labels.shape:
         raise ValueError(f"image and labels differ in shape: {hu.shape} vs {labels.shape}")
-    seed_full = labels == LABEL_AIRWAY
+    seed_full = labels == LABEL_AIRWAYS
     if not seed_full.any():
         return LumenSegmentation(np.zeros(hu.shape, bool), math.nan, 0, 0.0, 0.0)
     region = labels > 0
@@ -268,7 +267,7 @@ def segment_lumen(hu: npt.NDArray, labels: npt.NDArray[np.integer], spacing_mm: 
     smooth = ndi.gaussian_filter(np.asarray(hu[box], np.float32), [smoothing_mm / s for s in sp])
     lab = labels[box]
     allowed = near(lab > 0, sp, margin_mm)
-    seed = lab == LABEL_AIRWAY
+    seed = lab == LABEL_AIRWAYS
     pad = lambda a, v: np.pad(a, 1, constant_values=v)  # noqa: E731  (a border: flat neighbours never wrap)
     smooth, seed, allowed = pad(smooth, 0.0), pad(seed, False), pad(allowed, False)
     thr = choose_threshold(smooth, seed, allowed, thresholds_hu=thresholds_hu, explosion_ratio=explosion_ratio,

@@ -31,7 +31,7 @@ from ...config.airways import AirwaysConfig
 from ...io.layout import WorkDir
 from ...io.schemas import AIRWAY_BRANCHES, AIRWAYS
 from ...io.tables import concat_parts
-from ..stage import _scan_ids, _tasks
+from ..scans import feature_scan_ids, scan_tasks, store_hash
 
 AIRWAYS_BYTES_PER_VOXEL = 24
 """Peak memory of an airways task per voxel: image and labels, float32 smoothed crop, int32 piece ids, masks."""
@@ -55,7 +55,6 @@ def _airway_series_inputs(wd: WorkDir, ids: list[str], thick: dict[str, float]) 
     airway series (``measure_store``); on another grid tree and walls both come from the airway series
     (``store``, with its own slice thickness). Without an airway series: nothing (the scan's own image)."""
     from ...ingest.roles import density_airway_pairs
-    from ..stage import _store_hash
 
     if not wd.manifest.exists():
         return {}
@@ -68,9 +67,9 @@ def _airway_series_inputs(wd: WorkDir, ids: list[str], thick: dict[str, float]) 
         a_store = wd.volume(airway)
         same_grid = _grid(wd.volume(sid)) == _grid(a_store)
         if same_grid:
-            out[sid] = {"measure_store": str(a_store), "airway_hash": _store_hash(a_store)}
+            out[sid] = {"measure_store": str(a_store), "airway_hash": store_hash(a_store)}
         else:
-            out[sid] = {"store": str(a_store), "content_hash": _store_hash(a_store),
+            out[sid] = {"store": str(a_store), "content_hash": store_hash(a_store),
                         "slice_thickness_mm": thick.get(airway)}
     return out
 
@@ -146,10 +145,11 @@ def run_airways(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> S
         return StageResult("airways")
     conf = json.loads(acfg.model_dump_json())
     thick = _slice_thickness(wd)
-    ids = _scan_ids(wd, "airways")
+    ids = feature_scan_ids(wd, "airways")
     sharp = _airway_series_inputs(wd, ids, thick)
-    tasks = _tasks(wd, ids, {"config": conf, "workdir": str(wd.root)}, AIRWAYS_BYTES_PER_VOXEL,
-                   per_scan={sid: {"slice_thickness_mm": thick.get(sid), **sharp.get(sid, {})} for sid in ids})
+    tasks = scan_tasks(wd, ids, {"config": conf, "workdir": str(wd.root)}, AIRWAYS_BYTES_PER_VOXEL,
+                        per_scan={sid: {"slice_thickness_mm": thick.get(sid), **sharp.get(sid, {})}
+                                  for sid in ids})
     res = run_stage(airways_scan, tasks, stage="airways", workdir=wd, client=client, cfg_hash=stable_hash(conf),
                     retries=cfg.cluster.retries, force=force, output=wd.airways, schema=AIRWAYS)
     concat_parts(wd.parts_dir(BRANCHES_STAGE), wd.airway_branches, AIRWAY_BRANCHES,

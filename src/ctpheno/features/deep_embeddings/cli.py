@@ -23,7 +23,7 @@ WorkdirOpt = typer.Option(None, "--workdir", help="Work directory (overrides pat
 
 
 def _load(config: Optional[Path], sets: Optional[List[str]], workdir: Optional[Path]):
-    from ...cli import load_cli_config
+    from ...clicommon import load_cli_config
 
     stage_file = None
     if config is not None:
@@ -38,7 +38,7 @@ def _load(config: Optional[Path], sets: Optional[List[str]], workdir: Optional[P
 def train(config: Optional[Path] = ConfigOpt, set: Optional[List[str]] = SetOpt,
           workdir: Optional[Path] = WorkdirOpt) -> None:
     """Train (or resume) the self-supervised encoder on the work directory's Zarr volumes."""
-    from ...cli import fail
+    from ...clicommon import fail
     from ...errors import CTPhenoError
     from ...io.layout import WorkDir
     from ...logs import setup_logging
@@ -61,7 +61,7 @@ def extract(config: Optional[Path] = ConfigOpt, set: Optional[List[str]] = SetOp
                                                   help="Encoder (overrides embeddings.model)."),
             force: bool = typer.Option(False, "--force", help="Recompute scans that are already up to date.")) -> None:
     """Extract per-scan embeddings (training the SSL encoder first if it does not exist)."""
-    from ...cli import fail, run_and_report
+    from ...clicommon import fail, run_and_report
     from ...errors import CTPhenoError
 
     sets = list(set or [])
@@ -78,13 +78,3 @@ def extract(config: Optional[Path] = ConfigOpt, set: Optional[List[str]] = SetOp
 def register(app: typer.Typer) -> None:
     """Add ``ctpheno embed ...`` to the main app."""
     app.add_typer(embed_app, name="embed")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m ctpheno.features.deep_embeddings [train|extract] --config ...`` (default: extract)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] not in ("train", "extract", "--help"):
-        args = ["extract", *args]
-    from ...cli import app  # the main app: its error handling and exit codes
-
-    app(["embed", *args], prog_name="python -m ctpheno.features.deep_embeddings")

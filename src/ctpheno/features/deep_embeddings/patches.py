@@ -24,10 +24,10 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from ...errors import EmptyLungMaskError
+from ...vocab import LUNG_LABELS
 
-#: zone codes of :data:`ctpheno.io.zarrstore.ZONE_CODES` grouped into cranio-caudal regions
+#: zone codes of :data:`ctpheno.vocab.ZONE_CODES` grouped into cranio-caudal regions
 REGION_ZONES: dict[str, tuple[int, ...]] = {"upper": (1, 4), "middle": (2, 5), "lower": (3, 6)}
-LUNG_LABELS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def lung_grid(hu: npt.NDArray, labels: npt.NDArray, spacing_mm: tuple[float, flo
     spacing_mm : (z, y, x)
         Voxel size of ``hu``.
     zones : uint8 (z, y, x), optional
-        Zone codes 1-6 (:data:`ctpheno.io.zarrstore.ZONE_CODES`), resampled by nearest neighbour.
+        Zone codes 1-6 (:data:`ctpheno.vocab.ZONE_CODES`), resampled by nearest neighbour.
     target_mm : float
         Isotropic output voxel size.
     margin_mm : float

@@ -43,8 +43,8 @@ clean (noise-free) patch's lung voxels: :math:`t_{ik}` is the fraction below the
 The target comes from the image alone (a handcrafted-feature pretext task, no labels). Because
 :math:`g` is linear and the scan embedding is the mean of patch embeddings, the mean of the
 patch targets -- the scan's low-attenuation fractions -- stays a linear function of the scan
-embedding, which is what a linear probe reads. (A softmax/KL histogram head was tried first: its
-log-scale outputs saturate for lungs without emphysema and the probe R2 fell to 0.44-0.85.)
+embedding, which is what a linear probe reads; the head is linear rather than a softmax over
+histogram bins because log-scale outputs saturate for lungs without emphysema (docs/embeddings.md).
 The input noise makes it a denoising target.
 
 Determinism and resume

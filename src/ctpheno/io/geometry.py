@@ -35,6 +35,21 @@ MISSING_GAP_FACTOR = 1.5
 """A gap of this many median gaps or more means a slice (or more) is missing."""
 
 
+def slice_order(positions_mm: npt.ArrayLike, normal: npt.ArrayLike
+                ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+    """``(order, sorted distances)`` of slices along the stack: :math:`d_k = p_k \\cdot n`.
+
+    ``positions_mm`` are the slices' ImagePositionPatient (k x 3), ``normal`` the unit slice normal
+    (:func:`slice_normal`); ``order`` sorts the slices by :math:`d` (stable, so slices at the same
+    position keep their order) and the sorted distances go to :func:`stack_spacing`. The one
+    slice ordering of the project: the reader stacks the slices in this order and ingest's
+    validation measures the same gaps.
+    """
+    dist = np.asarray(positions_mm, dtype=float) @ np.asarray(normal, dtype=float)
+    order = np.argsort(dist, kind="stable")
+    return order, dist[order]
+
+
 def stack_spacing(positions_mm: npt.ArrayLike, *, tolerance: float = SPACING_TOLERANCE,
                   range_mm: tuple[float, float] = SPACING_RANGE_MM) -> tuple[float | None, set[str]]:
     """``(median gap, problems)`` of sorted slice positions along the normal (mm).

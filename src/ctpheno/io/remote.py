@@ -18,11 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-
-def is_url(path: str | os.PathLike[str]) -> bool:
-    """True for ``proto://...`` paths other than ``file://``."""
-    text = str(path)
-    return "://" in text and not text.startswith("file://")
+from .fs import is_url
 
 
 def strip_file_scheme(path: str) -> str:
