@@ -4,6 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+# pytest-xdist processes for `make test` (a module's tests stay together on one worker: --dist loadfile)
+TEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-8)
 
 .PHONY: venv demo test bench chromium clean docs
@@ -31,7 +33,7 @@ chromium:
 	  || echo "warning: could not install chromium; the report-rendering test will fail"; }
 
 test: venv chromium
-	set -o pipefail; $(PY) -m pytest -q --durations=15 tests; rc=$$?; \
+	set -o pipefail; $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 bench: venv

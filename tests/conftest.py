@@ -37,3 +37,10 @@ def lidc_0314(shared_data: Path):
     image = read_scan(shared_data / "lidc_idri_0314" / "dicom")
     image.array.setflags(write=False)
     return image
+
+
+def pytest_collection_modifyitems(config, items):
+    """``slow`` modules (a module-scoped pipeline run each) first, keeping the order otherwise: with
+    ``pytest -n 2 --dist loadfile`` (``make test``) each worker starts on a long run and the short
+    tests fill in around them, instead of one long run finishing alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -28,6 +28,8 @@ import pytest
 
 from ctpheno.eval.probe import embed_cohort, probe_scores, train_probe_encoder
 
+pytestmark = pytest.mark.slow  # a module-scoped pipeline run: scheduled first (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def trained(probe_cohort, fast_cfg, tmp_path_factory):

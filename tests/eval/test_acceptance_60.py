@@ -47,6 +47,9 @@ SETTINGS = [
     "models.supervised.feature_sets=[qct_core,qct,phenotype]",
     "models.supervised.targets=[fev1_pct_pred,gold_stage]",
     "models.supervised.n_bootstrap=200",
+    # no radiomics or embeddings here, and nobody looks at the montages: skip what only they use
+    "preprocess.qc_png=false",
+    "preprocess.analysis_grid.enabled=false",
 ]
 
 

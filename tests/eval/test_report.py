@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a module-scoped pipeline run: scheduled first (tests/conftest.py)
+
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "docs" / "figures" / "report_screenshot.png"
 SECTIONS = ("headline", "cohort", "failures", "qc", "qct", "clusters", "models", "comparison", "importance",

@@ -18,6 +18,8 @@ import pytest
 from ctpheno.io.layout import WorkDir
 from ctpheno.io.zarrstore import read_volume
 
+pytestmark = pytest.mark.slow  # a module-scoped pipeline run: scheduled first (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def exported(shared_data, tmp_path_factory):

@@ -21,6 +21,8 @@ from ctpheno.cli import app
 from ctpheno.ingest.phi import file_text, find_phi
 from ctpheno.io.layout import WorkDir
 
+pytestmark = pytest.mark.slow  # a module-scoped pipeline run: scheduled first (tests/conftest.py)
+
 REPO = Path(__file__).resolve().parents[2]
 N_SUBJECTS = 8
 

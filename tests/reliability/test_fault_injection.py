@@ -49,6 +49,8 @@ from ctpheno.synth.cohort import write_cohort
 
 from . import faults
 
+pytestmark = pytest.mark.slow  # a module-scoped pipeline run: scheduled first (tests/conftest.py)
+
 STAGES = ["ingest", "preprocess", "qct", "radiomics"]
 PER_SCAN = ["preprocess", "qct", "radiomics"]
 N_GOOD = 4
