@@ -185,7 +185,7 @@ def read_volume_file(path: str | os.PathLike[str], *, label: str | None = None, 
     """
     import SimpleITK as sitk
 
-    from .volcheck import validate_volume_file
+    from .volcheck import check_volume_file
     from .volheaders import VolumeFileError
 
     path = str(path)
@@ -194,10 +194,7 @@ def read_volume_file(path: str | os.PathLike[str], *, label: str | None = None, 
         raise UnreadableSeriesError(f"{name}: file does not exist (or is not a regular file)")
     # NaN/inf are counted in the file (only floating-point data are read for it): ITK's NIfTI
     # reader turns them into 0, so the array it returns cannot show them
-    _, problems = validate_volume_file(path, tree=tree)
-    if problems:
-        code, detail = problems[0]
-        raise VolumeFileError(code, f"{name}: {detail} ({code})")
+    check_volume_file(path, name=name, tree=tree)
     try:
         image = sitk.ReadImage(path)
     except RuntimeError as err:

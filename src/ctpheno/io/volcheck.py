@@ -32,6 +32,7 @@ from typing import IO
 import numpy as np
 
 from .geometry import SPACING_RANGE_MM, axes_orthogonal, spacing_plausible
+from .redact import scrub
 from .volheaders import VolumeFileError, VolumeHeader, read_volume_header
 
 CHUNK_BYTES = 1 << 22
@@ -253,3 +254,13 @@ def validate_volume_file(path: str, *, tree: str | None = None, check_finite: bo
     if not any(code == "not_3d" for code, _ in problems):
         problems += data_problems(h, check_finite=check_finite)
     return h, problems
+
+
+def check_volume_file(path: str, *, name: str, tree: str | None = None) -> None:
+    """Raise :class:`~ctpheno.io.volheaders.VolumeFileError` for the first problem
+    :func:`validate_volume_file` finds, as ``"<name>: <detail> (<code>)"`` with the file's own path
+    scrubbed from the detail (callers name files by a PHI-free ``name``); nothing when the file is fine."""
+    _, problems = validate_volume_file(path, tree=tree)
+    if problems:
+        code, detail = problems[0]
+        raise VolumeFileError(code, f"{name}: {scrub(detail, path, token='…')} ({code})")

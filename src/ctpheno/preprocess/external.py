@@ -23,9 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..config.preprocess import ExternalMaskConfig
-from ..io.redact import scrub
-from ..io.volcheck import validate_volume_file
-from ..io.volheaders import VolumeFileError
+from ..io.volcheck import check_volume_file
 from ..io.volume import Volume, axial_view
 from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
 from .grid import block_factors, block_mean, body_interior, largest_component, upsample_nearest
@@ -56,10 +54,7 @@ def read_mask(path: str | Path, *, label: str = "external mask") -> Volume:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{label}: file does not exist (segmentation.external.path_template)")
-    _, problems = validate_volume_file(str(p), check_finite=True)
-    if problems:
-        code, detail = problems[0]
-        raise VolumeFileError(code, f"{label}: {scrub(detail, str(p), token='…')} ({code})")
+    check_volume_file(str(p), name=label)
     return Volume.from_sitk(sitk.ReadImage(str(p)))
 
 
