@@ -83,7 +83,9 @@ REASONS: dict[str, tuple[Severity, str]] = {
     "expiratory": ("warn", "series description says expiration; inspiratory series are preferred"),
     "non_lung_kernel": (
         "warn",
-        "kernel is not in ingest.lung_kernels (a soft-tissue kernel smooths emphysema)",
+        "kernel is not a lung/sharp kernel (ingest.lung_kernels): right for density, which the "
+        "smooth_kernel rule measures on the smoothest reconstruction, but airway walls are blurred on it; "
+        "when the study has no sharp reconstruction, airway measures use this one",
     ),
     "duplicate_files": (
         "warn",
