@@ -112,6 +112,41 @@ def _has_features(wd: WorkDir) -> bool:
     return any(f.is_file() for f in (wd.qct, wd.radiomics, wd.embeddings))
 
 
+@dataclass
+class _Cohort:
+    """What a model stage fits on: the cohort, its usable feature sets and the inputs hash."""
+
+    cohort: Any
+    present: list[str]
+    key: str
+
+
+def _open_cohort(stage: str, sub: Any, cfg: PipelineConfig, wd: WorkDir, out: Path, t0: float, *, force: bool,
+                 disabled: str, current: str, supervised: bool, min_subjects: int, what: str
+                 ) -> TrainResult | _Cohort:
+    """The checks every model stage makes before fitting, in order: switched off or up to date
+    (:func:`_start`), no feature table, no clinical table (``supervised``), a cohort too small or too
+    incomplete (:func:`cohort_problem`). Returns the stage's result when it fits nothing (the reason
+    recorded by :func:`_not_fitted`), else the cohort to fit."""
+    done, key = _start(stage, sub, cfg, wd, out, force=force, disabled=disabled, current=current)
+    if done is not None:
+        return done
+    owner = wd if supervised else None  # the supervised stage's saved models go with its cohort
+    if not _has_features(wd):
+        return _not_fitted(out, stage, NO_FEATURES, 0, t0, owner)
+    if supervised and not wd.clinical.is_file():
+        return _not_fitted(out, stage, "no clinical table (paths.clinical not set, or the table was "
+                           "refused at ingest: see failures.parquet)", 0, t0, owner)
+    cohort = assemble_cohort(wd, embedding_model=sub.embedding_model, require_clinical=supervised,
+                             density=cfg.models.density, exclude=_gated(cfg, wd))
+    present = _available_sets(cohort, sub.feature_sets)
+    reason, present = cohort_problem(cohort, present, min_subjects=min_subjects,
+                                     max_missing_fraction=sub.preprocessing.max_missing_fraction, what=what)
+    if reason:
+        return _not_fitted(out, stage, reason, len(cohort.frame), t0, owner)
+    return _Cohort(cohort, present, key)
+
+
 def run_clustering(
     cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: bool = False
 ) -> TrainResult:
@@ -119,27 +154,19 @@ def run_clustering(
     ucfg = cfg.models.unsupervised
     t0 = time.perf_counter()
     out = wd.models_dir / "clusters"
-    done, key = _start("cluster", ucfg, cfg, wd, out, force=force, disabled="clustering disabled",
-                       current="clustering")
-    if done is not None:
-        return done
-    if not _has_features(wd):
-        return _not_fitted(out, "cluster", NO_FEATURES, 0, t0)
-    cohort = assemble_cohort(wd, embedding_model=ucfg.embedding_model, require_clinical=False,
-                             density=cfg.models.density, exclude=_gated(cfg, wd))
-    present = _available_sets(cohort, ucfg.feature_sets)
-    reason, present = cohort_problem(cohort, present, min_subjects=min_subjects_clustering(ucfg.k_min),
-                                     max_missing_fraction=ucfg.preprocessing.max_missing_fraction,
-                                     what="clustering")
-    if reason:
-        return _not_fitted(out, "cluster", reason, len(cohort.frame), t0)
-    res = cluster_cohort(cohort, ucfg.model_copy(update={"feature_sets": present}), mapper=task_map(client))
+    opened = _open_cohort("cluster", ucfg, cfg, wd, out, t0, force=force, disabled="clustering disabled",
+                          current="clustering", supervised=False, min_subjects=min_subjects_clustering(ucfg.k_min),
+                          what="clustering")
+    if isinstance(opened, TrainResult):
+        return opened
+    res = cluster_cohort(opened.cohort, ucfg.model_copy(update={"feature_sets": opened.present}),
+                         mapper=task_map(client))
     out.mkdir(parents=True, exist_ok=True)
     clear_skip(out)
     write_table(res.selection, out / "selection.parquet")
     write_table(res.assignments, out / "assignments.parquet")
     write_table(res.profiles, out / "profiles.parquet")
-    _mark(out / "state.json", key)
+    _mark(out / "state.json", opened.key)
     return TrainResult("cluster", res.summary(), time.perf_counter() - t0)
 
 
@@ -150,35 +177,23 @@ def run_supervised(
     scfg = cfg.models.supervised
     t0 = time.perf_counter()
     out = wd.models_dir / "supervised"
-    done, key = _start("supervised", scfg, cfg, wd, out, force=force, disabled="supervised models disabled",
-                       current="supervised")
-    if done is not None:
-        return done
-    if not _has_features(wd):
-        return _not_fitted(out, "supervised", NO_FEATURES, 0, t0, wd)
-    if not wd.clinical.is_file():
-        return _not_fitted(out, "supervised", "no clinical table (paths.clinical not set, or the table was "
-                           "refused at ingest: see failures.parquet)", 0, t0, wd)
-    cohort = assemble_cohort(wd, embedding_model=scfg.embedding_model, require_clinical=True,
-                             density=cfg.models.density, exclude=_gated(cfg, wd))
-    present = _available_sets(cohort, scfg.feature_sets)
-    reason, present = cohort_problem(cohort, present, min_subjects=MIN_SUBJECTS_SUPERVISED,
-                                     max_missing_fraction=scfg.preprocessing.max_missing_fraction,
-                                     what="supervised models")
-    if reason:
-        return _not_fitted(out, "supervised", reason, len(cohort.frame), t0, wd)
+    opened = _open_cohort("supervised", scfg, cfg, wd, out, t0, force=force, disabled="supervised models disabled",
+                          current="supervised", supervised=True, min_subjects=MIN_SUBJECTS_SUPERVISED,
+                          what="supervised models")
+    if isinstance(opened, TrainResult):
+        return opened
     clear_skip(out)
-    updates: dict[str, Any] = {"feature_sets": present}
-    if scfg.reference_set is not None and scfg.reference_set not in present:
+    updates: dict[str, Any] = {"feature_sets": opened.present}
+    if scfg.reference_set is not None and scfg.reference_set not in opened.present:
         updates["reference_set"] = None
-    res = fit_supervised(cohort, scfg.model_copy(update=updates), mapper=task_map(client))
+    res = fit_supervised(opened.cohort, scfg.model_copy(update=updates), mapper=task_map(client))
     out.mkdir(parents=True, exist_ok=True)
     for name in ("metrics", "comparison", "predictions", "importance", "partial_dependence"):
         write_table(getattr(res, name), out / f"{name}.parquet")
     for stem, bundle in res.models.items():
         with atomic_path(wd.models_dir / f"{stem}.joblib") as tmp:
             joblib.dump(bundle, tmp)
-    _mark(out / "state.json", key)
+    _mark(out / "state.json", opened.key)
     return TrainResult("supervised", res.summary(), time.perf_counter() - t0)
 
 
