@@ -39,6 +39,7 @@ from ..io.layout import WorkDir
 from ..io.redact import scrub
 from ..io.schemas import FAILURES, TableSchema
 from ..io.tables import concat_parts, read_json, write_json, write_table
+from .allocator import release_memory, tune_allocator
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ def execute_task(func: ScanFunc, task: ScanTask, root: str, stage: str, key: str
     part = wd.part(stage, task.scan_id)
     marker.unlink(missing_ok=True)
     t0 = time.perf_counter()
+    tune_allocator()  # undo the nanny's per-allocation mmap (cluster/allocator.py)
     try:
         limit = _worker_memory_limit()
         if limit and task.est_bytes and task.est_bytes > 0.8 * limit:
@@ -159,6 +161,8 @@ def execute_task(func: ScanFunc, task: ScanTask, root: str, stage: str, key: str
         return {"status": "failed", "scan_id": task.scan_id, "error_type": type(exc).__name__,
                 "message": scrub(str(exc) or repr(exc), *private, token=task.source or task.scan_id),
                 "seconds": time.perf_counter() - t0}
+    finally:
+        release_memory()
 
 
 class FailureLog:
