@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ctpheno.features.airways.endpoints import FLAGS as AIRWAY_FLAGS
 from ctpheno.features.qct import QCT_FLAGS
 from ctpheno.io.layout import WorkDir
 from ctpheno.io.volume import Volume
@@ -18,7 +19,7 @@ def test_every_flag_has_a_severity():
     flags = qc_metrics(Volume(np.full(lab.shape, -850, np.int16), (5.0, 2.0, 2.0)),
                        Volume(lab, (5.0, 2.0, 2.0)))["flags"].split(";")
     assert {"volume_low", "left_lung_missing", "apex_cut", "base_cut"} <= set(flags)
-    for flag in [*flags, *QCT_FLAGS]:
+    for flag in [*flags, *QCT_FLAGS, *AIRWAY_FLAGS]:
         assert QC_FLAG_SEVERITY[flag] in ("info", "warn", "exclude"), flag
 
 
@@ -30,7 +31,8 @@ def _workdir(tmp_path) -> WorkDir:
                   "series_role": ["density", "density", "density", "density", "airway"]}).to_parquet(wd.qc_table)
     wd.features_dir.mkdir(parents=True)
     pd.DataFrame({"scan_id": ["a", "a", "b", "c", "d"], "region": ["whole", "upper", "whole", "whole", "whole"],
-                  "qct_flags": ["", "", "air_unmeasured", "apex_cut", "air_offset;noise_high"]}).to_parquet(wd.qct)
+                  "qct_flags": ["", "", "air_unmeasured", "apex_cut", "air_offset;noise_high"],
+                  "airway_tree_flags": ["airway_leak", "airway_leak", "few_branches", "", ""]}).to_parquet(wd.qct)
     return wd
 
 
@@ -42,10 +44,14 @@ def test_flag_table_and_exclusions(tmp_path):
     # coverage comes from the QCT stage (with its tolerance), not from segmentation QC's any-voxel rule
     cut = flags[flags["flag"] == "apex_cut"]
     assert list(cut["scan_id"]) == ["c"] and list(cut["source"]) == ["qct"]
+    # the airway endpoints' flags are listed (airway_leak shown with the warnings) but never gate by default
+    tree = flags[flags["source"] == "airways"].set_index("scan_id")
+    assert tree.loc["a", "flag"] == "airway_leak" and tree.loc["a", "severity"] == "warn"
+    assert tree.loc["b", "flag"] == "few_branches" and tree.loc["b", "severity"] == "info"
     ex = excluded_scans(flags).set_index("scan_id")
     assert sorted(ex.index) == ["c", "d"] and ex.loc["d", "reasons"] == "air_offset;noise_high"
     assert sorted(excluded_scans(flags, keep_flags=["apex_cut"])["scan_id"]) == ["d"]
-    assert sorted(excluded_scans(flags, severities=["exclude", "warn"])["scan_id"]) == ["b", "c", "d"]
+    assert sorted(excluded_scans(flags, severities=["exclude", "warn"])["scan_id"]) == ["a", "b", "c", "d"]
 
 
 def test_gate_writes_the_artifact_and_can_be_switched_off(tmp_path):

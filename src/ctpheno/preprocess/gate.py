@@ -1,8 +1,9 @@
 """QC that gates: which scans the model stages leave out, and why (``models/excluded_scans.parquet``).
 
 Every QC flag has a severity (:data:`ctpheno.preprocess.qc.QC_FLAG_SEVERITY`). The flags come
-from segmentation QC (``qc/qc.parquet``, column ``flags``) and from the QCT stage
-(``features/qct.parquet``, column ``qct_flags``). With ``models.qc_gate.enabled`` (default) a
+from segmentation QC (``qc/qc.parquet``, column ``flags``), from the QCT stage
+(``features/qct.parquet``, column ``qct_flags``) and from the airways stage (its column
+``airway_tree_flags``: about the airway endpoints, ``info``/``warn``, so they never gate by default). With ``models.qc_gate.enabled`` (default) a
 density scan with a flag whose severity is in ``models.qc_gate.severities`` (default
 ``exclude``) and not in ``models.qc_gate.keep_flags`` is left out of clustering and of the
 supervised models; :func:`qc_flag_table` lists every flagged scan with its flags and severities
@@ -29,13 +30,17 @@ def _split(text: object) -> list[str]:
     return [f for f in str(text or "").split(";") if f and f != "<NA>"] if pd.notna(text) else []
 
 
+FLAG_COLUMNS = {"qct_flags": "qct", "airway_tree_flags": "airways"}
+"""Flag columns of ``features/qct.parquet`` (whole-scan values, repeated on every region row) and the
+``source`` their flags are listed under."""
 COVERAGE_FLAGS = ("apex_cut", "base_cut")
 """Coverage flags the QCT stage re-measures with a tolerance (a recess tip in the end slice is not a
 truncated lung); once it has run, segmentation QC's any-voxel versions of them are not used."""
 
 
 def qc_flag_table(wd: WorkDir) -> pd.DataFrame:
-    """One row per (density scan, flag): ``scan_id``, ``flag``, ``severity``, ``source`` (``qc`` | ``qct``).
+    """One row per (density scan, flag): ``scan_id``, ``flag``, ``severity``, ``source`` (``qc`` | ``qct`` |
+    ``airways``).
 
     Sorted with the most severe first. Airway series (``series_role == airway``) are left out:
     they feed only the airway columns of their study's density scan. ``apex_cut`` / ``base_cut``
@@ -51,11 +56,11 @@ def qc_flag_table(wd: WorkDir) -> pd.DataFrame:
             rows += [{"scan_id": sid, "flag": f, "source": "qc"} for f in _split(flags)
                      if not (qct_ran and f in COVERAGE_FLAGS)]
     if wd.qct.is_file():
-        qct = pd.read_parquet(wd.qct)
-        if "qct_flags" in qct:
-            per_scan = qct.drop_duplicates("scan_id")
-            for sid, flags in zip(per_scan["scan_id"].astype(str), per_scan["qct_flags"]):
-                rows += [{"scan_id": sid, "flag": f, "source": "qct"} for f in _split(flags)]
+        per_scan = pd.read_parquet(wd.qct).drop_duplicates("scan_id")
+        for column, source in FLAG_COLUMNS.items():
+            if column in per_scan:
+                for sid, flags in zip(per_scan["scan_id"].astype(str), per_scan[column]):
+                    rows += [{"scan_id": sid, "flag": f, "source": source} for f in _split(flags)]
     df = pd.DataFrame(rows, columns=["scan_id", "flag", "source"]).drop_duplicates(["scan_id", "flag"])
     df["severity"] = df["flag"].map(QC_FLAG_SEVERITY).fillna(UNKNOWN_FLAG_SEVERITY)
     order = df["severity"].map(SEVERITY_ORDER)

@@ -42,10 +42,17 @@ QC_FLAG_SEVERITY: dict[str, Severity] = {
     "air_unmeasured": "warn",  # no tracheal air: *_adj columns without air calibration / harmonisation
     "air_offset": "exclude",  # tracheal air beyond features.qct.calibration.max_offset_hu from -1000 HU
     "noise_high": "exclude",  # noise beyond what features.qct.harmonisation.max_sigma_mm can reach
+    # airways stage (features/qct.parquet ``airway_tree_flags``): about the airway endpoints only, never
+    # the density, so none excludes by default
+    "airway_leak": "warn",  # the tree's leak control erased much of it: look at its QC picture
+    "few_branches": "info",  # Pi10 / segmental medians NaN: too few measured branches
+    "thick_slices": "info",  # slices too thick for per-branch walls: endpoints NaN by design
+    "no_airway_seed": "info",  # no trachea to grow the tree from
+    "airways_not_run": "info",
 }
 """Severity of every QC flag: ``info`` (recorded), ``warn`` (shown first in the report), ``exclude``
 (the scan is left out of the model stages by default, ``models.qc_gate``; listed with its reason in
-``models/excluded_scans.parquet`` and the report). One dict for the preprocess and features stages."""
+``models/excluded_scans.parquet`` and the report). One dict for the preprocess, airways and QCT stages."""
 
 
 def qc_metrics(image: Volume, labels: Volume, *, min_lung_volume_ml: float = 1500.0,
