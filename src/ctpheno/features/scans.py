@@ -3,6 +3,7 @@ build their tasks: the preprocessed density scans, one task per volume store, th
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from ..errors import ConfigError
 from ..ingest.roles import density_scan_ids
 from ..io.layout import WorkDir
 from ..io.zarrstore import open_volume_store, store_attrs
+
+log = logging.getLogger(__name__)
 
 
 def store_hash(path: Path) -> str:
@@ -27,6 +30,10 @@ def feature_scan_ids(wd: WorkDir, stage: str) -> list[str]:
     if not wd.qc_table.exists():
         raise ConfigError(f"{stage}: {wd.qc_table} does not exist; run `ctpheno preprocess` first")
     ids = density_scan_ids(pd.read_parquet(wd.qc_table))
+    missing = [s for s in ids if not wd.volume(s).exists()]
+    if missing:
+        log.warning("%s: %d scans of the QC table have no volume store (e.g. %s); skipped", stage,
+                    len(missing), missing[:3])
     return [s for s in ids if wd.volume(s).exists()]
 
 

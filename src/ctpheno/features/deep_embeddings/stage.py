@@ -22,6 +22,7 @@ import pandas as pd
 from ...cluster.runner import ScanTask, StageResult, config_hash, run_stage
 from ...config.embeddings import EmbeddingsConfig
 from ...io.layout import WorkDir
+from ..scans import feature_scan_ids, store_hash
 from ...io.schemas import EMBEDDINGS
 from ...io.zarrstore import ANALYSIS_GROUP, open_volume_store, read_volume
 
@@ -43,32 +44,6 @@ def file_hash(path: str | Path, n: int = 16) -> str:
         for block in iter(lambda: fh.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()[:n]
-
-
-def scan_ids(wd: WorkDir) -> list[str]:
-    """Density scans listed in the QC table whose volume store exists (not the airway series)."""
-    from ...ingest.roles import density_scan_ids
-
-    if not wd.qc_table.exists():
-        raise FileNotFoundError(f"{wd.qc_table} does not exist; run `ctpheno preprocess` first")
-    ids = density_scan_ids(pd.read_parquet(wd.qc_table))
-    missing = [s for s in ids if not wd.volume(s).exists()]
-    if missing:
-        log.warning("embed: %d scans of the QC table have no volume store (e.g. %s); skipped",
-                    len(missing), missing[:3])
-    return [s for s in ids if wd.volume(s).exists()]
-
-
-def store_hash(path: Path) -> str:
-    """The store's ``content_hash`` attribute, else a hash of its array metadata files."""
-    attrs = dict(open_volume_store(path).attrs)
-    if attrs.get("content_hash"):
-        return str(attrs["content_hash"])
-    h = hashlib.sha256()
-    for f in sorted(path.rglob("zarr.json")):
-        h.update(f.read_bytes())
-        h.update(str(f.stat().st_mtime_ns).encode())
-    return h.hexdigest()[:16]
 
 
 def _read_arrays(store: Path, spacing_mm: float | None = None
@@ -109,7 +84,7 @@ def train_from_workdir(cfg: EmbeddingsConfig, wd: WorkDir, *, ids: list[str] | N
     from .patches import lung_grid
     from .ssl import train_encoder, training_scan
 
-    ids = scan_ids(wd) if ids is None else ids
+    ids = feature_scan_ids(wd, "embed") if ids is None else ids
     if not ids:
         raise FileNotFoundError(f"no volume stores to train on under {wd.root / 'volumes'}; run preprocess first")
     if len(ids) > cfg.max_train_scans:
@@ -180,7 +155,7 @@ def _threads_per_task(client: Any) -> int:
 def run_embeddings(cfg: Any, wd: WorkDir, client: Any, *, force: bool = False) -> StageResult:
     """Stage entry point (see module docstring); ``cfg`` is the :class:`PipelineConfig`."""
     ecfg: EmbeddingsConfig = cfg.embeddings
-    ids = scan_ids(wd)
+    ids = feature_scan_ids(wd, "embed")
     checkpoint = ""
     if ecfg.model == "ssl":
         checkpoint = str(ecfg.checkpoint) if ecfg.checkpoint else str(train_from_workdir(ecfg, wd, ids=ids))
