@@ -59,7 +59,8 @@ def _scan_rows(name: str, hu, labels, zones, spacing, repeats: int) -> tuple[lis
         with dask.config.set(scheduler="synchronous"):
             b_off = _cpu(lambda: qct_metrics_dask(*arrays, spacing, config=off), min(repeats, 2))
             b_on = _cpu(lambda: qct_metrics_dask(*arrays, spacing, config=on), min(repeats, 2))
-    rows.append([name, "blockwise (qct stage)", round(b_off, 2), round(b_on, 2), round(b_on - b_off, 2)])
+    rows.append([name, "blockwise over the whole store (qct_metrics_dask, synchronous)", round(b_off, 2),
+                 round(b_on, 2), round(b_on - b_off, 2)])
     desc, prof = D.measure_descriptors(hu, labels, zones, spacing, config=on)
     steps = {
         "descriptors (air, noise texture, kernel fit, blood)": lambda: D.measure_descriptors(hu, labels, zones,
