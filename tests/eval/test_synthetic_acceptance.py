@@ -9,9 +9,14 @@ from ctpheno.ingest.pseudonym import Pseudonymizer
 from ctpheno.io.layout import WorkDir
 
 
-def test_truth_is_matched_through_pseudonyms(tmp_path):
+@pytest.mark.parametrize("salt_from", ["config", "environment"])
+def test_truth_is_matched_through_pseudonyms(tmp_path, monkeypatch, salt_from):
     wd = WorkDir(tmp_path / "wd").ensure()
-    paths = PathsConfig(pseudonym_salt="s3cret")
+    if salt_from == "config":
+        paths = PathsConfig(pseudonym_salt="s3cret")
+    else:  # the recommended way: $CTPHENO_SALT, never written to a saved config
+        monkeypatch.setenv("CTPHENO_SALT", "s3cret")
+        paths = PathsConfig()
     pseudo = Pseudonymizer(b"s3cret")
     raw = [f"SYN{i:03d}" for i in range(12)]
     sub = ["none", "centrilobular", "airway"] * 4

@@ -25,11 +25,11 @@ def synthetic_acceptance(wd: WorkDir, cohort_dir: str | Path, paths: PathsConfig
     * ``fev1_r2_vs_oracle``: cross-validated FEV1 %pred R^2 / oracle R^2 (threshold 0.9).
     * ``gold_within_one``: within-one-stage GOLD accuracy with its CI (reported, no threshold).
     """
-    from ..ingest.pseudonym import Pseudonymizer, resolve_salt, salt_path
+    from ..ingest.pseudonym import Pseudonymizer, has_salt, resolve_salt
 
     cohort_dir = Path(cohort_dir)
     truth_p, info_p = cohort_dir / "truth.parquet", cohort_dir / "cohort.json"
-    if not truth_p.is_file() or not (paths.pseudonym_salt or salt_path(wd).is_file()):
+    if not truth_p.is_file() or not has_salt(paths, wd):  # a salt in $CTPHENO_SALT counts too
         return None
     pseudo = Pseudonymizer(resolve_salt(paths, wd))
     truth = pd.read_parquet(truth_p, columns=["subject_id", "subtype"])

@@ -31,6 +31,11 @@ def salt_path(wd: WorkDir) -> Path:
     return wd.root / "ingest" / ".salt"
 
 
+def has_salt(paths: PathsConfig, wd: WorkDir) -> bool:
+    """Whether :func:`resolve_salt` finds a salt without creating one (config, environment or work dir)."""
+    return bool(paths.pseudonym_salt or os.environ.get(paths.pseudonym_salt_env, "") or salt_path(wd).is_file())
+
+
 def resolve_salt(paths: PathsConfig, wd: WorkDir) -> bytes:
     """The pseudonym salt (config, then environment, then the work dir's ``ingest/.salt``)."""
     if paths.pseudonym_salt:
