@@ -86,3 +86,21 @@ def concat_parts(parts_dir: str | Path, dest: str | Path, schema: TableSchema | 
         df = df.sort_values(list(schema.key), kind="stable").reset_index(drop=True)
     write_table(df, dest, schema)
     return df
+
+
+def content_keys(qc_table: str | Path) -> dict[str, str]:
+    """``scan_id -> content hash`` of each preprocessed store, from the QC table (``qc/qc.parquet``).
+
+    The hash is taken over the stored arrays (:func:`ctpheno.preprocess.stage.content_hash`), so it
+    depends on the data alone, not on the pseudonym salt that names the scans. Stages that order
+    scans or subjects where the order changes a result (SSL training batches, seeded CV folds,
+    k-means initialisation) sort by it, so that the same data gives the same numbers under any
+    salt. Empty when the table or its column is missing.
+    """
+    path = Path(qc_table)
+    if not path.is_file():
+        return {}
+    qc = pd.read_parquet(path)
+    if "content_hash" not in qc.columns:
+        return {}
+    return dict(zip(qc["scan_id"].astype(str), qc["content_hash"].astype(str)))

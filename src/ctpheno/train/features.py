@@ -25,6 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from ..config.models import PreprocessingConfig
 from ..features.qct import ADJ_COLUMNS
 from ..io.layout import WorkDir
+from ..io.tables import content_keys
 
 PREFIX = {"qct": "qct_", "radiomics": "rad_", "embeddings": "emb_", "phenotype": "phe_", "qct_core": "core_"}
 """Column prefix of each feature table in the wide matrix."""
@@ -278,7 +279,8 @@ def assemble_cohort(
 
     Scans must be ``usable`` (and ``selected`` where the column exists) and not in ``exclude``
     (the QC gate, :func:`ctpheno.preprocess.gate.gate`); a subject with several such scans keeps
-    its first scan by ``acquisition_offset_days`` then ``scan_id`` (baseline).
+    its first scan by ``acquisition_offset_days`` (baseline). Rows are ordered by their scan's
+    content hash (:func:`ctpheno.io.tables.content_keys`), which does not depend on the pseudonym salt.
     """
     feats, columns = load_feature_tables(wd, embedding_model=embedding_model, density=density)
     man = pd.read_parquet(wd.manifest, columns=None)
@@ -302,7 +304,11 @@ def assemble_cohort(
         frame["sex"] = frame["sex"].map({"M": 1.0, "F": 0.0, "m": 1.0, "f": 0.0}).astype(float)
     if "gold_stage" in frame.columns:
         frame["copd"] = (frame["gold_stage"] >= 1).astype(float).where(frame["gold_stage"].notna())
-    return Cohort(frame.set_index("subject_id").sort_index(), columns)
+    # rows in an order set by the data (the density scan's content hash), not by the salted pseudonyms:
+    # CV folds and cluster initialisations then do not change with the salt
+    key = frame["scan_id"].astype(str).map(content_keys(wd.qc_table)).fillna("")
+    frame = frame.assign(_key=key).sort_values(["_key", "subject_id"], kind="stable").drop(columns="_key")
+    return Cohort(frame.set_index("subject_id"), columns)
 
 
 class CorrelationPruner(TransformerMixin, BaseEstimator):

@@ -72,8 +72,11 @@ def fit_supervised(cohort: Cohort, cfg: SupervisedConfig, *, mapper: Mapper = se
         sub = frame[frame[target].notna()]
         y = sub[target].to_numpy(float)
         try:
+            # one row per subject: the row number is the group. Group labels are sorted inside the
+            # splitter, so the salted subject ids would make the folds change with the salt.
             splits = make_splits(
-                y, sub.index, task, n_splits=cfg.n_splits, n_repeats=cfg.n_repeats, seed=cfg.random_state
+                y, np.arange(len(sub)), task, n_splits=cfg.n_splits, n_repeats=cfg.n_repeats,
+                seed=cfg.random_state
             )
         except ValueError as err:
             log.warning("target %s skipped: %s", target, err)

@@ -22,6 +22,7 @@ import pandas as pd
 from ...cluster.runner import ScanTask, StageResult, config_hash, run_stage
 from ...config.embeddings import EmbeddingsConfig
 from ...io.layout import WorkDir
+from ...io.tables import content_keys
 from ..scans import feature_scan_ids, store_hash
 from ...io.schemas import EMBEDDINGS
 from ...io.zarrstore import ANALYSIS_GROUP, open_volume_store, read_volume
@@ -85,6 +86,8 @@ def train_from_workdir(cfg: EmbeddingsConfig, wd: WorkDir, *, ids: list[str] | N
     from .ssl import train_encoder, training_scan
 
     ids = feature_scan_ids(wd, "embed") if ids is None else ids
+    keys = content_keys(wd.qc_table)  # training order from the data, not from the salted scan ids
+    ids = sorted(ids, key=lambda s: (keys.get(s, ""), s))
     if not ids:
         raise FileNotFoundError(f"no volume stores to train on under {wd.root / 'volumes'}; run preprocess first")
     if len(ids) > cfg.max_train_scans:
