@@ -30,11 +30,12 @@ def feature_scan_ids(wd: WorkDir, stage: str) -> list[str]:
     if not wd.qc_table.exists():
         raise ConfigError(f"{stage}: {wd.qc_table} does not exist; run `ctpheno preprocess` first")
     ids = density_scan_ids(pd.read_parquet(wd.qc_table))
-    missing = [s for s in ids if not wd.volume(s).exists()]
+    have = {s: wd.volume(s).exists() for s in ids}
+    missing = [s for s, ok in have.items() if not ok]
     if missing:
         log.warning("%s: %d scans of the QC table have no volume store (e.g. %s); skipped", stage,
                     len(missing), missing[:3])
-    return [s for s in ids if wd.volume(s).exists()]
+    return [s for s in ids if have[s]]
 
 
 def scan_tasks(wd: WorkDir, ids: list[str], extra: dict[str, Any], bytes_per_voxel: int, *,

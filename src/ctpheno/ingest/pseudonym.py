@@ -31,21 +31,29 @@ def salt_path(wd: WorkDir) -> Path:
     return wd.root / "ingest" / ".salt"
 
 
-def has_salt(paths: PathsConfig, wd: WorkDir) -> bool:
-    """Whether :func:`resolve_salt` finds a salt without creating one (config, environment or work dir)."""
-    return bool(paths.pseudonym_salt or os.environ.get(paths.pseudonym_salt_env, "") or salt_path(wd).is_file())
-
-
-def resolve_salt(paths: PathsConfig, wd: WorkDir) -> bytes:
-    """The pseudonym salt (config, then environment, then the work dir's ``ingest/.salt``)."""
+def _existing_salt(paths: PathsConfig, wd: WorkDir) -> bytes | None:
+    """The salt from config, then environment, then the work dir's ``ingest/.salt``; None if none is set."""
     if paths.pseudonym_salt:
         return paths.pseudonym_salt.encode()
     env = os.environ.get(paths.pseudonym_salt_env, "")
     if env:
         return env.encode()
     path = salt_path(wd)
-    if path.exists():
-        return path.read_bytes().strip()
+    return path.read_bytes().strip() if path.is_file() else None
+
+
+def has_salt(paths: PathsConfig, wd: WorkDir) -> bool:
+    """Whether :func:`resolve_salt` finds a salt without creating one (config, environment or work dir)."""
+    return _existing_salt(paths, wd) is not None
+
+
+def resolve_salt(paths: PathsConfig, wd: WorkDir) -> bytes:
+    """The pseudonym salt (config, then environment, then the work dir's ``ingest/.salt``); a random
+    one is created in the work dir when none is set."""
+    found = _existing_salt(paths, wd)
+    if found is not None:
+        return found
+    path = salt_path(wd)
     path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_hex(32).encode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -3,10 +3,10 @@
 Every QC flag has a severity (:data:`ctpheno.preprocess.qc.QC_FLAG_SEVERITY`). The flags come
 from segmentation QC (``qc/qc.parquet``, column ``flags``), from the QCT stage
 (``features/qct.parquet``, column ``qct_flags``) and from the airways stage (its column
-``airway_tree_flags``: about the airway endpoints, ``info``/``warn``, so they never gate by default). With ``models.qc_gate.enabled`` (default) a
-density scan with a flag whose severity is in ``models.qc_gate.severities`` (default
-``exclude``) and not in ``models.qc_gate.keep_flags`` is left out of clustering and of the
-supervised models; :func:`qc_flag_table` lists every flagged scan with its flags and severities
+``airway_tree_flags``: about the airway endpoints, ``info``/``warn``, so they never gate by
+default). With ``models.qc_gate.enabled`` (default) a density scan with a flag whose severity is
+in ``models.qc_gate.severities`` (default ``exclude``) and not in ``models.qc_gate.keep_flags`` is
+left out of clustering and of the supervised models; :func:`qc_flag_table` lists every flagged scan with its flags and severities
 (what the report shows first) and :func:`excluded_scans` the ones the gate removes.
 """
 

@@ -279,8 +279,9 @@ def assemble_cohort(
 
     Scans must be ``usable`` (and ``selected`` where the column exists) and not in ``exclude``
     (the QC gate, :func:`ctpheno.preprocess.gate.gate`); a subject with several such scans keeps
-    its first scan by ``acquisition_offset_days`` (baseline). Rows are ordered by their scan's
-    content hash (:func:`ctpheno.io.tables.content_keys`), which does not depend on the pseudonym salt.
+    its first scan by ``acquisition_offset_days`` then ``scan_id`` (baseline). Rows are ordered by
+    their scan's content hash (:func:`ctpheno.io.tables.content_keys`), which does not depend on the
+    pseudonym salt.
     """
     feats, columns = load_feature_tables(wd, embedding_model=embedding_model, density=density)
     man = pd.read_parquet(wd.manifest, columns=None)

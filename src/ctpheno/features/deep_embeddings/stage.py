@@ -22,10 +22,10 @@ import pandas as pd
 from ...cluster.runner import ScanTask, StageResult, config_hash, run_stage
 from ...config.embeddings import EmbeddingsConfig
 from ...io.layout import WorkDir
-from ...io.tables import content_keys
-from ..scans import feature_scan_ids, store_hash
 from ...io.schemas import EMBEDDINGS
+from ...io.tables import content_keys
 from ...io.zarrstore import ANALYSIS_GROUP, open_volume_store, read_volume
+from ..scans import feature_scan_ids, store_hash
 
 log = logging.getLogger(__name__)
 
