@@ -77,10 +77,10 @@ def test_cluster_map_falls_back_to_pca_without_umap(tmp_path, missing, caplog):
 
 
 def test_embed_stage_is_skipped_without_torch(missing):
-    from ctpheno.pipeline import STAGES
+    from ctpheno.pipeline import stage_runner
 
     missing("torch")
-    result = STAGES["embed"]()(None, None, None)
+    result = stage_runner("embed")(None, None, None)
     expected = "embed: skipped: PyTorch is not installed (pip install 'ctpheno[deep]')"
     assert result.summary().startswith(expected)
     assert not result.failed
@@ -111,3 +111,13 @@ def test_export_leaves_ome_zarr_out_by_default_and_names_the_extra_when_asked(tm
     with caplog.at_level("WARNING"), pytest.raises(Exception, match="run `ctpheno preprocess` first"):
         run_export(cfg, wd, None)  # an empty work directory: it gets as far as looking for scans
     assert "OME-Zarr left out" in caplog.text
+
+
+def test_every_stage_name_resolves_to_its_runner():
+    """``pipeline.STAGES`` names its runners as text: each must import and be the stage's ``run_*``."""
+    from ctpheno.pipeline import STAGES, stage_runner
+
+    for name, target in STAGES.items():
+        runner = stage_runner(name)
+        assert callable(runner) and runner.__name__ == target.split(":")[1], name
+        assert runner.__module__ == "ctpheno." + target.split(":")[0], name

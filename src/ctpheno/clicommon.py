@@ -11,6 +11,7 @@ whichever way a stage is started. How exceptions become codes is :mod:`ctpheno.c
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -25,7 +26,8 @@ ConfigOpt = typer.Option(None, "--config", "-c", help="Pipeline YAML (default: .
                          "present, else the packaged copy of it).")
 SetOpt = typer.Option(None, "--set", help="Override a config value: section.key=value (repeatable).")
 WorkdirOpt = typer.Option(None, "--workdir", help="Work directory (overrides paths.workdir).")
-ForceOpt = typer.Option(False, "--force", help="Recompute scans that are already up to date.")
+ForceOpt = typer.Option(False, "--force", help="Recompute what is up to date (inputs and configuration unchanged).")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON object.")
 
 
 def load_cli_config(config: Optional[Path], sets: Optional[List[str]], *, workdir: Optional[Path] = None,
@@ -54,6 +56,18 @@ def load_cli_config(config: Optional[Path], sets: Optional[List[str]], *, workdi
 def fail(message: str, code: int = exitcodes.USAGE) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+def echo_values(values: dict, *, as_json: bool, width: int, spec: str = "", header: str | None = None) -> None:
+    """Print a command's named values: one JSON object with ``--json``, else ``header`` and one
+    ``name value`` line each (names padded to ``width``, values formatted with ``spec``)."""
+    if as_json:
+        typer.echo(json.dumps(values))
+        return
+    if header:
+        typer.echo(header)
+    for key, value in values.items():
+        typer.echo(f"{key:{width}s} {value:{spec}}")
 
 
 def run_and_report(cfg, names: list[str], *, force: bool, command: str) -> None:

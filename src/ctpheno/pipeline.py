@@ -11,6 +11,7 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass
+from importlib import import_module
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Callable
@@ -27,44 +28,6 @@ from .logs import new_run_id, setup_logging
 log = logging.getLogger(__name__)
 
 StageRunner = Callable[..., Any]
-
-
-def _synth() -> StageRunner:
-    from .synth.stage import run_synth
-    return run_synth
-
-
-def _ingest() -> StageRunner:
-    from .ingest.stage import run_ingest
-    return run_ingest
-
-
-def _preprocess() -> StageRunner:
-    from .preprocess.stage import run_preprocess
-    return run_preprocess
-
-
-def _airways() -> StageRunner:
-    from .features.airways.stage import run_airways
-    return run_airways
-
-
-def _qct() -> StageRunner:
-    from .features.stage import run_qct
-    return run_qct
-
-
-def _radiomics() -> StageRunner:
-    from .features.stage import run_radiomics
-    return run_radiomics
-
-
-def _embed() -> StageRunner:
-    if find_spec("torch") is None:  # the [deep] extra is not installed: the other stages run without it
-        return _skip("embed", "PyTorch is not installed (pip install 'ctpheno[deep]'); feature sets that "
-                              "need embeddings are left out of the models")
-    from .features.deep_embeddings.stage import run_embeddings
-    return run_embeddings
 
 
 @dataclass
@@ -86,40 +49,39 @@ def _skip(stage: str, reason: str) -> StageRunner:
     return runner
 
 
-def _cluster() -> StageRunner:
-    from .train.stage import run_clustering
-    return run_clustering
-
-
-def _supervised() -> StageRunner:
-    from .train.stage import run_supervised
-    return run_supervised
-
-
-def _report() -> StageRunner:
-    from .eval.stage import run_report
-    return run_report
-
-
-def _export() -> StageRunner:
-    from .export.stage import run_export
-    return run_export
-
-
-# name -> loader of the stage's runner, in pipeline order
-STAGES: dict[str, Callable[[], StageRunner]] = {
-    "synth": _synth,
-    "ingest": _ingest,
-    "preprocess": _preprocess,
-    "airways": _airways,
-    "qct": _qct,
-    "radiomics": _radiomics,
-    "embed": _embed,
-    "cluster": _cluster,
-    "supervised": _supervised,
-    "report": _report,
-    "export": _export,
+STAGES: dict[str, str] = {
+    "synth": "synth.stage:run_synth",
+    "ingest": "ingest.stage:run_ingest",
+    "preprocess": "preprocess.stage:run_preprocess",
+    "airways": "features.airways.stage:run_airways",
+    "qct": "features.stage:run_qct",
+    "radiomics": "features.stage:run_radiomics",
+    "embed": "features.deep_embeddings.stage:run_embeddings",
+    "cluster": "train.stage:run_clustering",
+    "supervised": "train.stage:run_supervised",
+    "report": "eval.stage:run_report",
+    "export": "export.stage:run_export",
 }
+"""Stage name -> its runner as ``module:function`` below ``ctpheno``, in pipeline order. A stage's
+module is imported when the stage runs, so a run imports only the stages it runs (and a missing
+optional extra stops only the stage that needs it)."""
+
+EXTRA_NEEDED: dict[str, tuple[str, str]] = {
+    "embed": ("torch", "PyTorch is not installed (pip install 'ctpheno[deep]'); feature sets that "
+                       "need embeddings are left out of the models"),
+}
+"""Stage -> (module it needs, why it is skipped without it): the other stages run without it."""
+
+
+def stage_runner(name: str) -> StageRunner:
+    """The runner of stage ``name`` (see :data:`STAGES`); a stand-in that logs why and returns a
+    :class:`SkippedStage` when the stage's optional extra is not installed."""
+    needed = EXTRA_NEEDED.get(name)
+    if needed is not None and find_spec(needed[0]) is None:
+        return _skip(name, needed[1])
+    module, function = STAGES[name].split(":")
+    return getattr(import_module(f"{__package__}.{module}"), function)
+
 
 WITHOUT_CLUSTER = frozenset({"report"})
 """Stages that read tables only: a run of just these starts no Dask cluster."""
@@ -239,7 +201,7 @@ def run_stages(cfg: PipelineConfig, names: list[str], *, force: bool = False, co
             log.info("stage %s", name)
             current["stage"] = name
             before = cpu_seconds(cl)
-            results[name] = STAGES[name]()(cfg, wd, cl, force=force)
+            results[name] = stage_runner(name)(cfg, wd, cl, force=force)
             log.info("stage %s finished: %s", name, usage_between(before, cpu_seconds(cl)).text())
 
     try:

@@ -409,7 +409,7 @@ def test_stage_passes_configured_retries_to_the_runner(scenario, stage, monkeypa
     import ctpheno.features.stage as features_stage
     import ctpheno.preprocess.stage as preprocess_stage
     from ctpheno.cluster.runner import StageResult
-    from ctpheno.pipeline import STAGES as REGISTRY
+    from ctpheno.pipeline import stage_runner
 
     seen: dict = {}
 
@@ -422,6 +422,6 @@ def test_stage_passes_configured_retries_to_the_runner(scenario, stage, monkeypa
     cfg = scenario["cfg"]
     cfg = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"retries": 3})})
     wd = WorkDir(shutil.copytree(scenario["wd"].root, tmp_path / "work"))
-    REGISTRY[stage]()(cfg, wd, None)
+    stage_runner(stage)(cfg, wd, None)
     assert seen["stage"] == stage and seen["n_tasks"] >= len(scenario["good"])
     assert seen.get("retries") == 3

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import typer
 
+from ..clicommon import ConfigOpt, SetOpt, WorkdirOpt
+
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
 
     @app.command("report")
     def report(
-        config: Path | None = typer.Option(None, "--config", "-c", help="Pipeline YAML."),
-        workdir: Path | None = typer.Option(None, "--workdir", help="Work directory."),
-        set: list[str] | None = typer.Option(None, "--set", help="section.key=value (repeatable)."),
+        config: Path | None = ConfigOpt, workdir: Path | None = WorkdirOpt, set: list[str] | None = SetOpt,
     ) -> None:
         """Write the self-contained HTML report (<workdir>/report/index.html) and print its path."""
         from ..clicommon import fail, load_cli_config, run_and_report

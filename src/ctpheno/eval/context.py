@@ -41,6 +41,20 @@ class Section:
         return self.template or f"sections/{self.id}.html.j2"
 
 
+class _WorkdirTable:
+    """A table of the work directory (a :class:`WorkDir` path attribute), read once through
+    :meth:`ReportContext.read`; None when it does not exist."""
+
+    def __init__(self, path_attr: str) -> None:
+        self.path_attr = path_attr
+        self.__doc__ = f"``WorkDir.{path_attr}`` as a table, or None when it does not exist."
+
+    def __get__(self, ctx: "ReportContext | None", owner: type | None = None):
+        if ctx is None:
+            return self
+        return ctx.read(getattr(ctx.wd, self.path_attr))
+
+
 @dataclass
 class ReportContext:
     """What section builders read (the work directory's tables, loaded once) and write through."""
@@ -67,21 +81,10 @@ class ReportContext:
             self._tables[key] = pd.read_parquet(path) if path.is_file() else None
         return self._tables[key]
 
-    @property
-    def manifest(self) -> pd.DataFrame | None:
-        return self.read(self.wd.manifest)
-
-    @property
-    def clinical(self) -> pd.DataFrame | None:
-        return self.read(self.wd.clinical)
-
-    @property
-    def qct(self) -> pd.DataFrame | None:
-        return self.read(self.wd.qct)
-
-    @property
-    def qc(self) -> pd.DataFrame | None:
-        return self.read(self.wd.qc_table)
+    manifest = _WorkdirTable("manifest")
+    clinical = _WorkdirTable("clinical")
+    qct = _WorkdirTable("qct")
+    qc = _WorkdirTable("qc_table")
 
     def clusters(self, name: str) -> pd.DataFrame | None:
         """``models/clusters/<name>.parquet`` (selection, assignments, profiles)."""

@@ -18,6 +18,19 @@ from ..io.layout import WorkDir
 from ..train.metrics import ari
 
 
+ARI_THRESHOLD = 0.8
+"""Adjusted Rand index with the latent subtype that a clustering must reach."""
+R2_VS_ORACLE_THRESHOLD = 0.9
+"""Cross-validated FEV1 %pred R^2 as a fraction of the noise-free generator's R^2."""
+
+
+def _row(check: str, feature_set: str, method: str, value: float, ci_low: float | None,
+         ci_high: float | None, threshold: float | None) -> dict:
+    """One acceptance row; ``passed`` is None for a check reported without a threshold."""
+    return dict(check=check, feature_set=feature_set, method=method, value=value, ci_low=ci_low,
+                ci_high=ci_high, threshold=threshold, passed=None if threshold is None else value >= threshold)
+
+
 def synthetic_acceptance(wd: WorkDir, cohort_dir: str | Path, paths: PathsConfig) -> pd.DataFrame | None:
     """Rows: check, feature_set, algorithm/model, value, threshold, passed; None without truth files.
 
@@ -41,50 +54,18 @@ def synthetic_acceptance(wd: WorkDir, cohort_dir: str | Path, paths: PathsConfig
             g = g[g["subject_id"].isin(subtype.index)]
             if len(g):
                 value = ari(subtype.loc[g["subject_id"]].to_numpy(), g["cluster"].to_numpy())
-                rows.append(
-                    dict(
-                        check="cluster_ari",
-                        feature_set=fset,
-                        method=algo,
-                        value=value,
-                        ci_low=None,
-                        ci_high=None,
-                        threshold=0.8,
-                        passed=value >= 0.8,
-                    )
-                )
+                rows.append(_row("cluster_ari", fset, algo, value, None, None, ARI_THRESHOLD))
     met = wd.models_dir / "supervised" / "metrics.parquet"
     oracle = json.loads(info_p.read_text()).get("oracle_r2_fev1_pct_pred") if info_p.is_file() else None
     if met.is_file():
         m = pd.read_parquet(met)
         if oracle and len(m):
             for r in m[(m["target"] == "fev1_pct_pred") & (m["metric"] == "r2")].itertuples():
-                rows.append(
-                    dict(
-                        check="fev1_r2_vs_oracle",
-                        feature_set=r.feature_set,
-                        method=r.model,
-                        value=r.estimate / oracle,
-                        ci_low=r.ci_low / oracle,
-                        ci_high=r.ci_high / oracle,
-                        threshold=0.9,
-                        passed=r.estimate / oracle >= 0.9,
-                    )
-                )
-        if len(m):
-            for r in m[(m["target"] == "gold_stage") & (m["metric"] == "within_one_accuracy")].itertuples():
-                rows.append(
-                    dict(
-                        check="gold_within_one",
-                        feature_set=r.feature_set,
-                        method=r.model,
-                        value=r.estimate,
-                        ci_low=r.ci_low,
-                        ci_high=r.ci_high,
-                        threshold=None,
-                        passed=None,
-                    )
-                )
+                rows.append(_row("fev1_r2_vs_oracle", r.feature_set, r.model, r.estimate / oracle,
+                                 r.ci_low / oracle, r.ci_high / oracle, R2_VS_ORACLE_THRESHOLD))
+        gold = m[(m["target"] == "gold_stage") & (m["metric"] == "within_one_accuracy")] if len(m) else m
+        for r in gold.itertuples():
+            rows.append(_row("gold_within_one", r.feature_set, r.model, r.estimate, r.ci_low, r.ci_high, None))
     out = pd.DataFrame(rows)
     if oracle is not None and len(out):
         out["oracle_r2"] = oracle

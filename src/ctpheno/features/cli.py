@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+from ..clicommon import ConfigOpt, ForceOpt, JsonOpt, SetOpt, WorkdirOpt, echo_values
 
 
 def _jsonable(value):
@@ -84,10 +85,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("features")
     def features(
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="Pipeline YAML."),
-        workdir: Optional[Path] = typer.Option(None, "--workdir", help="Work directory."),
-        set: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value (repeatable)."),
-        force: bool = typer.Option(False, "--force", help="Recompute up-to-date scans."),
+        config: Optional[Path] = ConfigOpt, workdir: Optional[Path] = WorkdirOpt,
+        set: Optional[List[str]] = SetOpt, force: bool = ForceOpt,
     ) -> None:
         """Run the airways, qct and radiomics stages on the preprocessed scans of the work directory."""
         from ..clicommon import load_cli_config, run_and_report
@@ -98,16 +97,12 @@ def register(app: typer.Typer) -> None:
     @app.command("qct")
     def qct(
         input: str = typer.Argument(..., help="Scan: DICOM folder, NIfTI/NRRD/MHA file."),
-        mask: Optional[str] = typer.Option(
-            None,
-            "--mask",
-            help="Label image on the scan's physical grid (1 right lung, 2 left lung, 3 airways; a binary "
-            "mask is split into right and left); segmented when omitted.",
-        ),
-        mask_labels: Optional[str] = typer.Option(
-            None, "--mask-labels", help="Label convention of --mask: totalsegmentator (lobes 10-14, trachea 16)."
-        ),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        mask: Optional[str] = typer.Option(None, "--mask", help="Label image on the scan's physical grid "
+                                           "(1 right lung, 2 left lung, 3 airways; a binary mask is split into "
+                                           "right and left); segmented when omitted."),
+        mask_labels: Optional[str] = typer.Option(None, "--mask-labels", help="Label convention of --mask: "
+                                                  "totalsegmentator (lobes 10-14, trachea 16)."),
+        as_json: bool = JsonOpt,
         airways: bool = typer.Option(True, "--airways/--no-airways",
                                      help="Measure the airway tree (Pi10, WA %% seg ...; thin slices only)."),
     ) -> None:
@@ -120,26 +115,17 @@ def register(app: typer.Typer) -> None:
         except (CTPhenoError, ValueError, FileNotFoundError) as err:
             fail(str(err))
             return
-        if as_json:
-            typer.echo(json.dumps(out))
-        else:
-            for key, value in out.items():
-                typer.echo(f"{key:40s} {value}")
+        echo_values(out, as_json=as_json, width=40)
 
     @app.command("radiomics")
     def radiomics(
         image: Optional[Path] = typer.Argument(None, help="Image file (NIfTI/NRRD/MHA)."),
         mask: Optional[Path] = typer.Argument(None, help="Label image on the same grid."),
-        params: Optional[Path] = typer.Option(
-            None,
-            "--params",
-            help="PyRadiomics parameter YAML (PyRadiomics' format; default: the packaged copy of "
-            "config/features/radiomics.yaml).",
-        ),
-        label: Optional[int] = typer.Option(
-            None, "--label", help="Label value (default: the params file's setting.label, else 1)."
-        ),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        params: Optional[Path] = typer.Option(None, "--params", help="PyRadiomics parameter YAML (PyRadiomics' "
+                                              "format; default: the packaged copy of config/features/radiomics.yaml)."),
+        label: Optional[int] = typer.Option(None, "--label",
+                                            help="Label value (default: the params file's setting.label, else 1)."),
+        as_json: bool = JsonOpt,
         batch: Optional[Path] = typer.Option(
             None, "--batch", help="PyRadiomics batch CSV (columns Image, Mask, optional Label): every case "
             "on the configured Dask cluster, output as `pyradiomics cases.csv -o out.csv -f csv` writes it."),
@@ -175,14 +161,10 @@ def register(app: typer.Typer) -> None:
         except (CTPhenoError, ValueError, RuntimeError) as err:
             fail(str(err))
             return
-        if as_json:
-            typer.echo(json.dumps(feats))
-        else:
-            typer.echo(f"# PyRadiomics {pyradiomics_version()}, settings hash {settings_hash(p)}")
-            for key, value in feats.items():
-                typer.echo(f"{key:60s} {value:.8g}")
-            if diag.get("warnings"):
-                typer.echo(f"# warnings: {diag['warnings']}")
+        echo_values(feats, as_json=as_json, width=60, spec=".8g",
+                    header=f"# PyRadiomics {pyradiomics_version()}, settings hash {settings_hash(p)}")
+        if not as_json and diag.get("warnings"):
+            typer.echo(f"# warnings: {diag['warnings']}")
 
     @app.command("ibsi")
     def ibsi(

@@ -106,21 +106,15 @@ def read_dicom_record(path: str) -> dict[str, Any]:
     except (TypeError, ValueError):
         tilt = 0.0
 
-    def _int(key: str) -> int | None:
+    def _number(key: str, kind: type = float) -> Any:
+        """The element as ``kind`` (int or float); None when absent, empty or not a number."""
         try:
             v = ds.get(key)
-            return int(v) if v not in (None, "") else None
+            return kind(v) if v not in (None, "") else None
         except (TypeError, ValueError):
             return None
 
-    def _float(key: str) -> float | None:
-        try:
-            v = ds.get(key)
-            return float(v) if v not in (None, "") else None
-        except (TypeError, ValueError):
-            return None
-
-    rows, columns = _int("Rows"), _int("Columns")
+    rows, columns = _number("Rows", int), _number("Columns", int)
     if problem == "no_pixel_data" and ((rows and columns) or sop_class in IMAGE_SOP_CLASSES):
         problem = "truncated_file"  # an image header whose pixel data is cut off
     if problem == "truncated_file" and not ds.get("SeriesInstanceUID"):
@@ -129,7 +123,7 @@ def read_dicom_record(path: str) -> dict[str, Any]:
     if not (ds.get("SeriesInstanceUID") or sop_uid or ds.get("Modality") or rows):
         return {"path": path, "kind": "error", "code": "unreadable_header",
                 "error": "header holds no identifying or image attributes"}
-    n_frames = _int("NumberOfFrames") or 1
+    n_frames = _number("NumberOfFrames", int) or 1
     return {
         "path": path,
         "kind": "dicom",
@@ -138,7 +132,7 @@ def read_dicom_record(path: str) -> dict[str, Any]:
         "patient_id": str(ds.get("PatientID", "") or ""),
         "study_uid": str(ds.get("StudyInstanceUID", "") or ""),
         "series_uid": str(ds.get("SeriesInstanceUID", "") or ""),
-        "series_number": _int("SeriesNumber"),
+        "series_number": _number("SeriesNumber", int),
         "sop_uid": sop_uid,
         "sop_class": sop_class,
         "modality": str(ds.get("Modality", "") or ""),
@@ -146,14 +140,14 @@ def read_dicom_record(path: str) -> dict[str, Any]:
         "body_part": str(ds.get("BodyPartExamined", "") or "").upper(),
         "kernel": join_multi(ds.get("ConvolutionKernel")),
         "manufacturer": str(ds.get("Manufacturer", "") or ""),
-        "slice_thickness_mm": _float("SliceThickness"),
+        "slice_thickness_mm": _number("SliceThickness"),
         "pixel_spacing": floats_of(ds.get("PixelSpacing"), 2),
         "rows": rows,
         "columns": columns,
         "n_frames": n_frames,
         "ipp": floats_of(ds.get("ImagePositionPatient"), 3),
         "iop": floats_of(ds.get("ImageOrientationPatient"), 6),
-        "rescale_slope": _float("RescaleSlope"),
+        "rescale_slope": _number("RescaleSlope"),
         "frames": frame_geometry(ds) if n_frames > 1 else None,
         "contrast": bool(str(ds.get("ContrastBolusAgent", "") or "").strip()),
         "date": date[:8],

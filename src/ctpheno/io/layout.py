@@ -35,6 +35,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+class _Below:
+    """A fixed path below the work directory, read as an attribute (``wd.manifest``)."""
+
+    def __init__(self, *parts: str, doc: str = "") -> None:
+        self.parts = parts
+        self.__doc__ = doc or f"``<workdir>/{'/'.join(parts)}``."
+
+    def __get__(self, wd: "WorkDir | None", owner: type | None = None):
+        if wd is None:
+            return self
+        return wd.root.joinpath(*self.parts)
+
+
 @dataclass(frozen=True)
 class WorkDir:
     """Paths inside one work directory (nothing is created until asked)."""
@@ -44,72 +57,25 @@ class WorkDir:
     def __init__(self, root: str | Path) -> None:
         object.__setattr__(self, "root", Path(root))
 
-    # tables
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.parquet"
-
-    @property
-    def sources(self) -> Path:
-        """Ingest's private index of input files per scan (raw paths may contain identifiers)."""
-        return self.root / "ingest" / "sources.parquet"
-
-    @property
-    def clinical(self) -> Path:
-        return self.root / "clinical.parquet"
-
-    @property
-    def failures(self) -> Path:
-        return self.root / "failures.parquet"
-
-    @property
-    def qc_table(self) -> Path:
-        return self.root / "qc" / "qc.parquet"
-
-    @property
-    def features_dir(self) -> Path:
-        return self.root / "features"
-
-    @property
-    def qct(self) -> Path:
-        return self.features_dir / "qct.parquet"
-
-    @property
-    def airways(self) -> Path:
-        return self.features_dir / "airways.parquet"
-
-    @property
-    def airway_branches(self) -> Path:
-        return self.features_dir / "airway_branches.parquet"
-
-    @property
-    def radiomics(self) -> Path:
-        return self.features_dir / "radiomics.parquet"
-
-    @property
-    def embeddings(self) -> Path:
-        return self.features_dir / "embeddings.parquet"
-
-    @property
-    def models_dir(self) -> Path:
-        return self.root / "models"
-
-    @property
-    def excluded_scans(self) -> Path:
-        """Scans the QC gate left out of the model stages, with the flags why (``ctpheno.preprocess.gate``)."""
-        return self.models_dir / "excluded_scans.parquet"
-
-    @property
-    def report_dir(self) -> Path:
-        return self.root / "report"
-
-    @property
-    def report(self) -> Path:
-        return self.report_dir / "index.html"
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.root / "runs"
+    # tables and folders
+    manifest = _Below("manifest.parquet")
+    sources = _Below("ingest", "sources.parquet",
+                     doc="Ingest's private index of input files per scan (raw paths may contain identifiers).")
+    clinical = _Below("clinical.parquet")
+    failures = _Below("failures.parquet")
+    qc_table = _Below("qc", "qc.parquet")
+    features_dir = _Below("features")
+    qct = _Below("features", "qct.parquet")
+    airways = _Below("features", "airways.parquet")
+    airway_branches = _Below("features", "airway_branches.parquet")
+    radiomics = _Below("features", "radiomics.parquet")
+    embeddings = _Below("features", "embeddings.parquet")
+    models_dir = _Below("models")
+    excluded_scans = _Below("models", "excluded_scans.parquet", doc="Scans the QC gate left out of the model "
+                            "stages, with the flags why (``ctpheno.preprocess.gate``).")
+    report_dir = _Below("report")
+    report = _Below("report", "index.html")
+    runs_dir = _Below("runs")
 
     # per-scan artifacts
     def volume(self, scan_id: str) -> Path:

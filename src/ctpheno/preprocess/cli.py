@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ..choices import literal_choices
+from ..clicommon import ForceOpt, SetOpt, WorkdirOpt
 from ..config.preprocess import SegmentationConfig
 
 Backend = literal_choices("Backend", SegmentationConfig, "backend")
@@ -46,9 +47,9 @@ def register(app: typer.Typer) -> None:
     def preprocess(
         config: Path | None = typer.Option(None, "--config", "-c", help="Pipeline YAML or a preprocess YAML "
                                            "(config/preprocess/*.yaml)."),
-        sets: list[str] | None = typer.Option(None, "--set", help="Override a config value: section.key=value."),
-        workdir: Path | None = typer.Option(None, "--workdir", help="Work directory (overrides paths.workdir)."),
-        force: bool = typer.Option(False, "--force", help="Recompute scans already preprocessed."),
+        sets: list[str] | None = SetOpt,
+        workdir: Path | None = WorkdirOpt,
+        force: bool = ForceOpt,
     ) -> None:
         """HU clipping, resampling, lung segmentation, zones, Zarr volumes and QC images for every ingested scan."""
         from ..clicommon import load_cli_config, run_and_report

@@ -61,27 +61,20 @@ TRUTH_MIN_FRACTION = 0.1
 
 @dataclass(frozen=True)
 class PathologyPhantom:
-    """A small chest CT with its truth.
-
-    Attributes
-    ----------
-    image : Volume
-        int16 HU, identity direction (array x = patient left).
-    lungs : Volume
-        uint8 truth: 1 right lung, 2 left lung (lung fraction >= ``truth_min_fraction``), 3 trachea
-        and main bronchi lumen outside the lungs.
-    fraction : ndarray (z, y, x) float32
-        Lung fraction of every voxel (0..1) before blur and noise.
-    marks : dict of name -> bool ndarray
-        Voxels of the pathology (``mass``, ``pleural_air``, ``opacified``, ``herniation``, ``effusion``)
-        where present.
-    """
+    """A small chest CT with one pathology at the lung border, and its truth."""
 
     image: Volume
+    """int16 HU, identity direction (array x = patient left)."""
     lungs: Volume
+    """uint8 truth: 1 right lung, 2 left lung (lung fraction >= ``truth_min_fraction``), 3 trachea and
+    main bronchi lumen outside the lungs."""
     fraction: npt.NDArray[np.float32]
+    """(z, y, x) lung fraction of every voxel (0..1) before blur and noise."""
     marks: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
+    """Voxels of the pathology (``mass``, ``pleural_air``, ``opacified``, ``herniation``, ``effusion``)
+    where present, as bool arrays."""
     params: dict[str, Any] = field(default_factory=dict)
+    """The phantom's geometry and acquisition parameters (JSON-serialisable)."""
 
 
 def _plane_constants(X: npt.NDArray[np.float32], Y: npt.NDArray[np.float32], p: dict[str, Any]) -> dict[str, Any]:

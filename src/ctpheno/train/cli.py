@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..choices import choice_enum
-from ..clicommon import module_main, module_parser
+from ..clicommon import ConfigOpt, ForceOpt, SetOpt, WorkdirOpt, module_main, module_parser
 
 Only = choice_enum("Only", ("cluster", "supervised"))
 """``ctpheno train --only``: one of the two model stages."""
@@ -19,13 +19,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train")
     def train(
-        config: Path | None = typer.Option(None, "--config", "-c", help="Pipeline YAML."),
-        workdir: Path | None = typer.Option(None, "--workdir", help="Work directory."),
-        set: list[str] | None = typer.Option(None, "--set", help="section.key=value (repeatable)."),
+        config: Path | None = ConfigOpt, workdir: Path | None = WorkdirOpt, set: list[str] | None = SetOpt,
         only: Only | None = typer.Option(None, "--only", help="Run one of the two model stages (default: both)."),
-        force: bool = typer.Option(
-            False, "--force", help="Recompute even if inputs and config are unchanged."
-        ),
+        force: bool = ForceOpt,
     ) -> None:
         """Cluster subjects and cross-validate FEV1/GOLD/progression models on the feature tables."""
         from ..clicommon import load_cli_config, run_and_report

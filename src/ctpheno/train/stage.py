@@ -96,93 +96,99 @@ def _not_fitted(out: Path, stage: str, reason: str, n: int, t0: float, wd: WorkD
 NO_FEATURES = "no feature table: no scan reached the feature stages"
 
 
-def _start(stage: str, sub: Any, cfg: PipelineConfig, wd: WorkDir, out: Path, *, force: bool,
-           disabled: str, current: str) -> tuple[TrainResult | None, str]:
-    """``(result, inputs hash)``; the result (summary ``disabled`` or ``current``) when the stage has
-    nothing to do: switched off, or its inputs and config unchanged since ``out/state.json``."""
+@dataclass(frozen=True)
+class _ModelStage:
+    """How one model stage is named and configured."""
+
+    name: str
+    section: str  # its section of ``cfg.models``
+    out: str  # its folder under ``models/``
+    disabled: str  # summary when switched off
+    current: str  # summary when up to date
+    what: str  # the fitting, in cohort_problem's messages
+    supervised: bool  # needs the clinical table; owns the saved models
+
+
+CLUSTERING = _ModelStage("cluster", "unsupervised", "clusters", "clustering disabled", "clustering",
+                         "clustering", supervised=False)
+SUPERVISED = _ModelStage("supervised", "supervised", "supervised", "supervised models disabled", "supervised",
+                         "supervised models", supervised=True)
+
+
+@dataclass
+class _Cohort:
+    """What a model stage fits on: the cohort, its usable feature sets, the inputs hash, its
+    configuration section, output folder and start time."""
+
+    cohort: Any
+    present: list[str]
+    key: str
+    sub: Any
+    out: Path
+    t0: float
+
+
+def _open_cohort(spec: _ModelStage, cfg: PipelineConfig, wd: WorkDir, *, force: bool, min_subjects: int
+                 ) -> TrainResult | _Cohort:
+    """The checks every model stage makes before fitting, in order: switched off, up to date (inputs
+    and config unchanged since ``state.json``), no feature table, no clinical table (supervised), a
+    cohort too small or too incomplete (:func:`cohort_problem`). Returns the stage's result when it
+    fits nothing (the reason recorded by :func:`_not_fitted`), else the cohort to fit."""
+    t0 = time.perf_counter()
+    sub = getattr(cfg.models, spec.section)
+    out = wd.models_dir / spec.out
     if not sub.enabled:
-        return TrainResult(stage, disabled, 0.0, skipped=True), ""
+        return TrainResult(spec.name, spec.disabled, 0.0, skipped=True)
     key = _inputs_hash(wd, sub, cfg.models)
     if not force and _up_to_date(out / "state.json", key):
-        return TrainResult(stage, current, 0.0, skipped=True), key
-    return None, key
+        return TrainResult(spec.name, spec.current, 0.0, skipped=True)
+    owner = wd if spec.supervised else None  # the supervised stage's saved models go with its cohort
+    if not _has_features(wd):
+        return _not_fitted(out, spec.name, NO_FEATURES, 0, t0, owner)
+    if spec.supervised and not wd.clinical.is_file():
+        return _not_fitted(out, spec.name, "no clinical table (paths.clinical not set, or the table was "
+                           "refused at ingest: see failures.parquet)", 0, t0, owner)
+    cohort = assemble_cohort(wd, embedding_model=sub.embedding_model, require_clinical=spec.supervised,
+                             density=cfg.models.density, exclude=_gated(cfg, wd))
+    present = _available_sets(cohort, sub.feature_sets)
+    reason, present = cohort_problem(cohort, present, min_subjects=min_subjects,
+                                     max_missing_fraction=sub.preprocessing.max_missing_fraction, what=spec.what)
+    if reason:
+        return _not_fitted(out, spec.name, reason, len(cohort.frame), t0, owner)
+    clear_skip(out)
+    return _Cohort(cohort, present, key, sub, out, t0)
 
 
 def _has_features(wd: WorkDir) -> bool:
     return any(f.is_file() for f in (wd.qct, wd.radiomics, wd.embeddings))
 
 
-@dataclass
-class _Cohort:
-    """What a model stage fits on: the cohort, its usable feature sets and the inputs hash."""
-
-    cohort: Any
-    present: list[str]
-    key: str
-
-
-def _open_cohort(stage: str, sub: Any, cfg: PipelineConfig, wd: WorkDir, out: Path, t0: float, *, force: bool,
-                 disabled: str, current: str, supervised: bool, min_subjects: int, what: str
-                 ) -> TrainResult | _Cohort:
-    """The checks every model stage makes before fitting, in order: switched off or up to date
-    (:func:`_start`), no feature table, no clinical table (``supervised``), a cohort too small or too
-    incomplete (:func:`cohort_problem`). Returns the stage's result when it fits nothing (the reason
-    recorded by :func:`_not_fitted`), else the cohort to fit."""
-    done, key = _start(stage, sub, cfg, wd, out, force=force, disabled=disabled, current=current)
-    if done is not None:
-        return done
-    owner = wd if supervised else None  # the supervised stage's saved models go with its cohort
-    if not _has_features(wd):
-        return _not_fitted(out, stage, NO_FEATURES, 0, t0, owner)
-    if supervised and not wd.clinical.is_file():
-        return _not_fitted(out, stage, "no clinical table (paths.clinical not set, or the table was "
-                           "refused at ingest: see failures.parquet)", 0, t0, owner)
-    cohort = assemble_cohort(wd, embedding_model=sub.embedding_model, require_clinical=supervised,
-                             density=cfg.models.density, exclude=_gated(cfg, wd))
-    present = _available_sets(cohort, sub.feature_sets)
-    reason, present = cohort_problem(cohort, present, min_subjects=min_subjects,
-                                     max_missing_fraction=sub.preprocessing.max_missing_fraction, what=what)
-    if reason:
-        return _not_fitted(out, stage, reason, len(cohort.frame), t0, owner)
-    return _Cohort(cohort, present, key)
-
-
 def run_clustering(
     cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: bool = False
 ) -> TrainResult:
     """Cluster subjects on each configured feature set; write ``models/clusters/*.parquet``."""
-    ucfg = cfg.models.unsupervised
-    t0 = time.perf_counter()
-    out = wd.models_dir / "clusters"
-    opened = _open_cohort("cluster", ucfg, cfg, wd, out, t0, force=force, disabled="clustering disabled",
-                          current="clustering", supervised=False, min_subjects=min_subjects_clustering(ucfg.k_min),
-                          what="clustering")
+    opened = _open_cohort(CLUSTERING, cfg, wd, force=force,
+                          min_subjects=min_subjects_clustering(cfg.models.unsupervised.k_min))
     if isinstance(opened, TrainResult):
         return opened
-    res = cluster_cohort(opened.cohort, ucfg.model_copy(update={"feature_sets": opened.present}),
+    res = cluster_cohort(opened.cohort, opened.sub.model_copy(update={"feature_sets": opened.present}),
                          mapper=task_map(client))
+    out = opened.out
     out.mkdir(parents=True, exist_ok=True)
-    clear_skip(out)
-    write_table(res.selection, out / "selection.parquet")
-    write_table(res.assignments, out / "assignments.parquet")
-    write_table(res.profiles, out / "profiles.parquet")
+    for name in ("selection", "assignments", "profiles"):
+        write_table(getattr(res, name), out / f"{name}.parquet")
     _mark(out / "state.json", opened.key)
-    return TrainResult("cluster", res.summary(), time.perf_counter() - t0)
+    return TrainResult("cluster", res.summary(), time.perf_counter() - opened.t0)
 
 
 def run_supervised(
     cfg: PipelineConfig, wd: WorkDir, client: Any = None, *, force: bool = False
 ) -> TrainResult:
     """Cross-validate, compare, explain and save the supervised models; write ``models/supervised/``."""
-    scfg = cfg.models.supervised
-    t0 = time.perf_counter()
-    out = wd.models_dir / "supervised"
-    opened = _open_cohort("supervised", scfg, cfg, wd, out, t0, force=force, disabled="supervised models disabled",
-                          current="supervised", supervised=True, min_subjects=MIN_SUBJECTS_SUPERVISED,
-                          what="supervised models")
+    opened = _open_cohort(SUPERVISED, cfg, wd, force=force, min_subjects=MIN_SUBJECTS_SUPERVISED)
     if isinstance(opened, TrainResult):
         return opened
-    clear_skip(out)
+    scfg, out = opened.sub, opened.out
     updates: dict[str, Any] = {"feature_sets": opened.present}
     if scfg.reference_set is not None and scfg.reference_set not in opened.present:
         updates["reference_set"] = None
@@ -194,7 +200,7 @@ def run_supervised(
         with atomic_path(wd.models_dir / f"{stem}.joblib") as tmp:
             joblib.dump(bundle, tmp)
     _mark(out / "state.json", opened.key)
-    return TrainResult("supervised", res.summary(), time.perf_counter() - t0)
+    return TrainResult("supervised", res.summary(), time.perf_counter() - opened.t0)
 
 
 def predict_with_model(model_path: str | Path, wd: WorkDir) -> pd.DataFrame:

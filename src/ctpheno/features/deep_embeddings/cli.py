@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from ...choices import literal_choices
+from ...clicommon import ForceOpt, SetOpt, WorkdirOpt
 from ...config.embeddings import EmbeddingsConfig
 
 embed_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -18,8 +19,6 @@ Model = literal_choices("Model", EmbeddingsConfig, "model")
 ConfigOpt = typer.Option(None, "--config", "-c",
                          help="config/features/embeddings.yaml (other sections from the pipeline.yaml above it) "
                               "or a whole pipeline YAML.")
-SetOpt = typer.Option(None, "--set", help="Override a config value: embeddings.key=value (repeatable).")
-WorkdirOpt = typer.Option(None, "--workdir", help="Work directory (overrides paths.workdir).")
 
 
 def _load(config: Optional[Path], sets: Optional[List[str]], workdir: Optional[Path]):
@@ -59,7 +58,7 @@ def extract(config: Optional[Path] = ConfigOpt, set: Optional[List[str]] = SetOp
             workdir: Optional[Path] = WorkdirOpt,
             model: Optional[Model] = typer.Option(None, "--model",
                                                   help="Encoder (overrides embeddings.model)."),
-            force: bool = typer.Option(False, "--force", help="Recompute scans that are already up to date.")) -> None:
+            force: bool = ForceOpt) -> None:
     """Extract per-scan embeddings (training the SSL encoder first if it does not exist)."""
     from ...clicommon import fail, run_and_report
     from ...errors import CTPhenoError
