@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from ctpheno.errors import FeatureExtractionError
-from ctpheno.features.lac import cluster_sizes_voxels, cumulative_size_distribution, lac_exponent, lac_metrics
+from ctpheno.features.lac import (cluster_sizes_voxels, cumulative_size_distribution, lac_exponent, lac_metrics,
+                                  region_cluster_sizes)
+from ctpheno.features.regions import REGION_PARTS, region_parts, zone_region_masks
 
 
 def power_law_volume(d: float, *, n_clusters: int = 512, s_min: int = 10, cell: int = 12, seed: int = 0):
@@ -55,6 +57,44 @@ def test_lac_exponent_recovers_power_law(d):
     m = lac_metrics(hu, np.ones(hu.shape, bool), spacing, fit_range_ml=(0.010, 0.3))
     assert m["lac_count"] == 512
     assert abs(m["lac_d_950"] - d) <= 0.1, m
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_labelling_gives_every_regions_clusters(seed):
+    """Clusters that cross the boundary between two lungs or two height thirds belong to the
+    region holding both parts and are cut in two in each region holding one: the same sizes as
+    labelling each region's mask separately."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    shape = (30, 28, 26)
+    low = ndimage.gaussian_filter(rng.normal(size=shape), 1.2) > 0.15  # blobs, many across boundaries
+    labels = np.where(np.arange(shape[2]) < 13, 1, 2)[None, None, :].repeat(shape[0], 0).repeat(shape[1], 1)
+    labels[:, :3] = 0  # outside the lungs
+    labels[:, 10:12, 5:8] = 3  # an airway
+    z = np.arange(shape[0])[:, None, None] + rng.integers(-2, 3, size=shape)  # ragged height thirds
+    zones = np.where(z < 10, 1, np.where(z < 20, 2, 3)) + np.where(labels == 2, 3, 0)
+    zones[(labels == 0) | (labels == 3)] = 0
+    zones[5, 20, 20] = 0  # a lung voxel without a zone: in its side, in no height third
+    parts = np.where(low, region_parts(labels, zones), 0).astype(np.uint8)
+    got = region_cluster_sizes(parts, REGION_PARTS)
+    masks = zone_region_masks(labels, zones)
+    for region, mask in masks.items():
+        np.testing.assert_array_equal(got[region], cluster_sizes_voxels(low & mask), err_msg=region)
+    whole, right, left = (len(got[r]) for r in ("whole", "right", "left"))
+    crossing = right + left - whole
+    assert crossing > 0  # the test has clusters that span the two lungs
+
+
+def test_clusters_do_not_join_across_the_arrays_edge():
+    """The last voxel of a row and the first of the next are not neighbours."""
+    parts = np.zeros((2, 3, 4), np.uint8)
+    parts[0, 0, 3] = 1
+    parts[0, 1, 0] = 5  # the next voxel in memory, another part
+    parts[0, 2, 3] = 1
+    parts[1, 0, 0] = 5  # next in memory after parts[0, 2, 3]
+    got = region_cluster_sizes(parts, {"whole": {1, 5}})
+    assert got["whole"].tolist() == [1, 1, 1, 1]
 
 
 def test_cumulative_distribution_counts_clusters_at_least_s():

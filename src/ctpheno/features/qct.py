@@ -46,7 +46,7 @@ from ..config.features import QCTConfig
 from ..errors import EmptyLungMaskError
 from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES, Spacing, check_spacing
 from .airway import AIRWAY_COLUMNS, AIRWAY_REACH_MM, airway_metrics
-from .regions import zone_region_masks
+from .regions import REGION_PARTS, region_parts
 from .histogram import (
     HU_OFFSET,
     REGION_GROUPS,
@@ -69,7 +69,7 @@ from .descriptors import (
     remap_histograms,
     superior_is_last,
 )
-from .lac import lac_metrics_from_low
+from .lac import LAC_THRESHOLD_HU, lac_metrics_from_sizes, region_cluster_sizes
 
 
 
@@ -201,8 +201,23 @@ def _volume_adjusted(perc15: float, volume_ml: float, config: QCTConfig) -> floa
     return (perc15 + 1000.0) * (volume_ml / va.reference_volume_ml) ** va.exponent - 1000.0
 
 
-def _from_groups(groups, adj_groups, prof, desc: Descriptors, sp: Spacing, config: QCTConfig, scan_id, low_of,
-                 airway, airway_scan_id, superior_last) -> pd.DataFrame:
+def low_attenuation_parts(hu: np.ndarray, labels: np.ndarray, zones: np.ndarray) -> npt.NDArray[np.uint8]:
+    """The lung part (:func:`~ctpheno.features.regions.region_parts`) of every voxel at or below
+    :data:`~ctpheno.features.lac.LAC_THRESHOLD_HU`, 0 elsewhere: what the cluster analysis labels."""
+    parts = region_parts(labels, zones)
+    parts *= np.asarray(hu) <= LAC_THRESHOLD_HU
+    return parts
+
+
+def _lac_sizes(hu: np.ndarray, labels: np.ndarray, zones: np.ndarray) -> dict[str, np.ndarray]:
+    """Low-attenuation cluster sizes (voxels) of every region, labelled once on the lungs' box."""
+    labelled = np.flatnonzero(np.asarray(labels).any(axis=(1, 2)))  # the slices with lung or airway
+    box = slice(int(labelled[0]), int(labelled[-1]) + 1) if labelled.size else slice(0, 0)
+    return region_cluster_sizes(low_attenuation_parts(hu[box], labels[box], zones[box]), REGION_PARTS)
+
+
+def _from_groups(groups, adj_groups, prof, desc: Descriptors, sp: Spacing, config: QCTConfig, scan_id,
+                 lac_sizes, airway, airway_scan_id, superior_last) -> pd.DataFrame:
     hists = regions_from_groups(groups, list(REGIONS))
     adj = regions_from_groups(adj_groups, list(REGIONS))
     flags = list(desc.flags)
@@ -225,8 +240,8 @@ def _from_groups(groups, adj_groups, prof, desc: Descriptors, sp: Spacing, confi
             am = histogram_metrics(adj[region], sp)
             row.update({new: am[old] for old, new in ADJ_COLUMNS.items()})
             row["perc15_voladj_hu"] = _volume_adjusted(row["perc15_adj_hu"], whole_ml, config)
-            row.update(lac_metrics_from_low(low_of(region), sp, fit_range_ml=config.lac_fit_range_ml,
-                                            min_voxels=config.lac_min_voxels))
+            row.update(lac_metrics_from_sizes(lac_sizes[region], sp, fit_range_ml=config.lac_fit_range_ml,
+                                              min_voxels=config.lac_min_voxels))
         else:
             row["n_voxels"] = n
             row["lung_volume_ml"] = n * float(np.prod(sp)) / 1000.0 if n == 0 else math.nan
@@ -308,11 +323,9 @@ def qct_metrics(
     desc, prof = measure_descriptors(hu, labels, zones, sp, config=config, kernel_class=kernel_class,
                                      superior_last=superior_last)
     adj = adjusted_group_histograms(hu, labels, zones, groups, desc, sp, prof)
-    low = hu <= -950
-    region_masks = zone_region_masks(labels, zones)
     return _from_groups(
         groups, adj, prof, desc, sp, config, scan_id,
-        low_of=lambda region: low & region_masks[region],
+        lac_sizes=_lac_sizes(hu, labels, zones),
         airway=airway if airway is not None else airway_metrics(hu, labels, sp),
         airway_scan_id=airway_scan_id if airway_scan_id is not None else (scan_id or ""),
         superior_last=superior_last,
@@ -352,18 +365,10 @@ def qct_metrics_dask(
                if box is not None else np.zeros_like(groups))
     else:
         adj = remap_histograms(groups, desc.calibration_scale, desc.calibration_offset_hu)
-    lung = (labels == LABEL_RIGHT_LUNG) | (labels == LABEL_LEFT_LUNG)
-    low = (image <= -950) & lung
-    masks = {
-        "whole": low,
-        "right": low & (labels == LABEL_RIGHT_LUNG),
-        "left": low & (labels == LABEL_LEFT_LUNG),
-    }
-    for level in ("upper", "middle", "lower"):
-        masks[level] = low & da.isin(zones, [ZONE_CODES[("right", level)], ZONE_CODES[("left", level)]])
+    parts = da.map_blocks(low_attenuation_parts, image, labels, zones, dtype=np.uint8).compute()
     return _from_groups(
         groups, adj, prof, desc, sp, config, scan_id,
-        low_of=lambda region: masks[region].compute(),
+        lac_sizes=region_cluster_sizes(parts, REGION_PARTS),
         airway=airway if airway is not None else _airway_dask(image, labels, sp),
         airway_scan_id=airway_scan_id if airway_scan_id is not None else (scan_id or ""),
         superior_last=superior_last,
