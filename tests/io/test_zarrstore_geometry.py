@@ -50,3 +50,22 @@ def test_stores_written_with_xyz_origin_still_read(tmp_path, volume):
     group.attrs.update({**attrs, **old})
     back = read_volume(store)
     assert back.origin_mm == ORIGIN_XYZ and back.direction == DIRECTION
+
+
+@pytest.mark.parametrize("where", ["chunk edges", "far corner", "nowhere", "everywhere"])
+def test_label_arrays_read_back_exactly(tmp_path, where):
+    """Label arrays are written only within the chunks around their nonzero voxels; every voxel
+    still reads back, the rest as 0."""
+    shape, chunks = (20, 24, 28), (8, 8, 8)
+    labels = np.zeros(shape, np.uint8)
+    if where == "chunk edges":
+        labels[0, 0, 0] = 1
+        labels[16, 16, 16] = 3  # the first voxel of a chunk: the box must end after it
+        labels[7, 15, 23] = 2  # the last voxel of a chunk
+    elif where == "far corner":
+        labels[-1, -1, -1] = 2  # the last, partial chunk of every axis
+    elif where == "everywhere":
+        labels[:] = np.arange(labels.size).reshape(shape) % 4
+    geom = Volume(np.zeros(shape, np.int16), (1.0, 1.0, 1.0))
+    store = write_volume_store(tmp_path / "s.zarr", {"image": geom.array, "labels": labels}, geom, chunks=chunks)
+    assert np.array_equal(read_volume(store, "labels").array, labels)

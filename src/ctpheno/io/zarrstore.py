@@ -62,7 +62,27 @@ def _write_arrays(group: Any, arrays: Mapping[str, np.ndarray], geometry: Volume
         ch = tuple(min(c, s) for c, s in zip(chunks, arr.shape))
         za = group.create_array(name, shape=arr.shape, dtype=arr.dtype, chunks=ch,
                                 compressors=[_codec()], fill_value=0)
-        za[...] = arr
+        if arr.dtype not in (np.uint8, np.bool_):
+            za[...] = arr
+            continue
+        box = _nonzero_chunk_box(arr, ch)
+        if box is not None:  # chunks outside the box hold only the fill value: not written (read as 0)
+            za[box] = arr[box]
+
+
+def _nonzero_chunk_box(arr: np.ndarray, chunks: tuple[int, ...]) -> tuple[slice, ...] | None:
+    """The chunks' bounding box of the nonzero voxels of a 3D mask or label array (None if all zero).
+
+    Label and zone arrays are zero outside the chest: writing only this box skips encoding the
+    empty chunks (a third of a full-size scan's) that zarr would compress only to drop them.
+    """
+    rows = np.flatnonzero(arr.reshape(arr.shape[0], -1).any(axis=1))
+    if not rows.size:
+        return None
+    plane = arr[rows[0]:rows[-1] + 1].any(axis=0)
+    found = (rows, np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0)))
+    return tuple(slice(int(i[0]) // c * c, min(-(-(int(i[-1]) + 1) // c) * c, n))
+                 for i, c, n in zip(found, chunks, arr.shape))
 
 
 def write_volume_store(dest: str | Path, arrays: Mapping[str, np.ndarray], geometry: Volume,
