@@ -55,6 +55,10 @@ QC_FLAG_SEVERITY: dict[str, Severity] = {
 ``models/excluded_scans.parquet`` and the report). One dict for the preprocess, airways and QCT stages."""
 
 
+DENSE_HU = -500
+"""Mask voxels above this HU count as dense (``frac_above_minus500``, the ``dense_mask`` flag)."""
+
+
 def qc_metrics(image: Volume, labels: Volume, *, min_lung_volume_ml: float = 1500.0,
                max_lung_volume_ml: float = 9000.0, max_frac_above_minus500: float = 0.25,
                min_left_right_ratio: float = 0.5, max_left_right_ratio: float = 1.6,
@@ -64,7 +68,7 @@ def qc_metrics(image: Volume, labels: Volume, *, min_lung_volume_ml: float = 150
 
     ``flags`` lists every implausible finding, ``;``-separated (severities in :data:`QC_FLAG_SEVERITY`):
     ``volume_low``, ``volume_high``, ``right_lung_missing``, ``left_lung_missing``, ``lr_ratio``,
-    ``dense_mask`` (more than ``max_frac_above_minus500`` of mask voxels above -500 HU), ``apex_cut``,
+    ``dense_mask`` (more than ``max_frac_above_minus500`` of mask voxels above ``DENSE_HU``), ``apex_cut``,
     ``base_cut``, and from the mask-QC numbers of :mod:`.maskqc`: ``lung_body_low`` /
     ``lung_body_high`` (``lung_body_ratio`` outside [min, max]), ``costal_gap``
     (``envelope_gap_ml`` above the maximum), ``airway_disconnected`` (no lung joined to the
@@ -74,13 +78,13 @@ def qc_metrics(image: Volume, labels: Volume, *, min_lung_volume_ml: float = 150
     lab = labels.array
     hu = image.array
     vml = image.voxel_volume_ml
-    right = lab == LABEL_RIGHT_LUNG
-    left = lab == LABEL_LEFT_LUNG
-    lung = right | left
-    n_r, n_l = int(right.sum()), int(left.sum())
+    lung = _is_lung(lab)
+    n_r = int(np.count_nonzero(lab == LABEL_RIGHT_LUNG))
+    n_l = int(np.count_nonzero(lung)) - n_r
     r_ml, l_ml = n_r * vml, n_l * vml
     total = r_ml + l_ml
-    frac = float(np.count_nonzero(hu[lung] > -500) / max(n_r + n_l, 1)) if (n_r + n_l) else float("nan")
+    dense = np.count_nonzero(lung & (hu > DENSE_HU))  # no gather of the lung's HU
+    frac = float(dense / (n_r + n_l)) if (n_r + n_l) else float("nan")
     sup_ax, sup_sign = image.index_axis_superior()
     per_slice = lung.any(axis=tuple(a for a in range(3) if a != sup_ax))
     top_idx, bottom_idx = (per_slice.size - 1, 0) if sup_sign > 0 else (0, per_slice.size - 1)
