@@ -29,7 +29,7 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG
-from .grid import STRUCT_6, block_factors, block_mean, body_interior, largest_component
+from .grid import STRUCT_6, block_factors, block_label_fractions, block_mean, body_interior, largest_component
 from .pockets import costal_pockets
 
 QC_GRID_MM = 4.0
@@ -64,9 +64,9 @@ def mask_qc_numbers(hu: npt.NDArray[np.integer], labels: npt.NDArray[np.uint8], 
     sp = tuple(s * k for s, k in zip(spacing_mm, f))
     vox_ml = float(np.prod(sp)) / 1000.0
     hu_c = block_mean(hu, f)
-    right = block_mean((labels == LABEL_RIGHT_LUNG).view(np.uint8), f) >= 0.5
-    left = block_mean((labels == LABEL_LEFT_LUNG).view(np.uint8), f) >= 0.5
-    airway = block_mean((labels == LABEL_AIRWAYS).view(np.uint8), f) >= 0.25
+    frac = block_label_fractions(labels, f, (LABEL_RIGHT_LUNG, LABEL_LEFT_LUNG, LABEL_AIRWAYS))
+    right, left = frac[LABEL_RIGHT_LUNG] >= 0.5, frac[LABEL_LEFT_LUNG] >= 0.5
+    airway = frac[LABEL_AIRWAYS] >= 0.25
     lung = right | left
     body = body_interior(largest_component(hu_c >= -500.0)) | lung
     ax = superior_axis[0]
