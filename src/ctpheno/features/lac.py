@@ -228,24 +228,13 @@ def lac_metrics(
     if hu.shape != mask.shape:
         raise ValueError(f"image and mask differ in shape: {hu.shape} vs {mask.shape}")
     low = (hu <= threshold_hu) & np.asarray(mask, dtype=bool)
-    return lac_metrics_from_low(low, spacing_mm, fit_range_ml=fit_range_ml, min_voxels=min_voxels)
+    return lac_metrics_from_sizes(cluster_sizes_voxels(low), spacing_mm, fit_range_ml=fit_range_ml,
+                                  min_voxels=min_voxels)
 
 
 def fit_range(fit_range_ml: tuple[float, float], voxel_ml: float, min_voxels: int) -> tuple[float, float]:
     """The fitting range actually used: the lower end raised to ``min_voxels`` voxels."""
     return max(float(fit_range_ml[0]), min_voxels * voxel_ml), float(fit_range_ml[1])
-
-
-def lac_metrics_from_low(
-    low: npt.NDArray[np.bool_],
-    spacing_mm: tuple[float, float, float],
-    *,
-    fit_range_ml: tuple[float, float] = (0.01, 10.0),
-    min_voxels: int = 8,
-) -> dict[str, float]:
-    """:func:`lac_metrics` from a precomputed low-attenuation mask."""
-    return lac_metrics_from_sizes(cluster_sizes_voxels(low), spacing_mm, fit_range_ml=fit_range_ml,
-                                  min_voxels=min_voxels)
 
 
 def lac_metrics_from_sizes(
