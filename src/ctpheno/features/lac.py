@@ -116,7 +116,7 @@ def region_cluster_sizes(parts: npt.NDArray[np.integer],
         sizes.append(np.bincount(lab.ravel(), minlength=k + 1)[1:].astype(np.int64))
         code_of.append(np.full(k, code, np.int64))
         n += k
-    size, code = np.concatenate(sizes), np.concatenate(code_of)
+    size, part_of = np.concatenate(sizes), np.concatenate(code_of)  # per cluster of a part (0: none)
     # neighbours in two different parts: the only places where a region's clusters join parts' clusters
     flat_parts, flat_fine, pairs = parts.ravel(), fine.ravel(), []
     for axis, length in enumerate(parts.shape):
@@ -131,7 +131,7 @@ def region_cluster_sizes(parts: npt.NDArray[np.integer],
     edges = np.unique(np.concatenate(pairs), axis=0)
     out = {}
     for name, codes in regions.items():
-        inside = np.isin(code, list(codes))
+        inside = np.isin(part_of, list(codes))
         inside[0] = False
         keep = edges[inside[edges[:, 0]] & inside[edges[:, 1]]]
         graph = coo_matrix((np.ones(len(keep), np.int8), (keep[:, 0], keep[:, 1])), shape=(n + 1, n + 1))
