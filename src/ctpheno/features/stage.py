@@ -36,9 +36,9 @@ from .scans import feature_scan_ids, scan_tasks, store_hash
 log = logging.getLogger(__name__)
 
 QCT_BYTES_PER_VOXEL = 8
-"""Peak memory of a QCT task per voxel: bool low-attenuation mask, int32 cluster labels (cropped), chunks,
-and the lungs' bounding box (image, labels, zones: 4 bytes per voxel of a box of ~1/4-1/2 of the volume)
-read once into memory."""
+"""Peak memory of a QCT task per voxel: the lungs' bounding box read once into memory (image, labels, zones:
+4 bytes per voxel of a box of ~1/4-1/2 of the volume), the low-attenuation part codes (uint8) and their
+int32 cluster labels on that box, and the harmonising filter's float32 crop."""
 QCT_MARGIN_VOXELS = 2
 """Voxels kept around the labelled (lung and airway) voxels when QCT reads a store: every QCT number,
 the airway wall profile included, is computed on lung or lumen voxels only (the harmonising filter's
