@@ -53,6 +53,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.optimize import minimize_scalar
 
 from ..errors import FeatureExtractionError
+from ..io.zarrstore import label_box
 
 LAC_THRESHOLD_HU = -950
 CONNECTIVITY = 1
@@ -78,14 +79,6 @@ def cluster_sizes_voxels(low: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
     return np.sort(sizes)[::-1]
 
 
-def _box(mask: npt.NDArray[np.bool_]) -> tuple[slice, slice, slice] | None:
-    """Bounding box of the True voxels of a 3D mask; None when there are none."""
-    idx = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != k))) for k in range(3)]
-    if not idx[0].size:
-        return None
-    return tuple(slice(int(i[0]), int(i[-1]) + 1) for i in idx)  # type: ignore[return-value]
-
-
 def region_cluster_sizes(parts: npt.NDArray[np.integer],
                          regions: Mapping[str, Collection[int]]) -> dict[str, npt.NDArray[np.int64]]:
     """6-connected cluster sizes (voxels, descending) of every region, from one labelling.
@@ -100,7 +93,7 @@ def region_cluster_sizes(parts: npt.NDArray[np.integer],
     parts = np.asarray(parts)
     if parts.ndim != 3:
         raise ValueError(f"parts must be 3D (z, y, x); got shape {parts.shape}")
-    box = _box(parts > 0)
+    box = label_box(parts, (0, 0, 0))
     if box is None:
         return {r: np.zeros(0, dtype=np.int64) for r in regions}
     parts = parts[box]

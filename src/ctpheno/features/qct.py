@@ -44,7 +44,8 @@ import pandas as pd
 
 from ..config.features import QCTConfig
 from ..errors import EmptyLungMaskError
-from ..vocab import LABEL_AIRWAYS, LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, ZONE_CODES, Spacing, check_spacing
+from ..io.zarrstore import label_box
+from ..vocab import LABEL_AIRWAYS, ZONE_CODES, Spacing, check_spacing
 from .airway import AIRWAY_COLUMNS, AIRWAY_REACH_MM, airway_metrics
 from .regions import REGION_PARTS, region_parts
 from .histogram import (
@@ -211,8 +212,7 @@ def low_attenuation_parts(hu: np.ndarray, labels: np.ndarray, zones: np.ndarray)
 
 def _lac_sizes(hu: np.ndarray, labels: np.ndarray, zones: np.ndarray) -> dict[str, np.ndarray]:
     """Low-attenuation cluster sizes (voxels) of every region, labelled once on the lungs' box."""
-    labelled = np.flatnonzero(np.asarray(labels).any(axis=(1, 2)))  # the slices with lung or airway
-    box = slice(int(labelled[0]), int(labelled[-1]) + 1) if labelled.size else slice(0, 0)
+    box = label_box(np.asarray(labels), (0, 0, 0)) or (slice(0, 0),) * 3  # lung and airway voxels
     return region_cluster_sizes(low_attenuation_parts(hu[box], labels[box], zones[box]), REGION_PARTS)
 
 

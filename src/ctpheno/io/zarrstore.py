@@ -76,13 +76,10 @@ def _nonzero_chunk_box(arr: np.ndarray, chunks: tuple[int, ...]) -> tuple[slice,
     Label and zone arrays are zero outside the chest: writing only this box skips encoding the
     empty chunks (a third of a full-size scan's) that zarr would compress only to drop them.
     """
-    rows = np.flatnonzero(arr.reshape(arr.shape[0], -1).any(axis=1))
-    if not rows.size:
+    box = label_box(arr, (0, 0, 0))
+    if box is None:
         return None
-    plane = arr[rows[0]:rows[-1] + 1].any(axis=0)
-    found = (rows, np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0)))
-    return tuple(slice(int(i[0]) // c * c, min(-(-(int(i[-1]) + 1) // c) * c, n))
-                 for i, c, n in zip(found, chunks, arr.shape))
+    return tuple(slice(b.start // c * c, min(-(-b.stop // c) * c, n)) for b, c, n in zip(box, chunks, arr.shape))
 
 
 def write_volume_store(dest: str | Path, arrays: Mapping[str, np.ndarray], geometry: Volume,

@@ -8,7 +8,7 @@ by nearest-neighbour indexing (:func:`upsample_nearest`) and refined there.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -36,8 +36,8 @@ def block_mean(hu: npt.NDArray[np.integer], factors: Sequence[int]) -> npt.NDArr
     cz, cy, cx = -(-nz // fz), -(-ny // fy), -(-nx // fx)
     if (fz, fy, fx) == (1, 1, 1):
         return hu.astype(np.float32)
-    out = np.empty((cz, cy, cx), dtype=np.float32)
     if not (np.issubdtype(hu.dtype, np.integer) or hu.dtype == np.bool_):
+        out = np.empty((cz, cy, cx), dtype=np.float32)
         for k in range(cz):
             slab = hu[k * fz:(k + 1) * fz].astype(np.float32)
             slab = np.pad(slab, ((0, fz - slab.shape[0]), (0, cy * fy - ny), (0, cx * fx - nx)), mode="edge")
@@ -45,15 +45,27 @@ def block_mean(hu: npt.NDArray[np.integer], factors: Sequence[int]) -> npt.NDArr
         return out
     # integers: exact integer block sums (the slab summed through-plane first, then in-plane), one rounding
     # at the division -- the same float32 values as the mean of the float32 slab, at a fraction of the cost
-    n = np.float32(fz * fy * fx)
+    return _block_sums(hu, (fz, fy, fx), np.int32).astype(np.float32) / np.float32(fz * fy * fx)
+
+
+def _block_sums(arr: npt.NDArray, factors: tuple[int, int, int], dtype: type,
+                per_voxel: Callable[[npt.NDArray], npt.NDArray] | None = None) -> npt.NDArray:
+    """Exact sums (in ``dtype``) of the ``factors`` blocks of ``arr``, or of ``per_voxel(arr)``, slab by
+    slab; edges are padded by replication as :func:`block_mean` does."""
+    fz, fy, fx = factors
+    nz, ny, nx = arr.shape
+    cz, cy, cx = -(-nz // fz), -(-ny // fy), -(-nx // fx)
+    out = np.empty((cz, cy, cx), dtype=dtype)
     for k in range(cz):
-        slab = hu[k * fz:(k + 1) * fz]
-        s2 = slab.sum(axis=0, dtype=np.int32)
+        slab = arr[k * fz:(k + 1) * fz]
+        if per_voxel is not None:
+            slab = per_voxel(slab)
+        s2 = slab.sum(axis=0, dtype=dtype)
         if slab.shape[0] < fz:  # a last, partial slab: its last slice replicated (edge padding)
-            s2 += (fz - slab.shape[0]) * slab[-1].astype(np.int32)
+            s2 += (fz - slab.shape[0]) * slab[-1].astype(dtype)
         if cy * fy != ny or cx * fx != nx:
             s2 = np.pad(s2, ((0, cy * fy - ny), (0, cx * fx - nx)), mode="edge")
-        out[k] = s2.reshape(cy, fy, cx, fx).sum(axis=(1, 3), dtype=np.int32).astype(np.float32) / n
+        out[k] = s2.reshape(cy, fy, cx, fx).sum(axis=(1, 3), dtype=dtype)
     return out
 
 
@@ -77,21 +89,10 @@ def block_label_fractions(labels: npt.NDArray[np.integer], factors: Sequence[int
     lut = np.zeros(256, np.uint32)
     for k, c in enumerate(codes):
         lut[c] = 1 << (_FIELD_BITS * k)
-    fz, fy, fx = f
-    nz, ny, nx = labels.shape
-    cz, cy, cx = -(-nz // fz), -(-ny // fy), -(-nx // fx)
-    packed = np.empty((cz, cy, cx), np.uint32)
-    for k in range(cz):
-        slab = np.take(lut, labels[k * fz:(k + 1) * fz])
-        s2 = slab.sum(axis=0, dtype=np.uint32)
-        if slab.shape[0] < fz:  # a last, partial slab: its last slice replicated, as block_mean pads
-            s2 += np.uint32(fz - slab.shape[0]) * slab[-1]
-        if cy * fy != ny or cx * fx != nx:
-            s2 = np.pad(s2, ((0, cy * fy - ny), (0, cx * fx - nx)), mode="edge")
-        packed[k] = s2.reshape(cy, fy, cx, fx).sum(axis=(1, 3), dtype=np.uint32)
-    n = np.float32(fz * fy * fx)
-    mask = np.uint32((1 << _FIELD_BITS) - 1)
-    return {c: ((packed >> np.uint32(_FIELD_BITS * k)) & mask).astype(np.float32) / n for k, c in enumerate(codes)}
+    packed = _block_sums(labels, f, np.uint32, per_voxel=lambda slab: np.take(lut, slab))  # type: ignore[arg-type]
+    n = np.float32(np.prod(f))
+    field = np.uint32((1 << _FIELD_BITS) - 1)
+    return {c: ((packed >> np.uint32(_FIELD_BITS * k)) & field).astype(np.float32) / n for k, c in enumerate(codes)}
 
 
 def upsample_nearest(coarse: npt.NDArray, factors: Sequence[int], shape: Sequence[int]) -> npt.NDArray:
