@@ -22,3 +22,13 @@ def test_packed_fractions_equal_one_block_mean_per_label(shape, factors):
     for code in (1, 2, 3):
         np.testing.assert_array_equal(got[code], block_mean((labels == code).view(np.uint8), factors),
                                       err_msg=f"label {code}")
+        np.testing.assert_allclose(got[code], _padded_block_mean(labels == code, factors), rtol=1e-6,
+                                   err_msg=f"label {code} against the padded mean")
+
+
+def _padded_block_mean(mask: np.ndarray, factors) -> np.ndarray:
+    """The definition: pad each axis to whole blocks by repeating its last voxel, then average blocks."""
+    pad = [(0, -n % f) for n, f in zip(mask.shape, factors)]
+    full = np.pad(mask.astype(np.float64), pad, mode="edge")
+    c = [n // f for n, f in zip(full.shape, factors)]
+    return full.reshape(c[0], factors[0], c[1], factors[1], c[2], factors[2]).mean(axis=(1, 3, 5))
