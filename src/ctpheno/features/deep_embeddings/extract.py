@@ -80,12 +80,12 @@ def _load_ssl(cfg: EmbeddingsConfig, checkpoint: Path | None) -> Encoder:
 
     if checkpoint is None:
         raise ValueError("model 'ssl' needs the trained encoder's path (models/embeddings/ssl/encoder.pt)")
-    m = load_trained_encoder(checkpoint)
+    m = load_trained_encoder(checkpoint).for_inference()
     return Encoder("ssl", "patch", m, m.embedding_dim)
 
 
 def _load_random(cfg: EmbeddingsConfig, checkpoint: Path | None) -> Encoder:
-    m = make_encoder(width=cfg.width, seed=cfg.seed).eval()
+    m = make_encoder(width=cfg.width, seed=cfg.seed).eval().for_inference()
     return Encoder("random", "patch", m, m.embedding_dim)
 
 
