@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
 
-from .grid import STRUCT_6
+from .grid import STRUCT_6, bbox_slices
 
 MIDLINE_SEED_MM = 20.0
 """Air voxels of a joined lung region farther than this from the body midline seed their own side."""
@@ -43,6 +43,26 @@ def split_joined(lung: npt.NDArray[np.bool_], hu_c: npt.NDArray[np.float32], sid
     ``min_core_ratio`` of the larger: two lungs meet at thin junction lines, one lung does not
     fall apart into two lung-sized halves.
     """
+    box = bbox_slices(lung, margin=_BOX_MARGIN)
+    if box is None:
+        return None if min_core_ratio > 0 else (lung.copy(), lung.copy())
+    split = _split_box(lung[box], hu_c[box], side[box], spacing, use_erosion=use_erosion,
+                       min_core_ratio=min_core_ratio)
+    if split is None:
+        return None
+    right, left = np.zeros_like(lung), np.zeros_like(lung)
+    right[box], left[box] = split
+    return right, left
+
+
+_BOX_MARGIN = 5
+"""Margin (voxels) of the box :func:`split_joined` works in: erosion and distances need one
+background voxel around the region, the HU smoothing (sigma 1, truncated at 4) four."""
+
+
+def _split_box(lung: npt.NDArray[np.bool_], hu_c: npt.NDArray[np.float32], side: npt.NDArray[np.float64],
+               spacing: tuple[float, float, float], *, use_erosion: bool, min_core_ratio: float,
+               ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]] | None:
     from skimage.segmentation import watershed
 
     markers = np.zeros(lung.shape, dtype=np.int32)
