@@ -30,6 +30,12 @@ def test_slurm_job_script_has_resources():
     assert "#SBATCH --exclusive" in lines
     assert "--nthreads 4" in script and "--memory-limit 16.00GiB" in script
     assert "tcp://SCHEDULER:8786" in script and "--name ctpheno-worker" in script
+    # ITK and Zarr keep to the worker's 4 cores; a prologue of the user's comes after (and wins)
+    assert "export ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=4" in lines
+    assert "export ZARR_THREADING__MAX_WORKERS=4" in lines
+    user = jobqueue_script(cfg.model_copy(update={"jobqueue": {**cfg.jobqueue,
+                                                               "job_script_prologue": ["module load gcc"]}}))
+    assert user.index("ZARR_THREADING__MAX_WORKERS=4") < user.index("module load gcc")
     with pytest.raises(ConfigError, match="only for"):
         jobqueue_script(ClusterConfig(kind="local"))
 
@@ -47,6 +53,37 @@ def test_address_kind_needs_address():
     with pytest.raises(ConfigError, match="cluster.address is empty"):
         with open_client(ClusterConfig(kind="address")):
             pass
+
+
+def _worker_threads() -> dict:
+    import SimpleITK as sitk
+    import zarr
+
+    return {"itk": sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(),
+            "zarr": zarr.config.get("threading.max_workers")}
+
+
+def test_local_workers_keep_itk_and_zarr_to_their_threads():
+    with open_client(ClusterConfig(kind="local", n_workers=1, threads_per_worker=1, memory_limit="1GiB")) as c:
+        seen = c.submit(_worker_threads, pure=False).result()
+    assert seen == {"itk": 1, "zarr": 1}
+
+
+def _log_order(task):
+    with open(task.inputs["log"], "a") as f:
+        f.write(task.scan_id + "\n")
+    return pd.DataFrame({"scan_id": [task.scan_id]})
+
+
+def test_cluster_runs_the_largest_scans_first(tmp_path):
+    """One worker thread runs the tasks in submission order: largest est_bytes first, unknown last."""
+    log_file = tmp_path / "order.txt"
+    sizes = {"a": 10, "b": 50, "c": None, "d": 30, "e": 40}
+    tasks = [ScanTask(k, {"log": str(log_file)}, est_bytes=v) for k, v in sizes.items()]
+    with open_client(ClusterConfig(kind="local", n_workers=1, threads_per_worker=1, processes=False,
+                                   memory_limit="1GiB")) as c:
+        run_stage(_log_order, tasks, stage="order", workdir=tmp_path / "w", client=c, progress=False)
+    assert log_file.read_text().split() == ["b", "e", "d", "a", "c"]
 
 
 def test_local_cluster_threads_and_synchronous(tmp_path):

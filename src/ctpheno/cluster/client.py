@@ -30,8 +30,23 @@ def _jobqueue_class(cfg: ClusterConfig) -> Any:
     return getattr(dask_jobqueue, JOBQUEUE_CLASSES[cfg.kind])
 
 
+def worker_thread_env(threads: int) -> dict[str, str]:
+    """Environment that keeps a worker's libraries to the worker's own ``threads`` cores.
+
+    Dask already does this for OpenMP and BLAS. Two libraries would otherwise start one thread
+    per core of the node: ITK (SimpleITK, also inside PyRadiomics) and Zarr, whose thread pool
+    compresses and decompresses chunks in parallel. On a node shared by several workers those
+    threads compete with the other workers' tasks, and a lone worker looks faster than its share.
+    """
+    n = str(max(1, int(threads)))
+    return {"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": n, "ZARR_THREADING__MAX_WORKERS": n}
+
+
 def _jobqueue_kwargs(cfg: ClusterConfig) -> dict[str, Any]:
-    return {"cores": cfg.threads_per_worker, "processes": 1, "memory": cfg.memory_limit, **cfg.jobqueue}
+    kwargs = {"cores": cfg.threads_per_worker, "processes": 1, "memory": cfg.memory_limit, **cfg.jobqueue}
+    exports = [f"export {k}={v}" for k, v in worker_thread_env(cfg.threads_per_worker).items()]
+    kwargs["job_script_prologue"] = exports + list(kwargs.get("job_script_prologue") or [])  # the user's last: they win
+    return kwargs
 
 
 def make_jobqueue_cluster(cfg: ClusterConfig) -> Any:
@@ -70,11 +85,10 @@ def open_client(cfg: ClusterConfig) -> Iterator[Any]:
 
     overrides = {"distributed.scheduler.allowed-failures": max(cfg.retries, 0),
                  "distributed.worker.memory.terminate": 0.95,
-                 # ITK (SimpleITK inside PyRadiomics) starts one thread per core by default; a worker
-                 # gets its own threads only, as Dask already does for OpenMP/BLAS
+                 # ITK and Zarr start one thread per core by default: a worker gets its own threads only
                  "distributed.nanny.pre-spawn-environ": {
                      **dask.config.get("distributed.nanny.pre-spawn-environ", {}),
-                     "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(cfg.threads_per_worker)}}
+                     **worker_thread_env(cfg.threads_per_worker)}}
     with dask.config.set(overrides):
         cluster = None
         if cfg.kind == "local":
