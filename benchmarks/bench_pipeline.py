@@ -136,7 +136,9 @@ def run_workers(paths: list[Path], n_workers: int, work: Path) -> dict:
         client.submit(int, 0).result()  # workers up before the clock starts
         t0 = time.perf_counter()
         for stage in STAGES:
-            tasks = [ScanTask(p.name, {"stage": stage, "path": str(p), "workdir": str(stage_work)}) for p in paths]
+            # est_bytes as the pipeline gives it (scan size), so that the runner starts the largest first
+            tasks = [ScanTask(p.name, {"stage": stage, "path": str(p), "workdir": str(stage_work)},
+                              est_bytes=sum(f.stat().st_size for f in p.glob("*.dcm"))) for p in paths]
             out = work / f"bench{n_workers}_{stage}.parquet"
             res = run_stage(stage_task, tasks, stage=f"bench{n_workers}-{stage}", workdir=work, client=client,
                             output=out, progress=False, force=True)

@@ -7,7 +7,7 @@ for the stage's table. :func:`run_stage` then
 
 * skips scans whose completion marker matches the task key (a hash of the
   stage, the stage config and the task's inputs) unless ``force``;
-* submits the rest with a bounded number in flight and collects them with
+* submits the rest, largest (``est_bytes``) first, with a bounded number in flight and collects them with
   ``as_completed`` — each result is written to ``parts/<stage>/<scan_id>.parquet``
   *on the worker* as soon as that scan finishes, never gathered at the end;
 * re-runs a task whose worker died until it had ``retries + 1`` attempts in all
@@ -343,7 +343,9 @@ def _run_distributed(func: ScanFunc, todo: list[ScanTask], client: Any, wd: Work
             return max_in_flight
         return max(1, sum(client.nthreads().values()))
 
-    pending = iter(todo)
+    # largest scans first (longest-processing-time order, Graham 1969): the tasks started last are the
+    # short ones, so the workers run out of work together instead of one finishing a big scan alone
+    pending = iter(sorted(todo, key=lambda t: -(t.est_bytes or 0)))
     used: dict[str, int] = {}
     by_future: dict[Any, ScanTask] = {}
 
