@@ -120,3 +120,25 @@ def test_input_errors_name_the_problem(lung_phantom):
     with pytest.raises(ValueError, match="spacing_mm"):
         qct_metrics(p.hu, p.labels, p.zones, (1.0, 0.0, 1.0))
     # an empty region is a NaN row (tests/features/test_robust_regions.py), not an error
+
+
+def test_group_histograms_count_each_label_and_zone():
+    """Each (lung, zone) histogram is the plain histogram of that group's HU; airways and background
+    count nowhere; a zone code outside 0..6 is refused."""
+    from ctpheno.features.histogram import HU_OFFSET, group_histograms
+
+    rng = np.random.default_rng(3)
+    shape = (6, 20, 30)
+    hu = rng.integers(-1024, 3000, shape).astype(np.int16)
+    hu.flat[:5] = [-32768, 32767, -1000, 0, -950]
+    labels = rng.integers(0, 4, shape).astype(np.uint8)
+    zones = rng.integers(0, 7, shape).astype(np.uint8)
+    groups = group_histograms(hu, labels, zones)
+    assert groups.shape == (2, 7, 65536) and groups.sum() == np.count_nonzero((labels == 1) | (labels == 2))
+    for i, lab in enumerate((1, 2)):
+        for z in range(7):
+            want = np.bincount(hu[(labels == lab) & (zones == z)].astype(np.int64) + HU_OFFSET, minlength=65536)
+            np.testing.assert_array_equal(groups[i, z], want)
+    zones[labels == 2] = 7
+    with pytest.raises(ValueError, match="zones contain code 7"):
+        group_histograms(hu, labels, zones)

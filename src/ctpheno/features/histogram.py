@@ -80,13 +80,19 @@ def group_histograms(hu: np.ndarray, labels: np.ndarray, zones: np.ndarray) -> n
         raise ValueError(f"hu, labels and zones differ in shape: {hu.shape}, {labels.shape}, {zones.shape}")
     lab = np.asarray(labels)
     lung = (lab == LABEL_RIGHT_LUNG) | (lab == LABEL_LEFT_LUNG)
-    side = (lab[lung] == LABEL_LEFT_LUNG).astype(np.int64)
-    zone = np.asarray(zones)[lung].astype(np.int64)
-    if zone.size and (zone.max() >= N_ZONES):
+    zone = np.asarray(zones)[lung]
+    if zone.size and (int(zone.max()) >= N_ZONES or int(zone.min()) < 0):
         raise ValueError(
-            f"zones contain code {int(zone.max())}; expected 0..6 (ctpheno.vocab.ZONE_CODES)"
+            f"zones contain code {int(zone.max()) if int(zone.max()) >= N_ZONES else int(zone.min())}; "
+            f"expected 0..6 (ctpheno.vocab.ZONE_CODES)"
         )
-    code = (side * N_ZONES + zone) * N_BINS + (hu[lung].astype(np.int64) + HU_OFFSET)
+    # bin index (side * 7 + zone) * 65536 + HU + offset, built in place in one intp array
+    code = zone.astype(np.intp)
+    del zone
+    code[lab[lung] == LABEL_LEFT_LUNG] += N_ZONES
+    code *= N_BINS
+    code += hu[lung]
+    code += HU_OFFSET
     counts = np.bincount(code, minlength=2 * N_ZONES * N_BINS)
     return counts.reshape(2, N_ZONES, N_BINS)
 
