@@ -64,6 +64,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
 
+from ..io.zarrstore import label_box
 from ..vocab import LABEL_AIRWAYS, LUNG_LABELS, Spacing, check_spacing
 
 AIRWAY_COLUMNS = (
@@ -94,7 +95,12 @@ def signed_distance_mm(lumen: npt.NDArray[np.bool_], spacing_mm: Spacing) -> npt
     sp = check_spacing(spacing_mm)
     half = 0.5 * float(np.mean(sp))
     outside = ndi.distance_transform_edt(~lumen, sampling=sp)
-    inside = ndi.distance_transform_edt(lumen, sampling=sp)
+    # inside the lumen the nearest outside voxel is never farther than its box grown by one voxel
+    # (a point beyond the box moves closer when clamped onto that ring): exact on the box alone
+    inside = np.zeros(lumen.shape)
+    box = label_box(lumen, (1, 1, 1))
+    if box is not None:
+        inside[box] = ndi.distance_transform_edt(lumen[box], sampling=sp)
     return np.where(lumen, -(inside - half), outside - half).astype(np.float32)
 
 
@@ -203,13 +209,6 @@ def wall_area_pct(lumen_radius_mm: float, wall_thickness_mm: float) -> float:
     return 100.0 * (outer**2 - lumen_radius_mm**2) / outer**2 if outer > 0 else math.nan
 
 
-def _crop(lumen: np.ndarray, margin: tuple[int, int, int]) -> tuple[slice, ...]:
-    idx = np.nonzero(lumen)
-    return tuple(
-        slice(max(int(i.min()) - m, 0), min(int(i.max()) + m + 1, n)) for i, m, n in zip(idx, margin, lumen.shape)
-    )
-
-
 EXTEND_THRESHOLDS_HU = (-850.0, -875.0, -900.0, -925.0, -950.0)
 """Thresholds tried, highest first, when continuing the lumen into the lung (:func:`extend_lumen`)."""
 
@@ -246,7 +245,7 @@ def extend_lumen(
     if not lumen.any():
         return lumen.copy(), math.nan
     margin = tuple(int(math.ceil(max_distance_mm / s)) for s in sp)
-    box = _crop(lumen, margin)  # type: ignore[arg-type]
+    box = label_box(lumen, margin)  # type: ignore[arg-type]
     seed, img, inside = lumen[box], hu[box], lung[box] & ~lumen[box]
     voxel_ml = float(np.prod(sp)) / 1000.0
     struct = ndi.generate_binary_structure(3, 1)
@@ -316,7 +315,7 @@ def airway_metrics(
         return {c: math.nan for c in AIRWAY_COLUMNS}
     # everything below happens within reach of the lumen: crop once, not per full volume
     reach = max_distance_mm + (extend_distance_mm if extend else 0.0)
-    outer = _crop(lumen_full, tuple(int(math.ceil(reach / s)) + 1 for s in sp))  # type: ignore[arg-type]
+    outer = label_box(lumen_full, tuple(int(math.ceil(reach / s)) + 1 for s in sp))  # type: ignore[arg-type]
     hu_o, lumen_o = np.asarray(hu[outer]), lumen_full[outer]
     lung_o = np.isin(labels[outer], LUNG_LABELS)
     if not lung_o.any():
@@ -326,7 +325,7 @@ def airway_metrics(
             hu_o, lumen_o, lung_o, sp, max_distance_mm=extend_distance_mm, max_extension_ml=max_extension_ml
         )
     margin = tuple(int(math.ceil(max_distance_mm / s)) + 1 for s in sp)
-    box = _crop(lumen_o, margin)  # type: ignore[arg-type]
+    box = label_box(lumen_o, margin)  # type: ignore[arg-type]
     lumen = lumen_o[box]
     img = hu_o[box]
     lung = lung_o[box] & ~lumen
