@@ -3,7 +3,7 @@
 Philips Brilliance 16P, kernel D, 0.78 x 0.78 x 1.0 mm. Only the slices that hold the airway tree are
 decoded (JPEG 2000 decoding dominates the cost), then segmented by preprocess and measured end to end.
 Measured (docs/methods_features.md): the tree reaches generation 6 in both lungs with no leak (leak
-fraction 0), 47 branches, Pi10 2.9 mm blur-corrected (5.0 mm by plain FWHM on the same branches).
+fraction 0), 47 branches, Pi10 3.0 mm blur-corrected (5.1 mm by plain FWHM on the same branches).
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def test_pi10_and_segmental_walls_are_plausible(lidc):
     _, res = lidc
     ep = res.endpoints
     assert ep["airway_tree_flags"] == "" and int(res.branches["measured"].sum()) >= 10
-    # blur-corrected Pi10 of an adult smoker; FWHM-based software reports 3.6-3.8 mm on average, biased
-    # upward by the blur this measurement removes (docs/methods_features.md, "Pi10 on LIDC-IDRI-0314")
-    assert 2.4 < ep["pi10_mm"] < 4.2, ep
+    # blur-corrected Pi10 inside the span of published adult-smoker means, 2.57 mm (NELSON) to 3.9 mm
+    # (a Canadian population cohort); plain FWHM reads 5.1 mm here (docs/methods_features.md, "The range
+    # we compare with")
+    assert 2.55 < ep["pi10_mm"] < 3.95, ep
     assert 35.0 < ep["wa_pct_seg"] < 75.0 and 0.4 < ep["wall_thickness_seg_mm"] < 1.6, ep
     assert not math.isnan(ep["lumen_area_seg_mm2"])
