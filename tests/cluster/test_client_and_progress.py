@@ -69,6 +69,21 @@ def test_local_workers_keep_itk_and_zarr_to_their_threads():
     assert seen == {"itk": 1, "zarr": 1}
 
 
+def test_kubernetes_worker_pods_get_the_thread_env_and_the_user_wins():
+    from ctpheno.cluster.client import _kubernetes_kwargs
+
+    base = dict(kind="kubernetes", n_workers=4, threads_per_worker=2)
+    kw = _kubernetes_kwargs(ClusterConfig(**base, kubernetes={"image": "img:1"}))
+    assert kw["n_workers"] == 4 and kw["image"] == "img:1"
+    assert kw["env"] == {"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "2", "ZARR_THREADING__MAX_WORKERS": "2"}
+    kw = _kubernetes_kwargs(ClusterConfig(**base, kubernetes={"env": {"ZARR_THREADING__MAX_WORKERS": "8", "A": "b"}}))
+    assert kw["env"] == {"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "2", "ZARR_THREADING__MAX_WORKERS": "8", "A": "b"}
+    # Kubernetes' own list form: ours first, a name the user gives is theirs alone
+    user = [{"name": "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "value": "1"}, {"name": "A", "value": "b"}]
+    kw = _kubernetes_kwargs(ClusterConfig(**base, kubernetes={"env": user}))
+    assert kw["env"] == [{"name": "ZARR_THREADING__MAX_WORKERS", "value": "2"}, *user]
+
+
 def _log_order(task):
     with open(task.inputs["log"], "a") as f:
         f.write(task.scan_id + "\n")

@@ -49,6 +49,23 @@ def _jobqueue_kwargs(cfg: ClusterConfig) -> dict[str, Any]:
     return kwargs
 
 
+def _kubernetes_kwargs(cfg: ClusterConfig) -> dict[str, Any]:
+    """KubeCluster arguments: ``cluster.kubernetes`` plus the worker-thread environment in ``env``.
+
+    dask-kubernetes takes ``env`` as a mapping or as Kubernetes' list of ``{name, value}`` entries;
+    either way a variable the user sets wins over ours.
+    """
+    kwargs = {"n_workers": cfg.n_workers, **cfg.kubernetes}
+    ours = worker_thread_env(cfg.threads_per_worker)
+    user = kwargs.get("env") or {}
+    if isinstance(user, dict):
+        kwargs["env"] = {**ours, **user}
+    else:
+        named = {e.get("name") for e in user if isinstance(e, dict)}
+        kwargs["env"] = [{"name": k, "value": v} for k, v in ours.items() if k not in named] + list(user)
+    return kwargs
+
+
 def make_jobqueue_cluster(cfg: ClusterConfig) -> Any:
     """Build (but do not scale) the dask-jobqueue cluster for ``cfg.kind`` (starts its scheduler here)."""
     cls = _jobqueue_class(cfg)
@@ -112,7 +129,7 @@ def open_client(cfg: ClusterConfig) -> Iterator[Any]:
                 from dask_kubernetes.operator import KubeCluster
             except ImportError as err:  # pragma: no cover - extra missing
                 raise MissingExtraError("dask-kubernetes", "kubernetes", "cluster kind 'kubernetes'") from err
-            cluster = KubeCluster(**{"n_workers": cfg.n_workers, **cfg.kubernetes})
+            cluster = KubeCluster(**_kubernetes_kwargs(cfg))
             client = Client(cluster)
         else:  # pragma: no cover - Literal prevents this
             raise ConfigError(f"unknown cluster.kind {cfg.kind!r}")
