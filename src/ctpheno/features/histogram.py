@@ -81,11 +81,10 @@ def group_histograms(hu: np.ndarray, labels: np.ndarray, zones: np.ndarray) -> n
     lab = np.asarray(labels)
     lung = (lab == LABEL_RIGHT_LUNG) | (lab == LABEL_LEFT_LUNG)
     zone = np.asarray(zones)[lung]
-    if zone.size and (int(zone.max()) >= N_ZONES or int(zone.min()) < 0):
-        raise ValueError(
-            f"zones contain code {int(zone.max()) if int(zone.max()) >= N_ZONES else int(zone.min())}; "
-            f"expected 0..6 (ctpheno.vocab.ZONE_CODES)"
-        )
+    lo, hi = (int(zone.min()), int(zone.max())) if zone.size else (0, 0)
+    if hi >= N_ZONES or lo < 0:
+        raise ValueError(f"zones contain code {hi if hi >= N_ZONES else lo}; "
+                         f"expected 0..6 (ctpheno.vocab.ZONE_CODES)")
     # bin index (side * 7 + zone) * 65536 + HU + offset, built in place in one intp array
     code = zone.astype(np.intp)
     del zone

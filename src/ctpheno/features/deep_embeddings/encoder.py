@@ -36,6 +36,11 @@ def _block(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
             nn.ReLU(inplace=True)]
 
 
+def _check_patches(x: torch.Tensor) -> None:
+    if x.ndim != 5 or x.shape[1] != 1:
+        raise ValueError(f"PatchEncoder expects (B, 1, P, P, P) patches; got {tuple(x.shape)}")
+
+
 class PatchEncoder(nn.Module):
     """3D CNN mapping ``(B, 1, P, P, P)`` patches in [0, 1] to ``(B, 8 * width)`` embeddings."""
 
@@ -54,8 +59,7 @@ class PatchEncoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 5 or x.shape[1] != 1:
-            raise ValueError(f"PatchEncoder expects (B, 1, P, P, P) patches; got {tuple(x.shape)}")
+        _check_patches(x)
         return self.features(x).mean(dim=(2, 3, 4))
 
     def for_inference(self) -> "InferencePatchEncoder":
@@ -91,8 +95,7 @@ class InferencePatchEncoder(nn.Module):
         self.embedding_dim = 8 * width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 5 or x.shape[1] != 1:
-            raise ValueError(f"PatchEncoder expects (B, 1, P, P, P) patches; got {tuple(x.shape)}")
+        _check_patches(x)
         return self.features(x.contiguous(memory_format=torch.channels_last_3d)).mean(dim=(2, 3, 4))
 
 
