@@ -64,7 +64,8 @@ def _worker_threads() -> dict:
 
 
 def test_local_workers_keep_itk_and_zarr_to_their_threads():
-    with open_client(ClusterConfig(kind="local", n_workers=1, threads_per_worker=1, memory_limit="1GiB")) as c:
+    cfg = ClusterConfig(kind="local", n_workers=1, threads_per_worker=1, memory_limit="1GiB")
+    with open_client(cfg) as c:
         seen = c.submit(_worker_threads, pure=False).result()
     assert seen == {"itk": 1, "zarr": 1}
 
@@ -76,12 +77,21 @@ def test_kubernetes_worker_pods_get_the_thread_env_and_the_user_wins():
     kw = _kubernetes_kwargs(ClusterConfig(**base, kubernetes={"image": "img:1"}))
     assert kw["n_workers"] == 4 and kw["image"] == "img:1"
     assert kw["env"] == {"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "2", "ZARR_THREADING__MAX_WORKERS": "2"}
-    kw = _kubernetes_kwargs(ClusterConfig(**base, kubernetes={"env": {"ZARR_THREADING__MAX_WORKERS": "8", "A": "b"}}))
-    assert kw["env"] == {"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "2", "ZARR_THREADING__MAX_WORKERS": "8", "A": "b"}
+    user = {"ZARR_THREADING__MAX_WORKERS": "8", "A": "b"}
+    kw = _kubernetes_kwargs(ClusterConfig(**base, kubernetes={"env": user}))
+    assert kw["env"] == {"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "2", **user}
     # Kubernetes' own list form: ours first, a name the user gives is theirs alone
     user = [{"name": "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "value": "1"}, {"name": "A", "value": "b"}]
     kw = _kubernetes_kwargs(ClusterConfig(**base, kubernetes={"env": user}))
     assert kw["env"] == [{"name": "ZARR_THREADING__MAX_WORKERS", "value": "2"}, *user]
+
+
+def test_threaded_local_workers_have_no_memory_limit():
+    """Threads share this process: a limit would be checked against the whole process (the test session's
+    memory included) and pause the workers for good once over 80 %."""
+    with open_client(ClusterConfig(kind="local", n_workers=1, processes=False, memory_limit="1GiB")) as c:
+        limits = c.run(lambda dask_worker: dask_worker.memory_manager.memory_limit)
+    assert list(limits.values()) == [None]
 
 
 def _log_order(task):

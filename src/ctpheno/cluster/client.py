@@ -45,7 +45,8 @@ def worker_thread_env(threads: int) -> dict[str, str]:
 def _jobqueue_kwargs(cfg: ClusterConfig) -> dict[str, Any]:
     kwargs = {"cores": cfg.threads_per_worker, "processes": 1, "memory": cfg.memory_limit, **cfg.jobqueue}
     exports = [f"export {k}={v}" for k, v in worker_thread_env(cfg.threads_per_worker).items()]
-    kwargs["job_script_prologue"] = exports + list(kwargs.get("job_script_prologue") or [])  # the user's last: they win
+    # the user's prologue after ours: their exports win
+    kwargs["job_script_prologue"] = exports + list(kwargs.get("job_script_prologue") or [])
     return kwargs
 
 
@@ -111,8 +112,11 @@ def open_client(cfg: ClusterConfig) -> Iterator[Any]:
         if cfg.kind == "local":
             # worker processes talk over TCP on the loopback only; threads use the in-process comm
             where = {"host": "127.0.0.1"} if cfg.processes else {}
+            # threads in this process: Dask would hold each worker to the limit on the whole process's
+            # memory (the driver's included) and pause it for good once that is over 80 %
             cluster = LocalCluster(n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker,
-                                   memory_limit=cfg.memory_limit, processes=cfg.processes,
+                                   memory_limit=cfg.memory_limit if cfg.processes else 0,
+                                   processes=cfg.processes,
                                    dashboard_address=":0" if cfg.dashboard else None, **where)
             client = Client(cluster)
         elif cfg.kind == "address":

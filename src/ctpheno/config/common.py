@@ -37,7 +37,9 @@ class ClusterConfig(StrictModel):
     threads_per_worker: PositiveInt = 1
     """Threads per worker; per-scan work is NumPy-heavy, so 1 thread per process scales best."""
     memory_limit: str = "4GiB"
-    """Memory limit per worker (Dask spills at 60%, pauses at 80%, restarts the worker at 95%)."""
+    """Memory limit per worker (Dask spills at 60%, pauses at 80%, restarts the worker at 95%). Worker
+    processes only: threads in this process (``processes: false``) get none (Dask would measure the
+    whole process against it and pause them for good)."""
     processes: bool = True
     """Local workers as processes (True) or threads in this process (False)."""
     address: Optional[str] = None
